@@ -1,0 +1,87 @@
+"""The scalar autograd engine: the seed's `Value` class, with a backward pass that never recurses.
+
+Kept free of Flask and of JSON so that it reads like the seed and can be checked against it alone.
+"""
+import math
+
+
+class Value:
+    """Stores a single scalar value and its gradient, as a node in a computation graph."""
+
+    __slots__ = ("data", "grad", "_children", "_local_grads")
+
+    def __init__(self, data, children=(), local_grads=()):
+        self.data = data  # scalar value of this node
+        self.grad = 0  # derivative of the loss w.r.t. this node
+        self._children = children  # children of this node in the computation graph
+        self._local_grads = local_grads  # local derivative of this node w.r.t. its children
+
+    def __add__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        return Value(self.data + other.data, (self, other), (1, 1))
+
+    def __mul__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        return Value(self.data * other.data, (self, other), (other.data, self.data))
+
+    def __pow__(self, other):
+        return Value(self.data**other, (self,), (other * self.data ** (other - 1),))
+
+    def log(self):
+        return Value(math.log(self.data), (self,), (1 / self.data,))
+
+    def exp(self):
+        return Value(math.exp(self.data), (self,), (math.exp(self.data),))
+
+    def relu(self):
+        return Value(max(0, self.data), (self,), (float(self.data > 0),))
+
+    def __neg__(self):
+        return self * -1
+
+    def __radd__(self, other):
+        return self + other
+
+    def __sub__(self, other):
+        return self + (-other)
+
+    def __rsub__(self, other):
+        return other + (-self)
+
+    def __rmul__(self, other):
+        return self * other
+
+    def __truediv__(self, other):
+        return self * other**-1
+
+    def __rtruediv__(self, other):
+        return other * self**-1
+
+    def backward(self):
+        """Accumulate d(self)/d(node) into every node's grad, in the seed's order.
+
+        The order is the seed's depth-first post-order from self, children in their listed order,
+        walked with an explicit stack so that a graph of any depth works.
+        """
+        self.grad = 1
+        for v in reversed(topological_order(self)):
+            for child, local_grad in zip(v._children, v._local_grads):
+                child.grad += local_grad * v.grad
+
+
+def topological_order(root):
+    """Depth-first post-order from root: the list the seed's recursive build_topo makes."""
+    topo = []
+    visited = {root}
+    stack = [(root, iter(root._children))]
+    while stack:
+        v, children = stack[-1]
+        for child in children:
+            if child not in visited:
+                visited.add(child)
+                stack.append((child, iter(child._children)))
+                break
+        else:
+            stack.pop()
+            topo.append(v)
+    return topo

@@ -1,0 +1,52 @@
+"""The service about itself: liveness, readiness, and the contract it serves."""
+import functools
+from pathlib import Path
+
+import yaml
+from flask import Blueprint, current_app, jsonify
+
+from service import graph
+
+bp = Blueprint("meta", __name__)
+
+SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
+
+
+@functools.cache
+def spec_text():
+    return SPEC_PATH.read_text(encoding="utf-8")
+
+
+@functools.cache
+def spec_document():
+    return yaml.safe_load(spec_text())
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness: the process answers."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness: the contract is loaded and the engine differentiates a product."""
+    spec_document()
+    _, (x, y, product) = graph.evaluate([
+        {"id": "x", "op": "value", "data": 2.0},
+        {"id": "y", "op": "value", "data": 3.0},
+        {"id": "xy", "op": "mul", "children": ["x", "y"]},
+    ])
+    if (product.data, x.grad, y.grad) != (6.0, 3.0, 2.0):
+        return jsonify(status="engine check failed"), 503
+    return jsonify(status="ready")
+
+
+@bp.get("/openapi.yaml")
+def openapi_yaml():
+    return current_app.response_class(spec_text(), mimetype="application/yaml")
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(spec_document())
