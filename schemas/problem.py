@@ -7,7 +7,7 @@ from schemas.graph import Id, Number
 class ProblemErrorSchema(Schema):
     """One thing wrong with the request, located precisely enough to fix it."""
 
-    node = Id(allow_none=True, metadata={"description": "The id of the node at fault, when it has a valid one."})
+    node = Id(metadata={"description": "The id of the node at fault; absent when the problem is not one node's, or the node has no valid id."})
     index = fields.Integer(metadata={"description": "The node's position in the request's `nodes` list."})
     field = fields.String(allow_none=True, metadata={"description": 'The field at fault, like "data" or "children[1]"; null for the node as a whole.'})
     message = fields.String(required=True)

@@ -45,14 +45,13 @@ def from_validation_error(error):
             for position, node_messages in messages.items():
                 if isinstance(position, int):
                     node = nodes[position]
-                    node_id = node.get("id") if isinstance(node, dict) and is_id(node.get("id")) else None
-                    errors += [{"node": node_id, "index": position, "field": field, "message": text}
+                    named = {"node": node["id"]} if isinstance(node, dict) and is_id(node.get("id")) else {}
+                    errors += [{**named, "index": position, "field": field, "message": text}
                                for field, text in _flatten(node_messages)]
                 else:
-                    errors += [{"node": None, "field": "nodes", "message": text} for text in node_messages]
+                    errors += [{"field": "nodes", "message": text} for text in node_messages]
         else:
-            errors += [{"node": None, "field": None if key == "_schema" else key, "message": text}
-                       for _, text in _flatten(messages)]
+            errors += [{"field": None if key == "_schema" else key, "message": text} for _, text in _flatten(messages)]
     return Problem(422, "/problems/invalid-graph", "The graph is not valid",
                    f"{len(errors)} problem{'s' if len(errors) > 1 else ''} found; see errors.", errors=errors)
 

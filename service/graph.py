@@ -77,7 +77,7 @@ def choose_output(nodes, index, children, output):
     if output is not None:
         if output not in index:
             raise GraphError("invalid-graph", "The output is not a node.",
-                             [{"node": None, "field": "output", "message": f"No node has the id {output!r}."}])
+                             [{"field": "output", "message": f"No node has the id {output!r}."}])
         return index[output]
     used = set()
     for child_positions in children:
@@ -89,7 +89,7 @@ def choose_output(nodes, index, children, output):
         return 0  # every node is used by another, so there is a cycle: build_values names it
     shown = ", ".join(repr(nodes[i]["id"]) for i in sinks[:10]) + (", ..." if len(sinks) > 10 else "")
     raise GraphError("invalid-graph", "Several nodes are used by no other node; name the one to differentiate.",
-                     [{"node": None, "field": "output",
+                     [{"field": "output",
                        "message": f"No output was given and {len(sinks)} nodes are used by no other node: {shown}."}])
 
 
