@@ -208,7 +208,7 @@ def node_is_valid(node):
             and node.keys() <= _OPERATION_KEYS
             and type(children) is list
             and len(children) == arity
-            and all(is_id(child) for child in children)
+            and all(map(is_id, children))
             and (_is_number(node.get("exponent")) if op == "pow" else "exponent" not in node)
         )
     if "children" in node or "local_grads" in node:
@@ -219,7 +219,7 @@ def node_is_valid(node):
             and type(children) is list
             and type(local_grads) is list
             and len(children) == len(local_grads)
-            and all(is_id(child) for child in children)
-            and all(_is_number(grad) for grad in local_grads)
+            and all(map(is_id, children))
+            and all(map(_is_number, local_grads))
         )
     return node.keys() <= _LEAF_KEYS and _is_number(node.get("data"))

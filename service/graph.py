@@ -1,8 +1,8 @@
-"""From a validated node list to evaluated Values: resolve ids, build the Values children first (the
+"""From a validated node list to evaluated Values: build each node's Value after its children (the
 forward pass), then run the engine's backward pass from the output node.
 
-Everything that can be wrong with a graph that the schemas cannot see (ids, cycles, the choice of
-output, numbers that leave the doubles) is found here and raised as a GraphError.
+Everything wrong with a graph that the schemas cannot see (ids, cycles, the choice of output,
+numbers that leave the finite doubles) is found here and raised as a GraphError.
 """
 import math
 import operator
@@ -31,25 +31,92 @@ class GraphError(Exception):
 
 def evaluate(nodes, output=None):
     """Evaluate a schema-valid node list: returns the output's id and one Value per node, in order."""
-    index = index_ids(nodes)
-    children = resolve_children(nodes, index)
-    out = choose_output(nodes, index, children, output)
-    values = build_values(nodes, children)
-    values[out].backward()
-    check_grads(nodes, values, values[out])
-    return nodes[out]["id"], values
+    values = build_values(nodes)
+    output = choose_output(nodes, values, output)
+    root = values[output]
+    root.backward()
+    ordered = list(values.values())
+    check_grads(nodes, ordered, root)
+    return output, ordered
 
 
-def _node_error(nodes, i, field, message, **extra):
-    return {"node": nodes[i]["id"], "index": i, "field": field, "message": message, **extra}
+def build_values(nodes):
+    """Every node's Value by id, in request order, each built after its children.
+
+    A graph serialized the way it was built lists children first and takes one pass; a graph in any
+    other order is put in order by `dependency_order` and built again.
+    """
+    values = {}
+    for i, node in enumerate(nodes):
+        try:
+            inputs = [values[child] for child in node["children"]] if "children" in node else ()
+        except KeyError:
+            return build_in_dependency_order(nodes)
+        values[node["id"]] = build_value(nodes, i, inputs)
+    if len(values) != len(nodes):
+        index_ids(nodes)  # raises, naming the duplicates
+    return values
+
+
+def build_in_dependency_order(nodes):
+    values = {}
+    for i in dependency_order(nodes):
+        node = nodes[i]
+        values[node["id"]] = build_value(nodes, i, [values[child] for child in node.get("children", ())])
+    return {node["id"]: values[node["id"]] for node in nodes}
+
+
+def build_value(nodes, i, inputs):
+    """The Value of node i from its children's Values: the forward pass of one node."""
+    node = nodes[i]
+    op = node.get("op", "value")
+    if op == "value":
+        if "local_grads" in node:
+            return Value(float(node["data"]), tuple(inputs), tuple(map(float, node["local_grads"])))
+        return Value(float(node["data"]))
+    try:
+        value = inputs[0] ** float(node["exponent"]) if op == "pow" else COMPUTE[op](*inputs)
+        if math.isfinite(value.data):  # a complex power raises TypeError here
+            return value
+    except (ArithmeticError, ValueError, TypeError):
+        pass
+    data = [v.data for v in inputs]
+    raise GraphError("numeric-error", "A node's value is not a finite number.",
+                     [_node_error(nodes, i, None, numeric_reason(op, data, node.get("exponent")), op=op, inputs=data)])
+
+
+def dependency_order(nodes):
+    """Node positions, each after its children's: a depth-first post-order, walked with a stack."""
+    children = resolve_children(nodes, index_ids(nodes))
+    order = []
+    state = bytearray(len(nodes))  # 0 unseen, 1 on the current path, 2 placed in order
+    for root in range(len(nodes)):
+        if state[root]:
+            continue
+        state[root] = 1
+        stack = [(root, iter(children[root]))]
+        while stack:
+            i, pending = stack[-1]
+            for j in pending:
+                if state[j] == 0:
+                    state[j] = 1
+                    stack.append((j, iter(children[j])))
+                    break
+                if state[j] == 1:
+                    raise _cycle_error(nodes, [k for k, _ in stack], j)
+            else:
+                stack.pop()
+                state[i] = 2
+                order.append(i)
+    return order
 
 
 def index_ids(nodes):
+    """Each id's position in `nodes`; ids must be unique."""
     index = {node["id"]: i for i, node in enumerate(nodes)}
     if len(index) == len(nodes):
         return index
-    first = {}
-    errors = []
+    first, errors = {}, []
     for i, node in enumerate(nodes):
         if node["id"] in first:
             errors.append(_node_error(nodes, i, "id", f"Duplicate id: node {first[node['id']]} has it too."))
@@ -59,7 +126,7 @@ def index_ids(nodes):
 
 
 def resolve_children(nodes, index):
-    """Each node's children as positions in `nodes`."""
+    """Each node's children as positions in `nodes`; every child must name a node."""
     try:
         return [[index[child] for child in node["children"]] if "children" in node else () for node in nodes]
     except KeyError:
@@ -72,74 +139,47 @@ def resolve_children(nodes, index):
         raise GraphError("invalid-graph", "A child names no node.", errors) from None
 
 
-def choose_output(nodes, index, children, output):
-    """The output's position: the one given, or else the one node that no other node uses."""
+def choose_output(nodes, values, output):
+    """The output's id: the one given, or else the one node that no other node uses."""
     if output is not None:
-        if output not in index:
+        if output not in values:
             raise GraphError("invalid-graph", "The output is not a node.",
                              [{"field": "output", "message": f"No node has the id {output!r}."}])
-        return index[output]
+        return output
     used = set()
-    for child_positions in children:
-        used.update(child_positions)
-    sinks = [i for i in range(len(nodes)) if i not in used]
+    for node in nodes:
+        used.update(node.get("children", ()))
+    sinks = [node["id"] for node in nodes if node["id"] not in used]
     if len(sinks) == 1:
         return sinks[0]
-    if not sinks:
-        return 0  # every node is used by another, so there is a cycle: build_values names it
-    shown = ", ".join(repr(nodes[i]["id"]) for i in sinks[:10]) + (", ..." if len(sinks) > 10 else "")
+    shown = ", ".join(map(repr, sinks[:10])) + (", ..." if len(sinks) > 10 else "")
     raise GraphError("invalid-graph", "Several nodes are used by no other node; name the one to differentiate.",
-                     [{"field": "output",
-                       "message": f"No output was given and {len(sinks)} nodes are used by no other node: {shown}."}])
+                     [{"field": "output", "message": f"No output was given and {len(sinks)} nodes are used by no other node: {shown}."}])
 
 
-def build_values(nodes, children):
-    """One Value per node, each built after its children, walking depth-first with an explicit stack."""
-    values = [None] * len(nodes)
-    on_path = bytearray(len(nodes))
-    for root in range(len(nodes)):
-        if values[root] is not None:
+def check_grads(nodes, values, root):
+    """Every grad must be finite; if one is not, name the node nearest the output where it went wrong."""
+    if all(map(math.isfinite, map(operator.attrgetter("grad"), values))):
+        return
+    position = {id(v): i for i, v in enumerate(values)}
+    for v in reversed(topological_order(root)):
+        i = position.get(id(v))
+        if i is None or math.isfinite(v.grad) and all(map(math.isfinite, v._local_grads)):
             continue
-        on_path[root] = 1
-        stack = [(root, iter(children[root]))]
-        while stack:
-            i, pending = stack[-1]
-            for j in pending:
-                if values[j] is None:
-                    if on_path[j]:
-                        raise _cycle_error(nodes, [k for k, _ in stack], j)
-                    on_path[j] = 1
-                    stack.append((j, iter(children[j])))
-                    break
-            else:
-                stack.pop()
-                on_path[i] = 0
-                values[i] = build_value(nodes, i, [values[j] for j in children[i]])
-    return values
-
-
-def build_value(nodes, i, inputs):
-    node = nodes[i]
-    op = node.get("op", "value")
-    if op == "value":
-        if "local_grads" in node:
-            return Value(float(node["data"]), tuple(inputs), tuple(map(float, node["local_grads"])))
-        return Value(float(node["data"]))
-    try:
-        value = inputs[0] ** float(node["exponent"]) if op == "pow" else COMPUTE[op](*inputs)
-        finite = math.isfinite(value.data) and all(map(math.isfinite, value._local_grads))
-    except (ArithmeticError, ValueError, TypeError):  # TypeError: isfinite of a complex power
-        finite = False
-    if not finite:
-        data = [v.data for v in inputs]
-        raise GraphError("numeric-error", "A node's value or local gradient is not a finite number.",
-                         [_node_error(nodes, i, None, numeric_reason(op, data, node.get("exponent")), op=op, inputs=data)])
-    return value
+        node = nodes[i]
+        op = node.get("op", "value")
+        if math.isfinite(v.grad):  # the grad is fine but one of its local gradients is not
+            data = [child.data for child in v._children]
+            reason = numeric_reason(op, data, node.get("exponent"))
+            raise GraphError("numeric-error", "A local gradient is not a finite number.",
+                             [_node_error(nodes, i, None, reason, op=op, inputs=data)])
+        raise GraphError("numeric-error", "A gradient is not a finite number.",
+                         [_node_error(nodes, i, None, f"The gradient of the output with respect to this node overflows ({v.grad!r}).", op=op)])
 
 
 def numeric_reason(op, inputs, exponent):
     """Why `op` at `inputs` leaves the finite doubles, in words."""
-    x = inputs[0]
+    x = inputs[0] if inputs else None
     if op == "log":
         return f"log({x!r}): log is defined only for numbers > 0." if x <= 0 else f"The derivative of log at {x!r}, 1/x, overflows."
     if op == "exp":
@@ -157,19 +197,11 @@ def numeric_reason(op, inputs, exponent):
     return f"{op}({', '.join(map(repr, inputs))}) overflows."
 
 
-def check_grads(nodes, values, output):
-    if all(map(math.isfinite, (v.grad for v in values))):
-        return
-    position = {id(v): i for i, v in enumerate(values)}
-    for v in reversed(topological_order(output)):  # the first non-finite grad on the way back is the cause
-        if not math.isfinite(v.grad) and id(v) in position:
-            i = position[id(v)]
-            raise GraphError("numeric-error", "A gradient is not a finite number.",
-                             [_node_error(nodes, i, None, f"The gradient of the output with respect to this node overflows ({v.grad!r}).",
-                                          op=nodes[i].get("op", "value"))])
+def _node_error(nodes, i, field, message, **extra):
+    return {"node": nodes[i]["id"], "index": i, "field": field, "message": message, **extra}
 
 
 def _cycle_error(nodes, path, repeated):
     cycle = [nodes[k]["id"] for k in path[path.index(repeated):]] + [nodes[repeated]["id"]]
-    return GraphError("invalid-graph", "The graph has a cycle.",
-                      [_node_error(nodes, repeated, "children", "This node depends on itself: " + " -> ".join(map(repr, cycle)) + ".", cycle=cycle)])
+    message = "This node depends on itself: " + " -> ".join(map(repr, cycle)) + "."
+    return GraphError("invalid-graph", "The graph has a cycle.", [_node_error(nodes, repeated, "children", message, cycle=cycle)])

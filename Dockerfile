@@ -1,0 +1,60 @@
+# valuegraph: the service under gunicorn, the same command as `make run`, listening on 0.0.0.0:8000.
+#
+#   docker build -t valuegraph .
+#   docker run --rm -p 8000:8000 valuegraph
+#
+# BASE_IMAGE is any Debian-like image with python3 (3.11) and its venv module: the official
+# python:3.11-slim, or, on a machine whose Docker engine can pull no images, the one that
+#   ../shared/docker/base-image.sh
+# makes (Debian bookworm's python3 + python3-venv, no pip outside a venv, no `python`, no curl).
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+
+# The unprivileged user the server runs as, made once, before anything that changes. It has a home
+# because gunicorn (25.1+) puts its control socket in $HOME/.gunicorn/ when XDG_RUNTIME_DIR is unset.
+RUN groupadd --system --gid 10001 valuegraph \
+ && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/valuegraph \
+        --shell /usr/sbin/nologin valuegraph
+
+# Optional package-index settings for the pip install below, for a machine that needs them; pip
+# reads these variables itself. Leave them unset to use pip's default index. They are build-time
+# only (not in the image's environment), but `docker history` shows them: put no password in one.
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_TRUSTED_HOST
+# The pinned dependencies next, in a layer of their own, so that a change to the code reuses it.
+# pip and setuptools leave the venv afterwards: the running service needs neither.
+COPY requirements.txt /tmp/requirements.txt
+RUN set -eu; \
+    for name in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST; do \
+        eval "[ -n \"\${$name:-}\" ]" || unset "$name"; \
+    done; \
+    python3 -m venv "$VIRTUAL_ENV"; \
+    "$VIRTUAL_ENV/bin/pip" install --no-cache-dir --disable-pip-version-check --require-virtualenv \
+        -r /tmp/requirements.txt; \
+    "$VIRTUAL_ENV/bin/pip" uninstall --yes --quiet --disable-pip-version-check pip setuptools; \
+    rm /tmp/requirements.txt
+
+WORKDIR /app
+COPY gunicorn.conf.py openapi.yaml ./
+COPY schemas/ schemas/
+COPY service/ service/
+RUN python -m compileall -q service schemas
+
+# Root owns the code; the server runs as an unprivileged user that can only read it.
+USER 10001:10001
+
+ENV HOST=0.0.0.0 \
+    PORT=8000
+EXPOSE 8000
+
+# No curl in the base image: the venv's python asks GET /healthz, and fails on anything but a 2xx.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=4)"]
+
+CMD ["gunicorn", "--config", "gunicorn.conf.py"]

@@ -1,0 +1,92 @@
+"""Fixtures: the app and its test client (as in Flask's tutorial), the contract, and the real server."""
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+import requests
+import yaml
+from openapi_schema_validator import OAS30Validator
+
+from service import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SEED_GRAPH = {
+    "nodes": [
+        {"id": "a", "op": "value", "data": 2.0},
+        {"id": "b", "op": "value", "data": 3.0},
+        {"id": "c", "op": "add", "children": ["a", "b"]},
+        {"id": "d", "op": "mul", "children": ["c", "a"]},
+        {"id": "e", "op": "log", "children": ["d"]},
+    ]
+}
+
+
+@pytest.fixture
+def app():
+    return create_app({"TESTING": True})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def spec():
+    return yaml.safe_load((ROOT / "openapi.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def conforms(spec):
+    """conforms(path, method, status, content_type, body): assert the response is one the contract allows."""
+
+    def check(path, method, status, content_type, body):
+        responses = spec["paths"][path][method.lower()]["responses"]
+        assert str(status) in responses, f"{method} {path} answered {status}, which the contract does not list"
+        media = content_type.split(";")[0].strip()
+        content = responses[str(status)]["content"]
+        assert media in content, f"{method} {path} {status} came as {media}, the contract says {list(content)}"
+        if media.endswith("json"):
+            schema = {**content[media]["schema"], "components": spec["components"]}
+            OAS30Validator(schema).validate(orjson.loads(body))
+
+    return check
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """The real gunicorn with the project's gunicorn.conf.py, on a free port; yields its base URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2", "VALUEGRAPH_MAX_NODES": "1000000"}
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not become ready:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

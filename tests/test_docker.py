@@ -1,0 +1,192 @@
+"""The container: the Dockerfile built and run for real, and docker-compose.yml checked by compose.
+
+The Docker engine and the base image come from ../shared/docker/base-image.sh (beside the repo),
+which starts an engine when none answers and makes a Debian bookworm image with python3 and venv
+for an engine that can pull no images; it prints that image's tag last. Where the script is missing
+or fails, these tests skip and say why. The first run of the script takes a few minutes; after it,
+this file takes well under a minute (a cached build, ~10 s until the HEALTHCHECK first passes).
+
+Self-contained: it uses no fixture from conftest.py.
+"""
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from service.engine import Value  # noqa: E402  (after the path, for a plain `pytest` run)
+
+BASE_IMAGE_SCRIPT = Path(__file__).resolve().parents[2] / "shared/docker/base-image.sh"
+IMAGE = "valuegraph-test"
+# pip settings that a machine may need inside `docker build`; passed on only when set here.
+PIP_BUILD_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
+HEALTHY_WITHIN = 60  # seconds, from `docker run` until the image's own HEALTHCHECK reports healthy
+
+SEED_REQUEST = {"nodes": [
+    {"id": "a", "op": "value", "data": 2.0},
+    {"id": "b", "op": "value", "data": 3.0},
+    {"id": "c", "op": "add", "children": ["a", "b"]},
+    {"id": "d", "op": "mul", "children": ["c", "a"]},
+    {"id": "e", "op": "log", "children": ["d"]},
+]}
+
+
+def run(args, timeout, check=True, **kwargs):
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, args))} exited {result.returncode}:\n"
+                    f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def base_image():
+    """The base image's tag, once a Docker engine answers; a skip, saying why, when none can be had."""
+    if not BASE_IMAGE_SCRIPT.is_file():
+        pytest.skip(f"no Docker test: {BASE_IMAGE_SCRIPT} is missing, so no engine or base image can be had")
+    try:
+        # bash, not the file itself: shared/ may come without its executable bits.
+        result = subprocess.run(["bash", str(BASE_IMAGE_SCRIPT)], capture_output=True, text=True, timeout=1200)
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"no Docker test: {BASE_IMAGE_SCRIPT} ran for more than 20 minutes")
+    if result.returncode != 0:
+        pytest.skip(f"no Docker test: {BASE_IMAGE_SCRIPT} exited {result.returncode} "
+                    f"(no Docker engine could be started, or no base image made): {result.stderr.strip()[-1000:]}")
+    lines = result.stdout.strip().splitlines()
+    if not lines or shutil.which("docker") is None:
+        pytest.skip(f"no Docker test: {BASE_IMAGE_SCRIPT} printed no image tag or left no docker command")
+    if run(["docker", "info"], timeout=60, check=False).returncode != 0:
+        pytest.skip("no Docker test: the Docker engine does not answer `docker info`")
+    return lines[-1].strip()
+
+
+@pytest.fixture(scope="module")
+def image(base_image):
+    """valuegraph-test, built from the repo's Dockerfile on the base image."""
+    pip_args = [arg for name in PIP_BUILD_ARGS if os.environ.get(name) for arg in ("--build-arg", name)]
+    run(["docker", "build", "--build-arg", f"BASE_IMAGE={base_image}", *pip_args, "-t", IMAGE, "."],
+        cwd=ROOT, timeout=600)
+    return IMAGE
+
+
+def inspect(target, template):
+    return run(["docker", "inspect", "--format", template, target], timeout=30).stdout.strip()
+
+
+def wait_healthy(container):
+    deadline = time.monotonic() + HEALTHY_WITHIN
+    while True:
+        state = inspect(container, "{{.State.Status}} {{.State.Health.Status}}")
+        if state == "running healthy":
+            return
+        if not state.startswith("running") or state.endswith(" unhealthy") or time.monotonic() > deadline:
+            logs = run(["docker", "logs", "--tail", "50", container], timeout=30, check=False)
+            pytest.fail(f"container is {state!r}, not healthy, {HEALTHY_WITHIN} s after start; its last logs:\n"
+                        f"{logs.stdout}{logs.stderr}")
+        time.sleep(0.5)
+
+
+def seed_in_process():
+    """The seed's example run by the engine itself: the exact floats the service must send back."""
+    a, b = Value(2.0), Value(3.0)
+    c = a + b
+    d = c * a
+    e = d.log()
+    e.backward()
+    return {name: (value.data, value.grad) for name, value in zip("abcde", (a, b, c, d, e))}
+
+
+def test_image_serves_the_seed_example_healthy_and_not_as_root(image):
+    healthcheck = inspect(image, "{{json .Config.Healthcheck.Test}}")
+    assert "/healthz" in healthcheck and "urllib" in healthcheck
+    assert inspect(image, "{{json .Config.Cmd}}") == '["gunicorn","--config","gunicorn.conf.py"]'
+
+    container = f"valuegraph-test-{uuid.uuid4().hex[:12]}"
+    try:
+        run(["docker", "run", "--detach", "--name", container, "--publish", "127.0.0.1::8000", image], timeout=60)
+        wait_healthy(container)
+        host, _, port = run(["docker", "port", container, "8000/tcp"], timeout=30).stdout.split()[0].rpartition(":")
+        assert host == "127.0.0.1"
+        base = f"http://127.0.0.1:{port}"
+
+        response = requests.post(f"{base}/v1/evaluate", json=SEED_REQUEST, timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"] == "application/json"
+        body = response.json()
+        assert body["output"] == "e"
+        got = {node["id"]: (node["data"], node["grad"]) for node in body["nodes"]}
+        assert list(got) == ["a", "b", "c", "d", "e"]
+        assert got == seed_in_process()
+        assert got["e"][0] == math.log(10)
+        assert {name: grad for name, (_, grad) in got.items()} == {"a": 0.7, "b": 0.2, "c": 0.2, "d": 0.1, "e": 1}
+
+        missing = requests.get(f"{base}/no/such/path", timeout=30)
+        assert missing.status_code == 404
+        assert missing.headers["Content-Type"] == "application/problem+json"
+        assert missing.json()["status"] == 404
+
+        uid = run(["docker", "exec", container, "id", "-u"], timeout=30).stdout.strip()
+        assert uid.isdigit() and uid != "0"
+        # The server itself, PID 1 (gunicorn's arbiter), runs as that user too.
+        status = run(["docker", "exec", container, "cat", "/proc/1/status"], timeout=30).stdout
+        real, effective = next(line.split()[1:3] for line in status.splitlines() if line.startswith("Uid:"))
+        assert real == effective == uid
+    finally:
+        subprocess.run(["docker", "rm", "--force", "--volumes", container], capture_output=True, timeout=60)
+
+
+def compose_command():
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True,
+                                                   timeout=30).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def compose_config(command, **env):
+    """docker-compose.yml as compose resolves it, with only `env` set of the variables it reads."""
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("BASE_IMAGE", "VALUEGRAPH_MAX_BODY_BYTES", "VALUEGRAPH_MAX_NODES", "WEB_CONCURRENCY")}
+    environment.update(env)
+    result = run([*command, "--project-name", f"vgtest{uuid.uuid4().hex[:8]}", "config"],
+                 cwd=ROOT, env=environment, timeout=60)
+    return yaml.safe_load(result.stdout)["services"]["valuegraph"]
+
+
+def test_compose_file_is_valid_with_the_healthcheck_and_the_limits():
+    command = compose_command()
+    if command is None and BASE_IMAGE_SCRIPT.is_file():
+        subprocess.run(["bash", str(BASE_IMAGE_SCRIPT)], capture_output=True, timeout=1200)  # installs docker-compose
+        command = compose_command()
+    if command is None:
+        pytest.skip("no compose test: neither `docker compose` nor `docker-compose` is installed, "
+                    f"and {BASE_IMAGE_SCRIPT} could not install it")
+
+    service = compose_config(command)
+    assert service["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim"
+    assert Path(service["build"]["context"]).resolve() == ROOT
+    assert [(str(port["published"]), int(port["target"])) if isinstance(port, dict) else port
+            for port in service["ports"]] in ([("8000", 8000)], ["8000:8000"])
+    assert service["environment"] == {
+        "VALUEGRAPH_MAX_BODY_BYTES": "268435456", "VALUEGRAPH_MAX_NODES": "1000000", "WEB_CONCURRENCY": "2"}
+    healthcheck = service["healthcheck"]
+    assert healthcheck["test"][0] == "CMD" and "/healthz" in " ".join(healthcheck["test"])
+    assert {"interval", "timeout", "retries"} <= set(healthcheck)
+
+    service = compose_config(command, BASE_IMAGE="local/python:3.11-bookworm", VALUEGRAPH_MAX_BODY_BYTES="1024",
+                             VALUEGRAPH_MAX_NODES="10", WEB_CONCURRENCY="3")
+    assert service["build"]["args"]["BASE_IMAGE"] == "local/python:3.11-bookworm"
+    assert service["environment"] == {
+        "VALUEGRAPH_MAX_BODY_BYTES": "1024", "VALUEGRAPH_MAX_NODES": "10", "WEB_CONCURRENCY": "3"}
