@@ -1,0 +1,208 @@
+"""POST /v1/evaluate through Flask's test client: the answers, and every error the contract names.
+Every response is checked against openapi.yaml."""
+import math
+
+import orjson
+import pytest
+
+from service import create_app
+from tests.conftest import SEED_GRAPH
+from tests.seed_value import evaluate_with_seed
+
+PATH = "/v1/evaluate"
+
+
+@pytest.fixture
+def post(client, conforms):
+    """post(body, content_type): send bytes (or a JSON-able body), check the answer against the contract."""
+
+    def send(body, content_type="application/json", test_client=client):
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        response = test_client.post(PATH, data=data, content_type=content_type)
+        conforms(PATH, "post", response.status_code, response.content_type, response.data)
+        return response
+
+    return send
+
+
+def leaf(node_id, data):
+    return {"id": node_id, "op": "value", "data": data}
+
+
+def op(node_id, name, *children, **extra):
+    return {"id": node_id, "op": name, "children": list(children), **extra}
+
+
+def test_the_seeds_example(post):
+    response = post(SEED_GRAPH)
+    assert response.status_code == 200 and response.content_type == "application/json"
+    body = response.get_json()
+    assert body["output"] == "e"
+    assert [node["id"] for node in body["nodes"]] == ["a", "b", "c", "d", "e"]
+    got = {node["id"]: (node["data"], node["grad"]) for node in body["nodes"]}
+    assert got["e"] == (math.log(10), 1)
+    assert [got[k][1] for k in "abcd"] == pytest.approx([0.7, 0.2, 0.2, 0.1], rel=1e-15)
+    assert got == evaluate_with_seed(SEED_GRAPH["nodes"], "e")
+
+
+def test_ids_order_and_unreached_nodes_come_back_as_sent(post):
+    nodes = [op(7, "mul", "x", "z"), leaf("y", 1.0), leaf("x", 3), op("side", "exp", "x"), leaf("z", 2.0)]
+    body = post({"nodes": nodes, "output": 7}).get_json()
+    assert body["output"] == 7
+    assert [node["id"] for node in body["nodes"]] == [7, "y", "x", "side", "z"]
+    results = {node["id"]: node for node in body["nodes"]}
+    assert results[7]["data"] == 6.0 and results["x"]["grad"] == 2.0 and results["z"]["grad"] == 3.0
+    assert results["side"] == {"id": "side", "data": math.exp(3), "grad": 0}
+    assert results["y"]["grad"] == 0
+
+
+def test_recorded_nodes_are_differentiated_as_recorded(post):
+    nodes = [leaf("x", 0.5), {"id": "y", "data": 100.0, "children": ["x", "x"], "local_grads": [2.0, 3.0]}]
+    body = post({"nodes": nodes}).get_json()
+    assert body["nodes"] == [{"id": "x", "data": 0.5, "grad": 5.0}, {"id": "y", "data": 100.0, "grad": 1}]
+
+
+def test_default_output_is_the_one_node_nobody_uses(post):
+    nodes = [leaf("a", 1.0), op("b", "neg", "a"), op("c", "relu", "b")]
+    assert post({"nodes": nodes}).get_json()["output"] == "c"
+
+
+@pytest.mark.parametrize("body, detail", [
+    (b"{", "unexpected end of data"),
+    (b"", "Input is a zero-length, empty document"),
+    (b'{"nodes": [{"id": "a", "data": 1.0}], "x": "\xff"}', "not valid UTF-8"),
+    (b'{"nodes": [{"id": "a", "data": NaN}]}', "unexpected character"),
+    (b'{"nodes": [{"id": "a", "data": Infinity}]}', "unexpected character"),
+    (b'{"nodes": [{"id": "a", "data": 1e400}]}', "number is infinity"),
+    (b"[" * 2000 + b"]" * 2000, "depth limit exceeded"),
+], ids=["syntax", "empty", "utf-8", "nan", "infinity", "too large", "too deep"])
+def test_bodies_that_are_not_json_are_400(post, body, detail):
+    response = post(body)
+    assert response.status_code == 400
+    problem = response.get_json()
+    assert problem["type"] == "/problems/invalid-json" and problem["status"] == 400
+    assert detail in problem["detail"]
+
+
+def test_a_body_over_the_limit_is_413(post, conforms):
+    small = create_app({"TESTING": True, "MAX_CONTENT_LENGTH": 100}).test_client()
+    response = post({"nodes": [leaf(f"n{k}", 1.0) for k in range(10)]}, test_client=small)
+    assert response.status_code == 413
+    assert response.get_json()["title"] == "Request Entity Too Large"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_a_body_that_is_not_application_json_is_415(post, content_type):
+    response = post(SEED_GRAPH, content_type=content_type)
+    assert response.status_code == 415
+    assert "application/json" in response.get_json()["detail"]
+
+
+def test_get_on_the_endpoint_is_405_with_allow(client, conforms):
+    response = client.get(PATH)
+    conforms(PATH, "post", response.status_code, response.content_type, response.data)
+    assert response.status_code == 405 and "POST" in response.headers["Allow"]
+    assert response.content_type == "application/problem+json"
+
+
+def test_an_unknown_path_is_404_problem_json(client):
+    response = client.get("/v2/nothing")
+    assert response.status_code == 404 and response.content_type == "application/problem+json"
+    assert response.get_json()["type"] == "about:blank"
+
+
+# (body, the error expected first: (node, field, words in the message))
+INVALID_GRAPHS = {
+    "no nodes field": ({"output": "a"}, (None, "nodes", "Missing data for required field")),
+    "nodes not a list": ({"nodes": {"a": 1}}, (None, "nodes", "Not a valid list")),
+    "no nodes at all": ({"nodes": []}, (None, "nodes", "Shorter than minimum length 1")),
+    "not an object": ([SEED_GRAPH], (None, None, "Invalid input type")),
+    "unknown top-level field": ({**SEED_GRAPH, "loss": "e"}, (None, "loss", "Unknown field")),
+    "node not an object": ({"nodes": [leaf("a", 1.0), "b"]}, (None, None, "Not a valid node")),
+    "missing data": ({"nodes": [{"id": "a", "op": "value"}]}, ("a", "data", "Missing data for required field")),
+    "missing id": ({"nodes": [{"data": 1.0}]}, (None, "id", "Missing data for required field")),
+    "unknown node field": ({"nodes": [{**leaf("a", 1.0), "grad": 0}]}, ("a", "grad", "Unknown field")),
+    "string for a number": ({"nodes": [leaf("a", "2.0")]}, ("a", "data", "Not a valid number")),
+    "true for a number": ({"nodes": [leaf("a", True)]}, ("a", "data", "Not a valid number")),
+    "boolean id": ({"nodes": [leaf(True, 1.0)]}, (None, "id", "Not a valid id")),
+    "empty id": ({"nodes": [leaf("", 1.0)]}, (None, "id", "Not a valid id")),
+    "id of 257 characters": ({"nodes": [leaf("x" * 257, 1.0)]}, (None, "id", "Not a valid id")),
+    "unknown op": ({"nodes": [leaf("a", 1.0), op("b", "tanh", "a")]}, ("b", "op", "Must be one of: add, mul")),
+    "two children for neg": ({"nodes": [leaf("a", 1.0), op("b", "neg", "a", "a")]}, ("b", "children", "neg takes 1 children, not 2")),
+    "one child for add": ({"nodes": [leaf("a", 1.0), op("b", "add", "a")]}, ("b", "children", "add takes 2 children, not 1")),
+    "child id of the wrong type": ({"nodes": [leaf("a", 1.0), op("b", "exp", 1.5)]}, ("b", "children[0]", "Not a valid id")),
+    "pow without exponent": ({"nodes": [leaf("a", 1.0), op("b", "pow", "a")]}, ("b", "exponent", "pow requires an exponent")),
+    "exponent on exp": ({"nodes": [leaf("a", 1.0), op("b", "exp", "a", exponent=2)]}, ("b", "exponent", "Only pow takes an exponent")),
+    "local_grads short": ({"nodes": [leaf("a", 1.0), {"id": "r", "data": 1.0, "children": ["a", "a"], "local_grads": [1.0]}]},
+                          ("r", "local_grads", "1 local_grads for 2 children")),
+    "output id of the wrong type": ({**SEED_GRAPH, "output": 2.5}, (None, "output", "Not a valid id")),
+    "duplicate id": ({"nodes": [leaf("a", 1.0), leaf("a", 2.0), op("s", "add", "a", "a")]}, ("a", "id", "Duplicate id: node 0 has it too")),
+    "child names no node": ({"nodes": [leaf("a", 1.0), op("s", "add", "a", "b")]}, ("s", "children[1]", "No node has the id 'b'")),
+    "cycle": ({"nodes": [leaf("x", 1.0), op("p", "add", "x", "q"), op("q", "mul", "p", "x"), op("out", "exp", "q")]},
+              ("p", "children", "This node depends on itself: 'p' -> 'q' -> 'p'")),
+    "self loop": ({"nodes": [op("s", "neg", "s")]}, ("s", "children", "'s' -> 's'")),
+    "output not a node": ({**SEED_GRAPH, "output": "z"}, (None, "output", "No node has the id 'z'")),
+    "several sinks, no output": ({"nodes": [leaf("a", 1.0), op("b", "exp", "a"), op("c", "log", "a")]},
+                                 (None, "output", "2 nodes are used by no other node: 'b', 'c'")),
+}
+
+
+@pytest.mark.parametrize("body, expected", INVALID_GRAPHS.values(), ids=INVALID_GRAPHS.keys())
+def test_invalid_graphs_are_422_naming_node_and_field(post, body, expected):
+    response = post(body)
+    assert response.status_code == 422
+    problem = response.get_json()
+    assert problem["type"] == "/problems/invalid-graph"
+    node, field, words = expected
+    first = problem["errors"][0]
+    assert (first.get("node"), first["field"]) == (node, field), problem
+    assert words in first["message"], problem
+
+
+def test_every_invalid_node_is_named(post):
+    nodes = [leaf("a", "1"), leaf("b", 2.0), {"id": "c", "op": "exp"}, leaf(4, None)]
+    errors = post({"nodes": nodes}).get_json()["errors"]
+    assert [(e.get("node"), e["index"], e["field"]) for e in errors] == [("a", 0, "data"), ("c", 2, "children"), (4, 3, "data")]
+
+
+def test_more_nodes_than_the_limit_is_422(conforms):
+    client = create_app({"TESTING": True, "MAX_NODES": 3}).test_client()
+    response = client.post(PATH, json={"nodes": [leaf(k, 1.0) for k in range(4)]})
+    conforms(PATH, "post", response.status_code, response.content_type, response.data)
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == [{"field": "nodes", "message": "A graph may have at most 3 nodes; this one has 4."}]
+
+
+# (nodes, the node named, words in the message)
+NUMERIC_ERRORS = {
+    "log of a negative number": ([leaf("x", -2.0), op("l", "log", "x")], "l", "log(-2.0): log is defined only for numbers > 0"),
+    "log of zero": ([leaf("x", 0.0), op("l", "log", "x")], "l", "log(0.0)"),
+    "exp overflow": ([leaf("x", 800.0), op("e", "exp", "x")], "e", "exp(800.0) overflows"),
+    "0 to a negative power": ([leaf("x", 0.0), op("p", "pow", "x", exponent=-1)], "p", "0 to the negative power -1"),
+    "negative to a fractional power": ([leaf("x", -8.0), op("p", "pow", "x", exponent=1 / 3)], "p", "not a real number"),
+    "the derivative of sqrt at 0": ([leaf("x", 0.0), op("p", "pow", "x", exponent=0.5)], "p", "The derivative of x ** 0.5 at 0"),
+    "division by zero": ([leaf("x", 1.0), leaf("y", 0.0), op("q", "div", "x", "y")], "q", "Division by zero"),
+    "product overflow": ([leaf("x", 1e200), op("m", "mul", "x", "x")], "m", "mul(1e+200, 1e+200) overflows"),
+    "a local gradient that overflows": ([leaf("x", 5e-324), op("l", "log", "x")], "l", "The derivative of log at 5e-324, 1/x, overflows"),
+    "a gradient that overflows": ([leaf("x", 1.0), {"id": "y", "data": 1.0, "children": ["x"], "local_grads": [1e300]},
+                                   {"id": "z", "data": 1.0, "children": ["y"], "local_grads": [1e300]}], "x", "overflows (inf)"),
+}
+
+
+@pytest.mark.parametrize("nodes, node, words", NUMERIC_ERRORS.values(), ids=NUMERIC_ERRORS.keys())
+def test_numeric_trouble_is_422_naming_node_op_and_input(post, nodes, node, words):
+    response = post({"nodes": nodes})
+    assert response.status_code == 422
+    problem = response.get_json()
+    assert problem["type"] == "/problems/numeric-error"
+    error = problem["errors"][0]
+    assert error["node"] == node and words in error["message"], problem
+    named = next(n for n in nodes if n["id"] == node)
+    assert error["op"] == named.get("op", "value")
+
+
+def test_healthz_and_readyz(client, conforms):
+    for path, status in [("/healthz", "ok"), ("/readyz", "ready")]:
+        response = client.get(path)
+        conforms(path, "get", response.status_code, response.content_type, response.data)
+        assert response.get_json() == {"status": status}
