@@ -4,21 +4,30 @@ Every setting can be changed from the environment; README's Configuration lists 
 """
 import os
 
+
+def _setting(name, default):
+    """An environment variable's value, the default when it is unset or empty."""
+    return os.environ.get(name) or default
+
+
 wsgi_app = "service:create_app()"
 
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+bind = f"{_setting('HOST', '127.0.0.1')}:{_setting('PORT', '8000')}"
 
 # Evaluation is CPU-bound Python, so one worker process per core; threads only let a worker hold
 # several keep-alive connections while it computes for one of them.
-workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
+workers = int(_setting("WEB_CONCURRENCY", os.cpu_count() or 1))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+threads = int(_setting("GUNICORN_THREADS", "4"))
+keepalive = int(_setting("GUNICORN_KEEPALIVE", "5"))
 
 # A 1,000,000-node graph takes several seconds; a worker silent for longer than this is restarted.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+timeout = int(_setting("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = int(_setting("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+
+# gunicorn's runtime control socket is not used; without it the service needs no writable home.
+control_socket_disable = True
 
 accesslog = "-"
 errorlog = "-"
-loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+loglevel = _setting("GUNICORN_LOGLEVEL", "info")

@@ -75,7 +75,7 @@ def base_image():
 def image(base_image):
     """valuegraph-test, built from the repo's Dockerfile on the base image."""
     pip_args = [arg for name in PIP_BUILD_ARGS if os.environ.get(name) for arg in ("--build-arg", name)]
-    run(["docker", "build", "--build-arg", f"BASE_IMAGE={base_image}", *pip_args, "-t", IMAGE, "."],
+    run(["docker", "build", "--force-rm", "--build-arg", f"BASE_IMAGE={base_image}", *pip_args, "-t", IMAGE, "."],
         cwd=ROOT, timeout=600)
     return IMAGE
 
