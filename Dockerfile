@@ -15,25 +15,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
-# The unprivileged user the server runs as, made once, before anything that changes. It has a home
-# because gunicorn (25.1+) puts its control socket in $HOME/.gunicorn/ when XDG_RUNTIME_DIR is unset.
+# The unprivileged user the server runs as, made once, before anything that changes.
 RUN groupadd --system --gid 10001 valuegraph \
  && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/valuegraph \
         --shell /usr/sbin/nologin valuegraph
 
-# Optional package-index settings for the pip install below, for a machine that needs them; pip
-# reads these variables itself. Leave them unset to use pip's default index. They are build-time
-# only (not in the image's environment), but `docker history` shows them: put no password in one.
-ARG PIP_INDEX_URL
-ARG PIP_EXTRA_INDEX_URL
-ARG PIP_TRUSTED_HOST
 # The pinned dependencies next, in a layer of their own, so that a change to the code reuses it.
 # pip and setuptools leave the venv afterwards: the running service needs neither.
 COPY requirements.txt /tmp/requirements.txt
 RUN set -eu; \
-    for name in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST; do \
-        eval "[ -n \"\${$name:-}\" ]" || unset "$name"; \
-    done; \
     python3 -m venv "$VIRTUAL_ENV"; \
     "$VIRTUAL_ENV/bin/pip" install --no-cache-dir --disable-pip-version-check --require-virtualenv \
         -r /tmp/requirements.txt; \

@@ -11,6 +11,7 @@ Self-contained: it uses no fixture from conftest.py.
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -29,8 +30,6 @@ from service.engine import Value  # noqa: E402  (after the path, for a plain `py
 
 BASE_IMAGE_SCRIPT = Path(__file__).resolve().parents[2] / "shared/docker/base-image.sh"
 IMAGE = "valuegraph-test"
-# pip settings that a machine may need inside `docker build`; passed on only when set here.
-PIP_BUILD_ARGS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST")
 HEALTHY_WITHIN = 60  # seconds, from `docker run` until the image's own HEALTHCHECK reports healthy
 
 SEED_REQUEST = {"nodes": [
@@ -74,8 +73,7 @@ def base_image():
 @pytest.fixture(scope="module")
 def image(base_image):
     """valuegraph-test, built from the repo's Dockerfile on the base image."""
-    pip_args = [arg for name in PIP_BUILD_ARGS if os.environ.get(name) for arg in ("--build-arg", name)]
-    run(["docker", "build", "--force-rm", "--build-arg", f"BASE_IMAGE={base_image}", *pip_args, "-t", IMAGE, "."],
+    run(["docker", "build", "--force-rm", "--build-arg", f"BASE_IMAGE={base_image}", "-t", IMAGE, "."],
         cwd=ROOT, timeout=600)
     return IMAGE
 
@@ -158,7 +156,7 @@ def compose_command():
 def compose_config(command, **env):
     """docker-compose.yml as compose resolves it, with only `env` set of the variables it reads."""
     environment = {key: value for key, value in os.environ.items()
-                   if key not in ("BASE_IMAGE", "VALUEGRAPH_MAX_BODY_BYTES", "VALUEGRAPH_MAX_NODES", "WEB_CONCURRENCY")}
+                   if key not in ("BASE_IMAGE", "VALUEGRAPH_PORT", "VALUEGRAPH_MAX_BODY_BYTES", "VALUEGRAPH_MAX_NODES", "WEB_CONCURRENCY")}
     environment.update(env)
     result = run([*command, "--project-name", f"vgtest{uuid.uuid4().hex[:8]}", "config"],
                  cwd=ROOT, env=environment, timeout=60)
@@ -190,3 +188,28 @@ def test_compose_file_is_valid_with_the_healthcheck_and_the_limits():
     assert service["build"]["args"]["BASE_IMAGE"] == "local/python:3.11-bookworm"
     assert service["environment"] == {
         "VALUEGRAPH_MAX_BODY_BYTES": "1024", "VALUEGRAPH_MAX_NODES": "10", "WEB_CONCURRENCY": "3"}
+
+
+def test_compose_runs_the_service_healthy(base_image):
+    """`docker-compose up` for real: the service's own health check passes and it answers the seed."""
+    command = compose_command()
+    if command is None:
+        pytest.skip("no compose test: neither `docker compose` nor `docker-compose` is installed")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    project = [*command, "--project-name", f"vgtest{uuid.uuid4().hex[:8]}"]
+    env = {**os.environ, "BASE_IMAGE": base_image, "VALUEGRAPH_PORT": str(port), "VALUEGRAPH_MAX_NODES": "5"}
+    try:
+        run([*project, "up", "--detach", "--build"], cwd=ROOT, env=env, timeout=600)
+        container = run([*project, "ps", "--quiet", "valuegraph"], cwd=ROOT, env=env, timeout=60).stdout.strip()
+        wait_healthy(container)
+        base = f"http://127.0.0.1:{port}"
+        body = requests.post(f"{base}/v1/evaluate", json=SEED_REQUEST, timeout=30).json()
+        assert {node["id"]: (node["data"], node["grad"]) for node in body["nodes"]} == seed_in_process()
+        six_nodes = {"nodes": [*SEED_REQUEST["nodes"], {"id": "f", "op": "value", "data": 1.0}], "output": "e"}
+        too_many = requests.post(f"{base}/v1/evaluate", json=six_nodes, timeout=30)
+        assert too_many.status_code == 422 and "at most 5 nodes" in too_many.text
+    finally:
+        subprocess.run([*project, "down", "--volumes", "--rmi", "local"], cwd=ROOT, env=env, capture_output=True, timeout=120)
