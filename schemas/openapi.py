@@ -23,7 +23,6 @@ DESCRIPTION = "\n\n".join([
 
 PROBLEM_STATUSES = {
     400: "The body is not JSON: not UTF-8, a syntax error, NaN or Infinity, a number too large for a double, or nesting over 1024 levels.",
-    404: "No such resource.",
     405: "The method is not allowed here; the `Allow` header lists those that are.",
     413: "The body is larger than VALUEGRAPH_MAX_BODY_BYTES.",
     415: "The body is not `application/json`.",
@@ -78,13 +77,13 @@ def build_spec():
         "responses": {
             200: {"description": "Every node of the request, in request order, with its data and grad.",
                   "content": {"application/json": {"schema": "Evaluation"}}},
-            **{status: problem_response(status, text) for status, text in PROBLEM_STATUSES.items() if status != 404},
+            **{status: problem_response(status, text) for status, text in PROBLEM_STATUSES.items()},
         },
     }})
     for path, summary, content, schema in [
         ("/healthz", "Liveness: the process answers.", "application/json", "Status"),
         ("/readyz", "Readiness: the contract is loaded and the engine differentiates.", "application/json", "Status"),
-        ("/openapi.yaml", "This contract, as YAML.", "application/yaml", {"type": "string"}),
+        ("/openapi.yaml", "This contract, as YAML.", "application/yaml", {"type": "object"}),
         ("/openapi.json", "This contract, as JSON.", "application/json", {"type": "object"}),
     ]:
         spec.path(path=path, operations={"get": {

@@ -4,6 +4,7 @@ from contextlib import contextmanager
 
 import orjson
 from flask import Blueprint, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from schemas import GraphRequestSchema
 from service import graph
@@ -36,14 +37,33 @@ def _evaluate():
         raise Problem(415, "about:blank", "Unsupported Media Type",
                       f"The body must be application/json, not {request.mimetype or 'untyped'}.")
     try:
-        document = orjson.loads(request.get_data(cache=False))
+        document = orjson.loads(request_body())
     except orjson.JSONDecodeError as error:
         raise Problem(400, "/problems/invalid-json", "The body is not valid JSON", f"{error}.") from None
     request_graph = GraphRequestSchema(max_nodes=current_app.config["MAX_NODES"]).load(document)
     nodes = request_graph["nodes"]
     output, values = graph.evaluate(nodes, request_graph.get("output"))
-    body = orjson.dumps({
-        "output": output,
-        "nodes": [{"id": node["id"], "data": value.data, "grad": value.grad} for node, value in zip(nodes, values)],
-    })
-    return current_app.response_class(body, mimetype="application/json")
+    return current_app.response_class(evaluation_json(output, nodes, values), mimetype="application/json")
+
+
+def request_body():
+    """The body, refused with 413 when it is over MAX_CONTENT_LENGTH. Werkzeug refuses a body whose
+    Content-Length is too large, but cuts a chunked one at the limit without a word."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None or limit is None or not request.environ.get("wsgi.input_terminated"):
+        return request.get_data(cache=False)
+    body = request.environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    return body
+
+
+def evaluation_json(output, nodes, values, slice_size=10_000):
+    """The 200 body, serialized a slice of nodes at a time: a dict per node for all of a big graph at
+    once would cost more memory than its Values."""
+    slices = (
+        orjson.dumps([{"id": node["id"], "data": value.data, "grad": value.grad}
+                      for node, value in zip(nodes[start:start + slice_size], values[start:start + slice_size])])[1:-1]
+        for start in range(0, len(nodes), slice_size)
+    )
+    return b'{"output":%b,"nodes":[%b]}' % (orjson.dumps(output), b",".join(slices))

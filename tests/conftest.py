@@ -4,6 +4,8 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -65,15 +67,24 @@ def free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
-    """The real gunicorn with the project's gunicorn.conf.py, on a free port; yields its base URL."""
+@dataclass
+class Server:
+    base: str
+    process: subprocess.Popen
+    stdout: Path
+    stderr: Path
+
+
+@contextmanager
+def gunicorn_server(directory, **env):
+    """The real gunicorn with the project's gunicorn.conf.py on a free port, `env` added to the environment.
+    Yields a Server once /readyz answers 200; stdout and stderr go to separate files in `directory`."""
     port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2", "VALUEGRAPH_MAX_NODES": "1000000"}
-    with open(log, "wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
-                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    stdout, stderr = Path(directory) / "stdout.log", Path(directory) / "stderr.log"
+    environment = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1", **env}
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+                                   cwd=ROOT, env=environment, stdout=out, stderr=err)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -83,10 +94,17 @@ def live_server(tmp_path_factory):
                     break
             except requests.ConnectionError:
                 pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not become ready:\n{log.read_text()}")
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not become ready:\n{stdout.read_text()}\n{stderr.read_text()}")
             time.sleep(0.1)
-        yield base
+        yield Server(base, process, stdout, stderr)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """The real server, two workers as on a two-core machine; yields its base URL."""
+    with gunicorn_server(tmp_path_factory.mktemp("gunicorn"), WEB_CONCURRENCY="2") as server:
+        yield server.base

@@ -1,18 +1,12 @@
 """The real server: gunicorn started with gunicorn.conf.py on a free port, driven over HTTP with requests.
 
 Every response is checked against openapi.yaml with the `conforms` fixture. The session's `live_server`
-(from conftest.py) serves most tests; `gunicorn_server` below starts further servers with other settings
-(a small body limit) and keeps their stdout and stderr apart, so the access log's destination can be seen.
+(from conftest.py) serves most tests; `gunicorn_server` starts another with a small body limit, whose stdout
+and stderr are kept apart, so the access log's destination can be seen.
 """
 import math
-import os
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -22,65 +16,11 @@ import yaml
 from openapi_schema_validator import OAS30Validator
 
 from service.engine import Value
+from tests.conftest import SEED_GRAPH, gunicorn_server
 
 ROOT = Path(__file__).resolve().parent.parent
 JSON = {"Content-Type": "application/json"}
 EVALUATE = "/v1/evaluate"
-SEED_GRAPH = {
-    "nodes": [
-        {"id": "a", "op": "value", "data": 2.0},
-        {"id": "b", "op": "value", "data": 3.0},
-        {"id": "c", "op": "add", "children": ["a", "b"]},
-        {"id": "d", "op": "mul", "children": ["c", "a"]},
-        {"id": "e", "op": "log", "children": ["d"]},
-    ]
-}
-
-
-# --- a reusable gunicorn -------------------------------------------------------------------------------
-
-@dataclass
-class Server:
-    base: str
-    process: subprocess.Popen
-    stdout: Path
-    stderr: Path
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def gunicorn_server(directory, **env):
-    """gunicorn with the project's gunicorn.conf.py on a free port, `env` added to the environment.
-    Yields a Server once /readyz answers 200; stdout and stderr go to separate files in `directory`."""
-    port = _free_port()
-    stdout, stderr = Path(directory) / "stdout.log", Path(directory) / "stderr.log"
-    environment = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1", **env}
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
-                                   cwd=ROOT, env=environment, stdout=out, stderr=err)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not become ready:\n{stdout.read_text()}\n{stderr.read_text()}")
-            time.sleep(0.1)
-        yield Server(base, process, stdout, stderr)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def small_body_server(tmp_path_factory):
     """A second gunicorn whose body limit is 1000 bytes."""
@@ -194,18 +134,20 @@ def test_million_node_chain(live_server, conforms):
 
 
 def test_keep_alive(live_server, checked):
-    """Several requests over one connection: all answered, and the connection is reused."""
+    """Several requests over one requests.Session: all answered, all over one TCP connection."""
+    local_ports = set()
     with requests.Session() as session:
         for scale in range(1, 7):
             graph = {"nodes": [{**node, "data": node["data"] * scale} if "data" in node else node for node in SEED_GRAPH["nodes"]]}
-            response = post_graph(live_server, graph, session)
+            response = session.post(live_server + EVALUATE, data=orjson.dumps(graph), headers=JSON, timeout=10, stream=True)
+            local_ports.add(response.raw.connection.sock.getsockname()[1])
             assert response.status_code == 200
             assert as_results(checked(response, EVALUATE, "post")) == in_process(graph)
-        response = session.get(live_server + "/healthz", timeout=10)
+        response = session.get(live_server + "/healthz", timeout=10, stream=True)
+        local_ports.add(response.raw.connection.sock.getsockname()[1])
         assert response.status_code == 200
         checked(response, "/healthz", "get")
-        pools = list(session.get_adapter(live_server).poolmanager.pools.values())
-        assert sum(pool.num_connections for pool in pools) == 1  # 7 requests, one TCP connection
+    assert len(local_ports) == 1, local_ports
 
 
 def test_concurrent_requests(live_server, checked):
@@ -296,23 +238,33 @@ def test_unknown_path_is_404_problem(live_server, is_problem):
 
 
 def test_body_over_the_limit_is_413(small_body_server, checked):
+    """Content-Length over VALUEGRAPH_MAX_BODY_BYTES (1000 here): 413; the connection still serves the next request."""
     base = small_body_server.base
-    small = post_graph(base, SEED_GRAPH)  # under 1000 bytes: still served
-    assert small.status_code == 200
-    checked(small, EVALUATE, "post")
     big_graph = {"nodes": [{"id": f"n{i}", "op": "value", "data": float(i)} for i in range(100)]}
     assert len(orjson.dumps(big_graph)) > 1000
-    response = post_graph(base, big_graph)
-    assert response.status_code == 413, response.text
-    assert checked(response, EVALUATE, "post")["status"] == 413
+    with requests.Session() as session:
+        small = post_graph(base, SEED_GRAPH, session)  # under 1000 bytes: served
+        assert small.status_code == 200
+        checked(small, EVALUATE, "post")
+        response = post_graph(base, big_graph, session)
+        assert response.status_code == 413, response.text
+        assert checked(response, EVALUATE, "post")["status"] == 413
+        again = post_graph(base, SEED_GRAPH, session)
+        assert again.status_code == 200
+        assert as_results(checked(again, EVALUATE, "post")) == in_process(SEED_GRAPH)
 
 
-def test_chunked_body_over_the_limit_is_413(small_body_server, checked):
-    """No Content-Length (Transfer-Encoding: chunked): the limit holds while the body is read."""
-    big = orjson.dumps({"nodes": [{"id": f"n{i}", "op": "value", "data": float(i)} for i in range(100)]})
-    response = requests.post(small_body_server.base + EVALUATE, data=iter([big[:500], big[500:]]), headers=JSON, timeout=10)
+@pytest.mark.parametrize("body", [
+    pytest.param(orjson.dumps({"nodes": [{"id": f"n{i}", "op": "value", "data": float(i)} for i in range(100)]}),
+                 id="cut-json-answers-400"),
+    pytest.param(orjson.dumps(SEED_GRAPH) + b" " * 3000, id="valid-json-prefix-answers-200"),
+])
+def test_chunked_body_over_the_limit_is_413(small_body_server, checked, body):
+    """No Content-Length (Transfer-Encoding: chunked): the limit must hold while the body is read."""
+    assert len(body) > 1000
+    response = requests.post(small_body_server.base + EVALUATE, data=iter([body[:500], body[500:]]), headers=JSON, timeout=10)
+    checked(response, EVALUATE, "post")
     assert response.status_code == 413, response.text
-    assert checked(response, EVALUATE, "post")["status"] == 413
 
 
 def test_access_log_goes_to_stdout(small_body_server):
