@@ -1,11 +1,12 @@
 """POST /v1/evaluate through Flask's test client: the answers, and every error the contract names.
 Every response is checked against openapi.yaml."""
+import gc
 import math
 
 import orjson
 import pytest
 
-from service import create_app
+from service import create_app, graph
 from tests.conftest import SEED_GRAPH
 from tests.seed_value import evaluate_with_seed
 
@@ -206,3 +207,17 @@ def test_healthz_and_readyz(client, conforms):
         response = client.get(path)
         conforms(path, "get", response.status_code, response.content_type, response.data)
         assert response.get_json() == {"status": status}
+
+
+def test_the_cyclic_gc_is_paused_while_evaluating_and_only_then(post, monkeypatch):
+    seen = []
+    evaluate = graph.evaluate
+
+    def watched(*args):
+        seen.append(gc.isenabled())
+        return evaluate(*args)
+
+    monkeypatch.setattr(graph, "evaluate", watched)
+    assert post(SEED_GRAPH).status_code == 200
+    assert post({"nodes": [leaf("x", -1.0), op("y", "log", "x")]}).status_code == 422
+    assert seen == [False, False] and gc.isenabled()
