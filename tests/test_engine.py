@@ -163,3 +163,13 @@ def test_a_million_node_chain_through_the_graph_builder():
     assert output == depth - 1
     assert values[-1].data == float(depth)
     assert values[0].grad == 1.0 and values[1].grad == float(depth - 1)
+
+
+def test_a_deep_chain_listed_parents_first_is_put_in_order_without_recursion():
+    depth = 300_000
+    nodes = [{"id": k, "op": "add", "children": [k - 1, "one"]} for k in range(depth - 1, 0, -1)]
+    nodes += [{"id": "one", "data": 1.0, "children": [], "local_grads": []}, {"id": 0, "op": "value", "data": 0.0}]
+    output, values = evaluate(nodes)
+    assert output == depth - 1
+    assert [v.data for v in values[:3]] == [depth - 1.0, depth - 2.0, depth - 3.0]
+    assert (values[-2].grad, values[-1].grad) == (depth - 1.0, 1.0)
