@@ -25,9 +25,9 @@ class Tape:
         self.values = []
 
     def leaf(self, data):
-        return self._append(Value(data), {"op": "value", "data": data})
+        return self.append(Value(data), {"op": "value", "data": data})
 
-    def _append(self, value, node):
+    def append(self, value, node):
         node = {"id": len(self.nodes), **node}
         self.nodes.append(node)
         self.values.append(value)
@@ -37,7 +37,7 @@ class Tape:
 class Traced:
     """A number of the traced computation: its Value and the id of its op node."""
 
-    __slots__ = ("tape", "value", "id")
+    __slots__ = ("id", "tape", "value")
 
     def __init__(self, tape, value, id_):
         self.tape, self.value, self.id = tape, value, id_
@@ -56,7 +56,7 @@ class Traced:
             value = BINARY[op](inputs[0].value, inputs[1].value)
         else:
             value = UNARY[op](inputs[0].value)
-        return self.tape._append(value, {"op": op, "children": [x.id for x in inputs], **extra})
+        return self.tape.append(value, {"op": op, "children": [x.id for x in inputs], **extra})
 
     # Operand order follows the seed: `c + x` is `x + c`, `c - x` is `c + (-x)`, `c / x` is `c * x**-1`.
     def __add__(self, other):

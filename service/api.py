@@ -1,4 +1,5 @@
 """POST /v1/evaluate: request bytes -> JSON -> valid graph -> Values -> forward, backward -> response."""
+import functools
 import gc
 import threading
 from contextlib import contextmanager
@@ -50,10 +51,17 @@ def _evaluate():
         document = orjson.loads(request_body())
     except orjson.JSONDecodeError as error:
         raise Problem(400, "/problems/invalid-json", "The body is not valid JSON", f"{error}.") from None
-    request_graph = GraphRequestSchema(max_nodes=current_app.config["MAX_NODES"]).load(document)
+    request_graph = request_schema(current_app.config["MAX_NODES"]).load(document)
     nodes = request_graph["nodes"]
     output, values = graph.evaluate(nodes, request_graph.get("output"))
     return current_app.response_class(evaluation_json(output, nodes, values), mimetype="application/json")
+
+
+@functools.cache
+def request_schema(max_nodes):
+    """One schema instance per limit: making one deep-copies its fields, which costs more than
+    loading a small graph with it."""
+    return GraphRequestSchema(max_nodes=max_nodes)
 
 
 def request_body():

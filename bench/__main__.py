@@ -1,0 +1,75 @@
+"""`python -m bench`: generate the workloads, measure them against their peers, print the table,
+write results.md, results/<scale>.json and time_vs_size.png to --out (default: bench/)."""
+import argparse
+import gc
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import orjson
+
+from bench import load, measure, report
+from bench.workloads import SCALES, SEED, Workload, body, large_workloads, random_dag
+
+NAMES = ("gpt-step", "dag", "chain", "small")
+CONNECTIONS = 16
+
+
+def arguments(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scale", choices=SCALES, default="full", help="workload sizes (tiny: seconds, for the tests)")
+    parser.add_argument("--only", choices=NAMES, help="measure only this workload")
+    parser.add_argument("--no-plot", action="store_true", help="skip the time-against-size plot")
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
+                        help="small-graph load generator; auto: wrk, installed with apt-get if missing, else python")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent, help="where the results go")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = arguments(argv)
+    scale = SCALES[args.scale]
+    names = [args.only] if args.only else NAMES
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="valuegraph-bench-") as log_dir:
+        log_dir = Path(log_dir)
+        workloads = large_workloads(scale, names)
+        gc.collect()
+        gc.freeze()  # the bench's own heap (bodies, expected answers) is not the peers' garbage to collect
+        large = [measure.large(w, scale.gpt_repeats if w.name.startswith("gpt-step") else scale.large_repeats, log_dir)
+                 for w in workloads]
+        small = None
+        if "small" in names:
+            client = args.client if args.client == "python" else choose_client(install=args.client == "auto")
+            small = measure.small(scale.load_seconds, scale.load_runs, CONNECTIONS, client, log_dir)
+        plot_name = None
+        if "dag" in names and not args.no_plot:
+            plot_name = "time_vs_size.png"
+            plot_time_vs_size(args.out / plot_name, scale, large, log_dir)
+    text = report.render(large, small, f"{scale.gpt_repeats} runs (gpt-step) and {scale.large_repeats} (the others)")
+    print(text)
+    command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
+    report.write_markdown(args.out / "results.md", text, command, plot_name)
+    (args.out / "results").mkdir(exist_ok=True)
+    (args.out / "results" / f"{args.scale}.json").write_bytes(
+        orjson.dumps({"large": large, "small": small, "machine": report.machine()}, option=orjson.OPT_INDENT_2))
+
+
+def choose_client(install):
+    if load.wrk_available(install):
+        return "wrk"
+    if install:
+        print("wrk is missing and could not be installed: the small-graph load uses the Python client", file=sys.stderr)
+    return "python"
+
+
+def plot_time_vs_size(path, scale, large, log_dir):
+    """Random DAGs of scale.plot_sizes measured like the DAG workload, plotted with it."""
+    points = [measure.large(Workload(f"random DAG {n:,}", body(random_dag(n, random.Random(SEED))), n), scale.large_repeats, log_dir)
+              for n in scale.plot_sizes]
+    report.plot(path, points + [r for r in large if r["workload"].startswith("random DAG")])
+
+
+if __name__ == "__main__":
+    main()

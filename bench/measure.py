@@ -1,0 +1,94 @@
+"""Each workload measured against its peers; results are plain dicts, for the report and the JSON."""
+import math
+import os
+import statistics
+import sys
+
+import orjson
+
+from bench import load, peers
+from bench.server import Gunicorn
+from bench.workloads import body, small_graph
+
+
+def progress(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def large(workload, repeats, log_dir):
+    """Service (end to end and server-side), micrograd (gc on and paused), orjson.loads, and memory.
+
+    The service runs in a fresh gunicorn with one worker, so the worker's high-water mark after the
+    first request is this workload's peak; its baseline is taken after a small warm-up request."""
+    progress(f"{workload.name}: {workload.nodes:,} nodes, {len(workload.body) / 1e6:.1f} MB")
+    result = {"workload": workload.name, "nodes": workload.nodes, "body_bytes": len(workload.body)}
+    with Gunicorn(log_dir, workers=1) as server:
+        peers.post(server, body(small_graph()))
+        result["worker_baseline_bytes"] = server.worker_memory("VmRSS")
+        end_to_end, server_side = [], []
+        for i in range(repeats):
+            seconds, server_seconds, status, answer = peers.post(server, workload.body)
+            if i == 0:
+                result["worker_peak_bytes"] = server.worker_memory("VmHWM")
+                result["check"] = check(workload, status, answer)
+            del answer
+            end_to_end.append(seconds)
+            server_side.append(server_seconds)
+    result["service_seconds"] = statistics.median(end_to_end)
+    result["server_seconds"] = statistics.median(server_side)
+    progress(f"  service {result['service_seconds']:.3f} s end to end, {result['server_seconds']:.3f} s server-side; {result['check']}")
+    result["orjson_seconds"] = peers.orjson_floor(workload.body, repeats)
+    for mode in ("on", "paused"):
+        result[f"micrograd_gc_{mode}"] = peers.micrograd(workload.body, repeats, mode)
+        progress(f"  micrograd, gc {mode}: {result[f'micrograd_gc_{mode}']}")
+    if workload.deep:
+        result["micrograd_default_recursion_limit"] = peers.micrograd(workload.body, 1, "on", "default")
+        progress(f"  micrograd, Python's default recursion limit: {result['micrograd_default_recursion_limit']}")
+    return result
+
+
+def check(workload, status, answer):
+    """"ok", or what is wrong with the service's answer."""
+    if status != 200:
+        return f"status {status}: {answer.get('detail')}"
+    nodes = answer["nodes"]
+    if len(nodes) != workload.nodes:
+        return f"{len(nodes)} nodes answered for {workload.nodes}"
+    if not all(math.isfinite(n["data"]) and math.isfinite(n["grad"]) for n in nodes):
+        return "a number is not finite"
+    if workload.expected is not None:
+        differ = sum((n["data"], n["grad"]) != expected for n, expected in zip(nodes, workload.expected))
+        if differ:
+            return f"{differ} nodes differ from the in-process Value backward"
+        return "ok: identical to the in-process Value backward"
+    return "ok"
+
+
+def small(load_seconds, runs, connections, client, log_dir):
+    """Requests per second of the service and of the bare Flask endpoint, the same load on each,
+    alternating runs so that drift in the machine touches both alike; medians.
+
+    Each run opens its connections anew, and how gunicorn's workers share them varies from run to
+    run (now and then one worker accepts all of them and the other idles), hence several runs."""
+    workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+    request_file, answer_file = log_dir / "small.json", log_dir / "small-answer.json"
+    request_file.write_bytes(body(small_graph()))
+    generate = load.wrk if client == "wrk" else load.python_client
+    progress(f"small graphs: {workers} workers, {connections} connections, {client}")
+    with Gunicorn(log_dir, workers) as service:
+        _, _, status, answer = peers.post(service, request_file.read_bytes())
+        if status != 200:
+            raise RuntimeError(f"the service refused the small graph: {answer}")
+        answer_file.write_bytes(orjson.dumps(answer))
+        with Gunicorn(log_dir, workers, app="bench.bare_app:app", env={"BENCH_BARE_BODY": str(answer_file)}) as bare:
+            rates = {"service": [], "bare": []}
+            for port in (service.port, bare.port):  # warm-up
+                generate(port, request_file, connections, 1)
+            for _ in range(runs):
+                for name, server in (("service", service), ("bare", bare)):
+                    rates[name].append(generate(server.port, request_file, connections, load_seconds))
+    result = {"workers": workers, "connections": connections, "client": client, "seconds": load_seconds, "runs": runs,
+              "service_rps": statistics.median(rates["service"]), "bare_rps": statistics.median(rates["bare"]),
+              "service_rps_runs": rates["service"], "bare_rps_runs": rates["bare"]}
+    progress(f"  service {result['service_rps']:.0f} req/s, bare Flask {result['bare_rps']:.0f} req/s")
+    return result

@@ -1,0 +1,56 @@
+"""`make bench` at a tiny size, so that it cannot rot: every workload and peer is in the table, the
+numbers are there and sane, the gpt-step answers equal the in-process Value backward. No timing
+assertions. The load uses the bench's own Python client, so that neither wrk nor apt is needed."""
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    run = subprocess.run([sys.executable, "-m", "bench", "--scale", "tiny", "--client", "python", "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr
+    return run.stdout, orjson.loads((out / "results" / "tiny.json").read_bytes()), out
+
+
+def test_the_table_has_every_workload_peer_and_goal(bench):
+    table, _, _ = bench
+    for workload in ("gpt-step ops", "gpt-step recorded", "random DAG 2,000", "chain 2,000 deep", "10-node graph"):
+        assert workload in table
+    for peer in ("service end to end", "server-side", "micrograd (gc on)", "micrograd (gc paused)", "orjson.loads",
+                 "worker peak", "micrograd per node", "bare Flask", "requests/s"):
+        assert peer in table
+    for goal in ("service end to end / micrograd (gc on)", "server-side / orjson.loads", "worker peak memory per node",
+                 "evaluates", "small graphs: service / bare Flask req/s"):
+        assert goal in table
+
+
+def test_the_numbers_are_sane(bench):
+    _, results, _ = bench
+    assert len(results["large"]) == 4
+    for r in results["large"]:
+        assert r["check"].startswith("ok"), r
+        assert 0 < r["orjson_seconds"] and 0 < r["server_seconds"] < r["service_seconds"]
+        assert 0 < r["worker_baseline_bytes"] <= r["worker_peak_bytes"]
+        for mode in ("on", "paused"):
+            micrograd = r[f"micrograd_gc_{mode}"]
+            assert micrograd["seconds"] > 0 and micrograd["peak_bytes"] > 0, micrograd
+    assert all(r["check"] == "ok: identical to the in-process Value backward" for r in results["large"][:2])
+    small = results["small"]
+    assert small["client"] == "python" and small["connections"] == 16 and small["workers"] >= 1
+    assert math.isfinite(small["service_rps"]) and small["service_rps"] > 0 and small["bare_rps"] > 0
+
+
+def test_results_md_and_the_plot_are_written(bench):
+    table, _, out = bench
+    markdown = (out / "results.md").read_text()
+    assert table in markdown and "Machine:" in markdown and "Python 3" in markdown
+    assert (out / "time_vs_size.png").read_bytes().startswith(b"\x89PNG")
