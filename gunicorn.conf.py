@@ -19,6 +19,10 @@ bind = f"{_setting('HOST', '127.0.0.1')}:{_setting('PORT', '8000')}"
 workers = int(_setting("WEB_CONCURRENCY", os.cpu_count() or 1))
 worker_class = "gthread"
 threads = int(_setting("GUNICORN_THREADS", "4"))
+# Each worker listens on a socket of its own (SO_REUSEPORT), so the kernel spreads new connections
+# over the workers; on one shared socket, one worker could take all of a client's keep-alive
+# connections and leave the other idle.
+reuse_port = True
 keepalive = int(_setting("GUNICORN_KEEPALIVE", "5"))
 
 # A 1,000,000-node graph takes several seconds; a worker silent for longer than this is restarted.
