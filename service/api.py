@@ -6,7 +6,6 @@ from contextlib import contextmanager
 
 import orjson
 from flask import Blueprint, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from schemas import GraphRequestSchema
 from service import graph
@@ -70,13 +69,17 @@ def request_body():
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     length = request.content_length
     if length is not None and length > limit:
-        raise RequestEntityTooLarge()
+        raise body_too_large(limit)
     if length is None and not request.environ.get("wsgi.input_terminated"):
         return b""
     body = request.environ["wsgi.input"].read(limit + 1 if length is None else length)
     if len(body) > limit:
-        raise RequestEntityTooLarge()
+        raise body_too_large(limit)
     return body
+
+
+def body_too_large(limit):
+    return Problem(413, "about:blank", "Content Too Large", f"The body is over the limit of {limit} bytes (VALUEGRAPH_MAX_BODY_BYTES).")
 
 
 def evaluation_json(output, nodes, values, slice_size=10_000):

@@ -89,7 +89,7 @@ def test_a_body_over_the_limit_is_413(post, conforms):
     small = create_app({"TESTING": True, "MAX_CONTENT_LENGTH": 100}).test_client()
     response = post({"nodes": [leaf(f"n{k}", 1.0) for k in range(10)]}, test_client=small)
     assert response.status_code == 413
-    assert response.get_json()["title"] == "Request Entity Too Large"
+    assert response.get_json()["detail"] == "The body is over the limit of 100 bytes (VALUEGRAPH_MAX_BODY_BYTES)."
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
