@@ -221,3 +221,14 @@ def test_the_cyclic_gc_is_paused_while_evaluating_and_only_then(post, monkeypatc
     assert post(SEED_GRAPH).status_code == 200
     assert post({"nodes": [leaf("x", -1.0), op("y", "log", "x")]}).status_code == 422
     assert seen == [False, False] and gc.isenabled()
+
+
+def test_an_unexpected_failure_is_a_500_problem_not_a_page(client, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(graph, "evaluate", broken)
+    response = client.post(PATH, json=SEED_GRAPH)
+    assert response.status_code == 500 and response.content_type == "application/problem+json"
+    assert response.get_json() == {"type": "about:blank", "title": "Internal Server Error", "status": 500,
+                                   "detail": "The server failed; the error is logged."}
