@@ -14,19 +14,12 @@ import requests
 import yaml
 from openapi_schema_validator import OAS30Validator
 
+from schemas.openapi import SEED_EXAMPLE
 from service import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SEED_GRAPH = {
-    "nodes": [
-        {"id": "a", "op": "value", "data": 2.0},
-        {"id": "b", "op": "value", "data": 3.0},
-        {"id": "c", "op": "add", "children": ["a", "b"]},
-        {"id": "d", "op": "mul", "children": ["c", "a"]},
-        {"id": "e", "op": "log", "children": ["d"]},
-    ]
-}
+SEED_GRAPH = SEED_EXAMPLE
 
 
 @pytest.fixture

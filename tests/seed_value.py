@@ -41,21 +41,27 @@ class Value:
     def __rtruediv__(self, other): return other * self**-1
 
     def backward(self):
-        topo = []
-        visited = set()
-
-        def build_topo(v):
-            if v not in visited:
-                visited.add(v)
-                for child in v._children:
-                    build_topo(child)
-                topo.append(v)
-
-        build_topo(self)
+        topo = build_topo(self)
         self.grad = 1
         for v in reversed(topo):
             for child, local_grad in zip(v._children, v._local_grads):
                 child.grad += local_grad * v.grad
+
+
+def build_topo(root):
+    """The seed's recursive build_topo, lifted out of backward so that tests can compare orders."""
+    topo = []
+    visited = set()
+
+    def build_topo(v):
+        if v not in visited:
+            visited.add(v)
+            for child in v._children:
+                build_topo(child)
+            topo.append(v)
+
+    build_topo(root)
+    return topo
 
 
 OPS = {

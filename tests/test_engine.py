@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from service.engine import Value, topological_order
 from service.graph import GraphError, evaluate
 from tests.seed_value import Value as SeedValue
-from tests.seed_value import evaluate_with_seed
+from tests.seed_value import build_topo, evaluate_with_seed
 from tests.strategies import graphs
 
 SEED_GRAPH_NODES = [
@@ -141,18 +141,7 @@ def test_topological_order_is_the_seeds_depth_first_post_order():
         return (c.relu() + c * y).exp() - x
 
     seed_out, ours_out = shape(a, b), shape(ours_a, ours_b)
-    seed_topo = []
-    visited = set()
-
-    def build(v):
-        if v not in visited:
-            visited.add(v)
-            for child in v._children:
-                build(child)
-            seed_topo.append(v)
-
-    build(seed_out)
-    assert [v.data for v in topological_order(ours_out)] == [v.data for v in seed_topo]
+    assert [v.data for v in topological_order(ours_out)] == [v.data for v in build_topo(seed_out)]
 
 
 def test_a_million_node_chain_through_the_graph_builder():
