@@ -85,8 +85,9 @@ class SlowGraphRequestSchema(Schema):
 
 
 def load_errors(schema, document):
+    """marshmallow's messages for the document, or None when it loads; `schema` a schema or its load."""
     try:
-        schema.load(document)
+        (schema if callable(schema) else schema.load)(document)
         return None
     except ValidationError as error:
         return error.messages
@@ -97,6 +98,16 @@ def load_errors(schema, document):
 def test_the_request_schema_refuses_with_the_nested_schemas_messages(nodes, output):
     document = {"nodes": nodes} if output is None else {"nodes": nodes, "output": output}
     assert load_errors(GraphRequestSchema(), document) == load_errors(SlowGraphRequestSchema(), document)
+
+
+@settings(max_examples=500)
+@given(st.one_of(st.lists(st.one_of(near_valid_node(), node_like()), max_size=4), near_valid_node(), st.none()),
+       st.one_of(st.none(), ids), st.integers(1, 4), st.dictionaries(st.sampled_from(["extra", "nodes"]), st.integers(), max_size=1))
+def test_the_request_fast_path_accepts_exactly_what_marshmallow_loads(nodes, output, max_nodes, more):
+    document = {"nodes": nodes, **({} if output is None else {"output": output}), **more}
+    schema = GraphRequestSchema(max_nodes=max_nodes)
+    marshmallow_loads = load_errors(Schema.load.__get__(schema), document) is None
+    assert schema.accepts(document) == marshmallow_loads
 
 
 def test_valid_nodes_come_back_unchanged():
