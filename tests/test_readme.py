@@ -1,0 +1,23 @@
+"""The README's curl examples give the answers the README prints."""
+import re
+
+import orjson
+import pytest
+
+from tests.conftest import ROOT
+
+EXAMPLE = re.compile(r"```sh\n(curl[^`]*?)```\n```json\n(.*?)\n```", re.S)
+
+
+def readme_examples():
+    text = (ROOT / "README.md").read_text()
+    examples = [(re.search(r"-d '(.*?)'", command, re.S).group(1), answer) for command, answer in EXAMPLE.findall(text)]
+    assert len(examples) >= 3
+    return examples
+
+
+@pytest.mark.parametrize("payload, answer", readme_examples())
+def test_readme_example_answers_as_printed(client, payload, answer):
+    response = client.post("/v1/evaluate", data=payload, content_type="application/json")
+    assert response.data == answer.encode()
+    assert orjson.loads(response.data) == orjson.loads(answer)
