@@ -68,8 +68,8 @@ def small(load_seconds, runs, connections, client, log_dir):
     """Requests per second of the service and of the bare Flask endpoint, the same load on each,
     alternating runs so that drift in the machine touches both alike; medians.
 
-    Each run opens its connections anew, and how gunicorn's workers share them varies from run to
-    run (now and then one worker accepts all of them and the other idles), hence several runs."""
+    Each run opens its connections anew; the kernel spreads them over the workers' sockets
+    (gunicorn.conf.py's reuse_port), not always evenly, hence several runs."""
     workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
     request_file, answer_file = log_dir / "small.json", log_dir / "small-answer.json"
     request_file.write_bytes(body(small_graph()))
