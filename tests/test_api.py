@@ -5,10 +5,13 @@ import math
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service import create_app, graph
 from tests.conftest import SEED_GRAPH
 from tests.seed_value import evaluate_with_seed
+from tests.strategies import graphs
 
 PATH = "/v1/evaluate"
 
@@ -232,3 +235,20 @@ def test_an_unexpected_failure_is_a_500_problem_not_a_page(client, monkeypatch):
     assert response.status_code == 500 and response.content_type == "application/problem+json"
     assert response.get_json() == {"type": "about:blank", "title": "Internal Server Error", "status": 500,
                                    "detail": "The server failed; the error is logged."}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["id", "op", "data", "children", "exponent", "local_grads", "nodes", "output", "x"]), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(graphs(), json_values.map(lambda value: (value, None)), st.binary(max_size=40).map(lambda raw: (raw, None))))
+def test_no_input_gets_a_500_or_an_answer_outside_the_contract(post, case):
+    body, output = case
+    if isinstance(body, list) and output is not None:  # a random graph
+        body = {"nodes": body, "output": output}
+    response = post(body)  # post checks the answer against the contract
+    assert response.status_code in (200, 400, 422)
