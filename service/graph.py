@@ -164,7 +164,7 @@ def check_grads(nodes, values, root):
     position = {id(v): i for i, v in enumerate(values)}
     for v in reversed(topological_order(root)):
         i = position.get(id(v))
-        if i is None or math.isfinite(v.grad) and all(map(math.isfinite, v._local_grads)):
+        if i is None or (math.isfinite(v.grad) and all(map(math.isfinite, v._local_grads))):
             continue
         node = nodes[i]
         op = node.get("op", "value")

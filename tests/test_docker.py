@@ -6,14 +6,12 @@ for an engine that can pull no images; it prints that image's tag last. Where th
 or fails, these tests skip and say why. The first run of the script takes a few minutes; after it,
 this file takes well under a minute (a cached build, ~10 s until the HEALTHCHECK first passes).
 
-Self-contained: it uses no fixture from conftest.py.
+It uses no fixture from conftest.py, only its seed example and free_port.
 """
 import math
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -22,24 +20,12 @@ import pytest
 import requests
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from service.engine import Value  # noqa: E402  (after the path, for a plain `pytest` run)
+from tests.conftest import ROOT, SEED_GRAPH, free_port
+from tests.seed_value import evaluate_with_seed
 
 BASE_IMAGE_SCRIPT = Path(__file__).resolve().parents[2] / "shared/docker/base-image.sh"
 IMAGE = "valuegraph-test"
 HEALTHY_WITHIN = 60  # seconds, from `docker run` until the image's own HEALTHCHECK reports healthy
-
-SEED_REQUEST = {"nodes": [
-    {"id": "a", "op": "value", "data": 2.0},
-    {"id": "b", "op": "value", "data": 3.0},
-    {"id": "c", "op": "add", "children": ["a", "b"]},
-    {"id": "d", "op": "mul", "children": ["c", "a"]},
-    {"id": "e", "op": "log", "children": ["d"]},
-]}
-
 
 def run(args, timeout, check=True, **kwargs):
     result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
@@ -96,13 +82,8 @@ def wait_healthy(container):
 
 
 def seed_in_process():
-    """The seed's example run by the engine itself: the exact floats the service must send back."""
-    a, b = Value(2.0), Value(3.0)
-    c = a + b
-    d = c * a
-    e = d.log()
-    e.backward()
-    return {name: (value.data, value.grad) for name, value in zip("abcde", (a, b, c, d, e))}
+    """The seed's class on the seed's example: the exact floats the service must send back."""
+    return evaluate_with_seed(SEED_GRAPH["nodes"], "e")
 
 
 def test_image_serves_the_seed_example_healthy_and_not_as_root(image):
@@ -118,7 +99,7 @@ def test_image_serves_the_seed_example_healthy_and_not_as_root(image):
         assert host == "127.0.0.1"
         base = f"http://127.0.0.1:{port}"
 
-        response = requests.post(f"{base}/v1/evaluate", json=SEED_REQUEST, timeout=30)
+        response = requests.post(f"{base}/v1/evaluate", json=SEED_GRAPH, timeout=30)
         assert response.status_code == 200, response.text
         assert response.headers["Content-Type"] == "application/json"
         body = response.json()
@@ -195,10 +176,7 @@ def test_compose_runs_the_service_healthy(base_image):
     command = compose_command()
     if command is None:
         pytest.skip("no compose test: neither `docker compose` nor `docker-compose` is installed")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     project = [*command, "--project-name", f"vgtest{uuid.uuid4().hex[:8]}"]
     env = {**os.environ, "BASE_IMAGE": base_image, "VALUEGRAPH_PORT": str(port), "VALUEGRAPH_MAX_NODES": "5"}
     try:
@@ -206,9 +184,9 @@ def test_compose_runs_the_service_healthy(base_image):
         container = run([*project, "ps", "--quiet", "valuegraph"], cwd=ROOT, env=env, timeout=60).stdout.strip()
         wait_healthy(container)
         base = f"http://127.0.0.1:{port}"
-        body = requests.post(f"{base}/v1/evaluate", json=SEED_REQUEST, timeout=30).json()
+        body = requests.post(f"{base}/v1/evaluate", json=SEED_GRAPH, timeout=30).json()
         assert {node["id"]: (node["data"], node["grad"]) for node in body["nodes"]} == seed_in_process()
-        six_nodes = {"nodes": [*SEED_REQUEST["nodes"], {"id": "f", "op": "value", "data": 1.0}], "output": "e"}
+        six_nodes = {"nodes": [*SEED_GRAPH["nodes"], {"id": "f", "op": "value", "data": 1.0}], "output": "e"}
         too_many = requests.post(f"{base}/v1/evaluate", json=six_nodes, timeout=30)
         assert too_many.status_code == 422 and "at most 5 nodes" in too_many.text
     finally:
