@@ -2,6 +2,7 @@
 
 Every setting can be changed from the environment; README's Configuration lists them.
 """
+
 import os
 
 

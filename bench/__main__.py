@@ -1,5 +1,6 @@
 """`python -m bench`: generate the workloads, measure them against their peers, print the table,
 write results.md, results/<scale>.json and time_vs_size.png to --out (default: bench/)."""
+
 import argparse
 import gc
 import random
@@ -21,8 +22,12 @@ def arguments(argv):
     parser.add_argument("--scale", choices=SCALES, default="full", help="workload sizes (tiny: seconds, for the tests)")
     parser.add_argument("--only", choices=NAMES, help="measure only this workload")
     parser.add_argument("--no-plot", action="store_true", help="skip the time-against-size plot")
-    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
-                        help="small-graph load generator; auto: wrk, installed with apt-get if missing, else python")
+    parser.add_argument(
+        "--client",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="small-graph load generator; auto: wrk, installed with apt-get if missing, else python",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent, help="where the results go")
     return parser.parse_args(argv)
 
@@ -37,8 +42,10 @@ def main(argv=None):
         workloads = large_workloads(scale, names)
         gc.collect()
         gc.freeze()  # the bench's own heap (bodies, expected answers) is not the peers' garbage to collect
-        large = [measure.large(w, scale.gpt_repeats if w.name.startswith("gpt-step") else scale.large_repeats, log_dir)
-                 for w in workloads]
+        large = [
+            measure.large(w, scale.gpt_repeats if w.name.startswith("gpt-step") else scale.large_repeats, log_dir)
+            for w in workloads
+        ]
         small = None
         if "small" in names:
             client = args.client if args.client == "python" else choose_client(install=args.client == "auto")
@@ -53,7 +60,8 @@ def main(argv=None):
     report.write_markdown(args.out / "results.md", text, command, plot_name)
     (args.out / "results").mkdir(exist_ok=True)
     (args.out / "results" / f"{args.scale}.json").write_bytes(
-        orjson.dumps({"large": large, "small": small, "machine": report.machine()}, option=orjson.OPT_INDENT_2))
+        orjson.dumps({"large": large, "small": small, "machine": report.machine()}, option=orjson.OPT_INDENT_2)
+    )
 
 
 def choose_client(install):
@@ -66,8 +74,12 @@ def choose_client(install):
 
 def plot_time_vs_size(path, scale, large, log_dir):
     """Random DAGs of scale.plot_sizes measured like the DAG workload, plotted with it."""
-    points = [measure.large(Workload(f"random DAG {n:,}", body(random_dag(n, random.Random(SEED))), n), scale.large_repeats, log_dir)
-              for n in scale.plot_sizes]
+    points = [
+        measure.large(
+            Workload(f"random DAG {n:,}", body(random_dag(n, random.Random(SEED))), n), scale.large_repeats, log_dir
+        )
+        for n in scale.plot_sizes
+    ]
     report.plot(path, points + [r for r in large if r["workload"].startswith("random DAG")])
 
 

@@ -2,6 +2,7 @@
 body, the service's own answer to the bench's small graph (written by the bench to the file named
 by BENCH_BARE_BODY). Served by the same gunicorn config: `gunicorn --config gunicorn.conf.py
 bench.bare_app:app`; its rate is what Flask and gunicorn cost before the service does any work."""
+
 import os
 from pathlib import Path
 

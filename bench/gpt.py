@@ -4,6 +4,7 @@ The architecture is microgpt's: token and position embeddings, rmsnorm, causal m
 with softmax, an MLP with relu, the lm_head, softmax and the mean of -log p(next token). Numbers are
 whatever `leaf` makes of a float (a Traced number here), so the same code builds the Value graph.
 """
+
 from dataclasses import dataclass
 
 
@@ -23,7 +24,11 @@ def init_params(config, rng, leaf):
         return [[leaf(rng.gauss(0, std)) for _ in range(n_in)] for _ in range(n_out)]
 
     e = config.n_embd
-    params = {"wte": matrix(config.vocab_size, e), "wpe": matrix(config.block_size, e), "lm_head": matrix(config.vocab_size, e)}
+    params = {
+        "wte": matrix(config.vocab_size, e),
+        "wpe": matrix(config.block_size, e),
+        "lm_head": matrix(config.vocab_size, e),
+    }
     for i in range(config.n_layer):
         for name in ("attn_wq", "attn_wk", "attn_wv", "attn_wo"):
             params[f"layer{i}.{name}"] = matrix(e, e)
@@ -63,9 +68,9 @@ def gpt(config, params, token_id, pos_id, keys, values):
         x_attn = []
         for h in range(config.n_head):
             hs = h * head_dim
-            q_h = q[hs:hs + head_dim]
-            k_h = [k[hs:hs + head_dim] for k in keys[li]]
-            v_h = [v[hs:hs + head_dim] for v in values[li]]
+            q_h = q[hs : hs + head_dim]
+            k_h = [k[hs : hs + head_dim] for k in keys[li]]
+            v_h = [v[hs : hs + head_dim] for v in values[li]]
             attn_logits = [sum(q_h[j] * k_t[j] for j in range(head_dim)) / head_dim**0.5 for k_t in k_h]
             attn_weights = softmax(attn_logits)
             x_attn.extend(sum(attn_weights[t] * v_h[t][j] for t in range(len(v_h))) for j in range(head_dim))

@@ -4,6 +4,7 @@ wrk (C, event-driven) is preferred, so that on a 2-core machine the load generat
 the CPU the server needs; where it is missing the bench installs it with apt-get if it can, and
 otherwise uses the asyncio client below, which costs more CPU but loads both peers the same way.
 """
+
 import asyncio
 import re
 import shutil
@@ -19,7 +20,11 @@ def wrk_available(install):
     if shutil.which("wrk"):
         return True
     if install and shutil.which("apt-get"):
-        for command in (["apt-get", "install", "-y", "-q", "wrk"], ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "wrk"]):
+        for command in (
+            ["apt-get", "install", "-y", "-q", "wrk"],
+            ["apt-get", "update", "-q"],
+            ["apt-get", "install", "-y", "-q", "wrk"],
+        ):
             subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
             if shutil.which("wrk"):
                 return True
@@ -29,9 +34,24 @@ def wrk_available(install):
 def wrk(port, body_file, connections, seconds):
     """Requests per second by wrk; raises if any answer was not 2xx."""
     run = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{round(seconds)}s", "-s", str(LUA_SCRIPT),
-         f"http://127.0.0.1:{port}/v1/evaluate", "--", str(body_file)],
-        capture_output=True, text=True, check=True)
+        [
+            "wrk",
+            "-t",
+            "1",
+            "-c",
+            str(connections),
+            "-d",
+            f"{round(seconds)}s",
+            "-s",
+            str(LUA_SCRIPT),
+            f"http://127.0.0.1:{port}/v1/evaluate",
+            "--",
+            str(body_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     if "Non-2xx" in run.stdout or "Socket errors" in run.stdout:
         raise RuntimeError(f"wrk saw failed requests:\n{run.stdout}")
     return float(re.search(r"Requests/sec:\s*([\d.]+)", run.stdout).group(1))
@@ -43,8 +63,10 @@ def python_client(port, body_file, connections, seconds):
 
 
 async def _python_load(port, body, connections, seconds):
-    request = (b"POST /v1/evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-               b"Content-Length: %d\r\n\r\n" % len(body)) + body
+    request = (
+        b"POST /v1/evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    ) + body
     deadline = time.perf_counter() + seconds
 
     async def connection():

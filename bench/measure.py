@@ -1,4 +1,5 @@
 """Each workload measured against its peers; results are plain dicts, for the report and the JSON."""
+
 import math
 import os
 import statistics
@@ -36,7 +37,9 @@ def large(workload, repeats, log_dir):
             server_side.append(server_seconds)
     result["service_seconds"] = statistics.median(end_to_end)
     result["server_seconds"] = statistics.median(server_side)
-    progress(f"  service {result['service_seconds']:.3f} s end to end, {result['server_seconds']:.3f} s server-side; {result['check']}")
+    progress(
+        f"  service {result['service_seconds']:.3f} s end to end, {result['server_seconds']:.3f} s server-side; {result['check']}"
+    )
     result["orjson_seconds"] = peers.orjson_floor(workload.body, repeats)
     for mode in ("on", "paused"):
         result[f"micrograd_gc_{mode}"] = peers.micrograd(workload.body, repeats, mode)
@@ -48,7 +51,7 @@ def large(workload, repeats, log_dir):
 
 
 def check(workload, status, answer):
-    """"ok", or what is wrong with the service's answer."""
+    """ "ok", or what is wrong with the service's answer."""
     if status != 200:
         return f"status {status}: {answer.get('detail')}"
     nodes = answer["nodes"]
@@ -87,8 +90,16 @@ def small(load_seconds, runs, connections, client, log_dir):
             for _ in range(runs):
                 for name, server in (("service", service), ("bare", bare)):
                     rates[name].append(generate(server.port, request_file, connections, load_seconds))
-    result = {"workers": workers, "connections": connections, "client": client, "seconds": load_seconds, "runs": runs,
-              "service_rps": statistics.median(rates["service"]), "bare_rps": statistics.median(rates["bare"]),
-              "service_rps_runs": rates["service"], "bare_rps_runs": rates["bare"]}
+    result = {
+        "workers": workers,
+        "connections": connections,
+        "client": client,
+        "seconds": load_seconds,
+        "runs": runs,
+        "service_rps": statistics.median(rates["service"]),
+        "bare_rps": statistics.median(rates["bare"]),
+        "service_rps_runs": rates["service"],
+        "bare_rps_runs": rates["bare"],
+    }
     progress(f"  service {result['service_rps']:.0f} req/s, bare Flask {result['bare_rps']:.0f} req/s")
     return result

@@ -15,6 +15,7 @@ depth, so the job runs in a thread with a large stack and a recursion limit abov
 A fresh process per call keeps the bench's own heap out of the garbage collector's way and makes the
 peak memory this job's alone.
 """
+
 import gc
 import math
 import sys
@@ -33,6 +34,7 @@ def log(x):
 
     def _backward():
         x.grad += (1 / x.data) * out.grad
+
     out._backward = _backward
     return out
 
@@ -42,6 +44,7 @@ def exp(x):
 
     def _backward():
         x.grad += out.data * out.grad
+
     out._backward = _backward
     return out
 
@@ -52,6 +55,7 @@ def recorded(data, children, local_grads):
     def _backward():
         for child, local_grad in zip(children, local_grads):
             child.grad += local_grad * out.grad
+
     out._backward = _backward
     return out
 
@@ -122,7 +126,7 @@ def main(path, repeats, gc_mode, recursion_limit="raised"):
     def target():
         try:
             run(path, int(repeats), gc_mode, report)
-        except BaseException as error:  # noqa: BLE001 - the error is the result
+        except BaseException as error:
             report["error"] = f"{type(error).__name__}: {error}"
 
     thread = threading.Thread(target=target)

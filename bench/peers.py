@@ -6,6 +6,7 @@
   and paused;
 - the floor: orjson.loads of the body, with the garbage collector paused.
 """
+
 import gc
 import http.client
 import itertools
@@ -65,8 +66,13 @@ def micrograd(body, repeats, gc_mode, recursion_limit="raised"):
     with tempfile.NamedTemporaryFile(suffix=".json") as file:
         file.write(body)
         file.flush()
-        run = subprocess.run([sys.executable, "-m", "bench.micrograd_peer", file.name, str(repeats), gc_mode, recursion_limit],
-                             cwd=ROOT, capture_output=True, text=True, check=False)
+        run = subprocess.run(
+            [sys.executable, "-m", "bench.micrograd_peer", file.name, str(repeats), gc_mode, recursion_limit],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if run.returncode != 0:
         reason = run.stderr.strip().splitlines()[-1:] or [f"exit status {run.returncode}"]
         return {"error": f"crashed: {reason[0]}"}

@@ -4,6 +4,7 @@ The only addition is on the command line: an access log format whose %(D)s, the 
 gunicorn spent on the request (reading the body, the app, writing the answer), is the server-side
 time; nothing is added to the service for the bench.
 """
+
 import http.client
 import os
 import socket
@@ -29,10 +30,26 @@ class Gunicorn:
     def __init__(self, log_dir, workers, app=None, env=None):
         self.workers, self.port = workers, free_port()
         self.log = Path(log_dir) / f"gunicorn-{self.port}.log"
-        command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--access-logformat", ACCESS_LOG_FORMAT]
-        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": str(workers), **(env or {})}
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "gunicorn.conf.py",
+            "--access-logformat",
+            ACCESS_LOG_FORMAT,
+        ]
+        env = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": str(workers),
+            **(env or {}),
+        }
         with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(command + ([app] if app else []), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command + ([app] if app else []), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
 
     def __enter__(self):
         deadline = time.monotonic() + 60

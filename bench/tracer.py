@@ -9,6 +9,7 @@ the recorded form once dumped) and the op nodes (the op form), node for node the
 Plain numbers are lifted to leaves before an op, on both sides, so that the service, which only
 sees leaves, builds exactly the Values built here (e.g. `x - 3.0` becomes sub(x, leaf 3.0)).
 """
+
 import operator
 
 from service.engine import Value, topological_order
@@ -103,7 +104,12 @@ def recorded_nodes(output):
     values = topological_order(output)
     position = {id(v): i for i, v in enumerate(values)}
     nodes = [
-        {"id": i, "data": v.data, "children": [position[id(c)] for c in v._children], "local_grads": list(v._local_grads)}
+        {
+            "id": i,
+            "data": v.data,
+            "children": [position[id(c)] for c in v._children],
+            "local_grads": list(v._local_grads),
+        }
         for i, v in enumerate(values)
     ]
     return nodes, values

@@ -1,5 +1,6 @@
 """`python -m bench.validation`: validating the gpt-step graph with the plain nested marshmallow
 schemas against GraphRequestSchema's NodeList fast path, per node, in one process."""
+
 import gc
 import statistics
 import time
@@ -33,7 +34,9 @@ def main():
         document = orjson.loads(workload.body)
         nested = per_node_microseconds(NestedGraphRequestSchema(), document)
         fast = per_node_microseconds(GraphRequestSchema(), document)
-        print(f"{workload.name}: nested schemas {nested:.2f} µs/node, NodeList {fast:.2f} µs/node, {nested / fast:.0f}x")
+        print(
+            f"{workload.name}: nested schemas {nested:.2f} µs/node, NodeList {fast:.2f} µs/node, {nested / fast:.0f}x"
+        )
 
 
 if __name__ == "__main__":

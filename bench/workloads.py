@@ -3,6 +3,7 @@
 Each large workload is a request body (bytes) plus what its answer must satisfy; the bench keeps
 only the bytes and the expected numbers, not the Python objects, so that its own heap stays small.
 """
+
 import math
 import random
 from collections import deque
@@ -60,8 +61,9 @@ def gpt_step(config):
     recorded, values = recorded_nodes(loss.value)
     loss.value.backward()
     # Some weights (unused token rows) are no input of the loss, so the op form names its output.
-    op_form = Workload("gpt-step ops", body(tape.nodes, loss.id), len(tape.nodes),
-                       [(v.data, v.grad) for v in tape.values])
+    op_form = Workload(
+        "gpt-step ops", body(tape.nodes, loss.id), len(tape.nodes), [(v.data, v.grad) for v in tape.values]
+    )
     recorded_form = Workload("gpt-step recorded", body(recorded), len(recorded), [(v.data, v.grad) for v in values])
     return op_form, recorded_form
 
@@ -164,8 +166,13 @@ def random_dag(n, rng):
 # exp then log, pow 2 then pow 0.5, neg twice, relu of a positive number: each pair gives back its
 # input (up to rounding), so the value stays near 0.5 and the gradient near 1 however deep the chain.
 CHAIN_CYCLE = (
-    {"op": "exp"}, {"op": "log"}, {"op": "pow", "exponent": 2}, {"op": "pow", "exponent": 0.5},
-    {"op": "neg"}, {"op": "neg"}, {"op": "relu"},
+    {"op": "exp"},
+    {"op": "log"},
+    {"op": "pow", "exponent": 2},
+    {"op": "pow", "exponent": 0.5},
+    {"op": "neg"},
+    {"op": "neg"},
+    {"op": "relu"},
 )
 
 
@@ -199,7 +206,15 @@ def large_workloads(scale, names):
     if "gpt-step" in names:
         workloads += gpt_step(scale.gpt)
     if "dag" in names:
-        workloads.append(Workload(f"random DAG {scale.dag_nodes:,}", body(random_dag(scale.dag_nodes, random.Random(SEED))), scale.dag_nodes))
+        workloads.append(
+            Workload(
+                f"random DAG {scale.dag_nodes:,}",
+                body(random_dag(scale.dag_nodes, random.Random(SEED))),
+                scale.dag_nodes,
+            )
+        )
     if "chain" in names:
-        workloads.append(Workload(f"chain {scale.chain_nodes:,} deep", body(chain(scale.chain_nodes)), scale.chain_nodes, deep=True))
+        workloads.append(
+            Workload(f"chain {scale.chain_nodes:,} deep", body(chain(scale.chain_nodes)), scale.chain_nodes, deep=True)
+        )
     return workloads

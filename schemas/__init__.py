@@ -1,4 +1,5 @@
 """The marshmallow schemas: valuegraph's contract, and the source of openapi.yaml."""
+
 from schemas.graph import (
     OPERATIONS,
     EvaluationSchema,
@@ -18,8 +19,8 @@ __all__ = [
     "LeafNodeSchema",
     "NodeResultSchema",
     "OperationNodeSchema",
-    "RecordedNodeSchema",
     "ProblemErrorSchema",
     "ProblemSchema",
+    "RecordedNodeSchema",
     "node_schema_for",
 ]

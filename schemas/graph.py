@@ -7,6 +7,7 @@ the schemas themselves, which explain a refusal, and the plain-Python checks at 
 file (`GraphRequestSchema.accepts`, `node_is_valid`), which decide acceptance fast and are proven
 equal to the schemas by tests/test_validation_differential.py.
 """
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 #: Operation name -> number of children.
@@ -66,8 +67,12 @@ class OperationNodeSchema(Schema):
 
     id = Id(required=True)
     op = fields.String(required=True, validate=validate.OneOf(list(OPERATIONS)))
-    children = fields.List(Id(), required=True, metadata={"description": "add, mul, sub and div take two children; the other ops one."})
-    exponent = Number(metadata={"description": "Required by pow (a plain number, as in the seed); no other op takes it."})
+    children = fields.List(
+        Id(), required=True, metadata={"description": "add, mul, sub and div take two children; the other ops one."}
+    )
+    exponent = Number(
+        metadata={"description": "Required by pow (a plain number, as in the seed); no other op takes it."}
+    )
 
     @validates_schema
     def check_arity_and_exponent(self, node, **kwargs):
@@ -149,7 +154,9 @@ class NodeList(fields.List):
             except ValidationError as error:
                 errors[index] = error.messages
         if len(invalid) > MAX_EXPLAINED_NODES:
-            errors["more"] = [f"{len(invalid) - MAX_EXPLAINED_NODES} more nodes are invalid; the first {MAX_EXPLAINED_NODES} are listed."]
+            errors["more"] = [
+                f"{len(invalid) - MAX_EXPLAINED_NODES} more nodes are invalid; the first {MAX_EXPLAINED_NODES} are listed."
+            ]
         raise ValidationError(errors)
 
 
@@ -160,7 +167,11 @@ class GraphRequestSchema(Schema):
         super().__init__(**kwargs)
         self.max_nodes = self.fields["nodes"].max_nodes = max_nodes
 
-    nodes = NodeList(required=True, validate=validate.Length(min=1), metadata={"description": "The graph's nodes, in any order; ids are unique."})
+    nodes = NodeList(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The graph's nodes, in any order; ids are unique."},
+    )
     output = Id(metadata={"description": "The node to differentiate. Default: the one node no other node uses."})
 
     def load(self, data, **kwargs):
@@ -177,7 +188,7 @@ class GraphRequestSchema(Schema):
         nodes = document.get("nodes")
         return (
             type(nodes) is list
-            and 0 < len(nodes)
+            and len(nodes) > 0
             and (self.max_nodes is None or len(nodes) <= self.max_nodes)
             and ("output" not in document or is_id(document["output"]))
             and all(map(node_is_valid, nodes))
@@ -187,7 +198,9 @@ class GraphRequestSchema(Schema):
 class NodeResultSchema(Schema):
     id = Id(required=True)
     data = fields.Float(required=True)
-    grad = fields.Float(required=True, metadata={"description": "d(output)/d(node); 0 for a node the output does not depend on."})
+    grad = fields.Float(
+        required=True, metadata={"description": "d(output)/d(node); 0 for a node the output does not depend on."}
+    )
 
 
 class EvaluationSchema(Schema):

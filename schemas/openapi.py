@@ -2,6 +2,7 @@
 
 tests/test_openapi.py fails when the committed file differs from what this prints.
 """
+
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
@@ -10,16 +11,18 @@ from schemas.graph import EvaluationSchema, GraphRequestSchema, LeafNodeSchema, 
 from schemas.problem import ProblemSchema
 from schemas.status import StatusSchema
 
-DESCRIPTION = "\n\n".join([
-    "POST a computation graph; valuegraph rebuilds it as scalar autograd `Value` nodes, runs the forward "
-    "pass and the backward pass from one output node, and answers with every node's `data` and `grad`.",
-    "Numbers are IEEE 754 doubles. Every error is RFC 9457 problem details (`application/problem+json`); "
-    "a 422 carries `errors`, one entry per problem, naming the node (`node`, `index`) and the `field`. "
-    "Problem types: `/problems/invalid-json` (400), `/problems/invalid-graph` and `/problems/numeric-error` "
-    "(422), and `about:blank` where the HTTP status says it all.",
-    "Limits, set by environment variables: the body, `VALUEGRAPH_MAX_BODY_BYTES` (default 268435456 "
-    "bytes; over it, 413); the nodes of one graph, `VALUEGRAPH_MAX_NODES` (default 1000000; over it, 422).",
-])
+DESCRIPTION = "\n\n".join(
+    [
+        "POST a computation graph; valuegraph rebuilds it as scalar autograd `Value` nodes, runs the forward "
+        "pass and the backward pass from one output node, and answers with every node's `data` and `grad`.",
+        "Numbers are IEEE 754 doubles. Every error is RFC 9457 problem details (`application/problem+json`); "
+        "a 422 carries `errors`, one entry per problem, naming the node (`node`, `index`) and the `field`. "
+        "Problem types: `/problems/invalid-json` (400), `/problems/invalid-graph` and `/problems/numeric-error` "
+        "(422), and `about:blank` where the HTTP status says it all.",
+        "Limits, set by environment variables: the body, `VALUEGRAPH_MAX_BODY_BYTES` (default 268435456 "
+        "bytes; over it, 413); the nodes of one graph, `VALUEGRAPH_MAX_NODES` (default 1000000; over it, 422).",
+    ]
+)
 
 PROBLEM_STATUSES = {
     400: "The body is not JSON: not UTF-8, a syntax error, NaN or Infinity, a number too large for a double, or nesting over 1024 levels.",
@@ -43,7 +46,11 @@ SEED_EXAMPLE = {
 def node_field_to_oneof(self, field, **kwargs):
     """The Node field is one of the three node schemas, chosen by the node's keys."""
     if isinstance(field, graph.Node):
-        return {"oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in ("LeafNode", "OperationNode", "RecordedNode")]}
+        return {
+            "oneOf": [
+                {"$ref": f"#/components/schemas/{name}"} for name in ("LeafNode", "OperationNode", "RecordedNode")
+            ]
+        }
     if isinstance(field, graph.Id):
         return {"oneOf": [{"type": "string", "minLength": 1, "maxLength": graph.ID_MAX_LENGTH}, {"type": "integer"}]}
     return {}
@@ -58,7 +65,13 @@ def problem_response(status, description):
 
 def build_spec():
     plugin = MarshmallowPlugin()
-    spec = APISpec(title="valuegraph", version="1.0.0", openapi_version="3.0.3", plugins=[plugin], info={"description": DESCRIPTION})
+    spec = APISpec(
+        title="valuegraph",
+        version="1.0.0",
+        openapi_version="3.0.3",
+        plugins=[plugin],
+        info={"description": DESCRIPTION},
+    )
     plugin.converter.add_attribute_function(node_field_to_oneof)
     for name, schema in [
         ("LeafNode", LeafNodeSchema),
@@ -70,27 +83,42 @@ def build_spec():
         ("Status", StatusSchema),
     ]:
         spec.components.schema(name, schema=schema)
-    spec.path(path="/v1/evaluate", operations={"post": {
-        "summary": "Evaluate a graph: every node's data, and its grad from the output's backward pass.",
-        "operationId": "evaluate",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": "GraphRequest", "example": SEED_EXAMPLE}}},
-        "responses": {
-            200: {"description": "Every node of the request, in request order, with its data and grad.",
-                  "content": {"application/json": {"schema": "Evaluation"}}},
-            **{status: problem_response(status, text) for status, text in PROBLEM_STATUSES.items()},
+    spec.path(
+        path="/v1/evaluate",
+        operations={
+            "post": {
+                "summary": "Evaluate a graph: every node's data, and its grad from the output's backward pass.",
+                "operationId": "evaluate",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": "GraphRequest", "example": SEED_EXAMPLE}},
+                },
+                "responses": {
+                    200: {
+                        "description": "Every node of the request, in request order, with its data and grad.",
+                        "content": {"application/json": {"schema": "Evaluation"}},
+                    },
+                    **{status: problem_response(status, text) for status, text in PROBLEM_STATUSES.items()},
+                },
+            }
         },
-    }})
+    )
     for path, summary, content, schema in [
         ("/healthz", "Liveness: the process answers.", "application/json", "Status"),
         ("/readyz", "Readiness: the contract is loaded and the engine differentiates.", "application/json", "Status"),
         ("/openapi.yaml", "This contract, as YAML.", "application/yaml", {"type": "object"}),
         ("/openapi.json", "This contract, as JSON.", "application/json", {"type": "object"}),
     ]:
-        spec.path(path=path, operations={"get": {
-            "summary": summary,
-            "operationId": path.strip("/").replace(".", "_"),
-            "responses": {200: {"description": summary, "content": {content: {"schema": schema}}}},
-        }})
+        spec.path(
+            path=path,
+            operations={
+                "get": {
+                    "summary": summary,
+                    "operationId": path.strip("/").replace(".", "_"),
+                    "responses": {200: {"description": summary, "content": {content: {"schema": schema}}}},
+                }
+            },
+        )
     return spec
 
 

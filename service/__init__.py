@@ -1,4 +1,5 @@
 """valuegraph: POST a computation graph, get every node's data and grad."""
+
 from flask import Flask
 
 from service import api, errors, meta

@@ -1,4 +1,5 @@
 """POST /v1/evaluate: request bytes -> JSON -> valid graph -> Values -> forward, backward -> response."""
+
 import functools
 import gc
 import threading
@@ -44,8 +45,12 @@ def evaluate():
 
 def _evaluate():
     if request.mimetype != "application/json":
-        raise Problem(415, "about:blank", "Unsupported Media Type",
-                      f"The body must be application/json, not {request.mimetype or 'untyped'}.")
+        raise Problem(
+            415,
+            "about:blank",
+            "Unsupported Media Type",
+            f"The body must be application/json, not {request.mimetype or 'untyped'}.",
+        )
     try:
         document = orjson.loads(request_body())
     except orjson.JSONDecodeError as error:
@@ -79,15 +84,24 @@ def request_body():
 
 
 def body_too_large(limit):
-    return Problem(413, "about:blank", "Content Too Large", f"The body is over the limit of {limit} bytes (VALUEGRAPH_MAX_BODY_BYTES).")
+    return Problem(
+        413,
+        "about:blank",
+        "Content Too Large",
+        f"The body is over the limit of {limit} bytes (VALUEGRAPH_MAX_BODY_BYTES).",
+    )
 
 
 def evaluation_json(output, nodes, values, slice_size=10_000):
     """The 200 body, serialized a slice of nodes at a time: a dict per node for all of a big graph at
     once would cost more memory than its Values."""
     slices = (
-        orjson.dumps([{"id": node["id"], "data": value.data, "grad": value.grad}
-                      for node, value in zip(nodes[start:start + slice_size], values[start:start + slice_size])])[1:-1]
+        orjson.dumps(
+            [
+                {"id": node["id"], "data": value.data, "grad": value.grad}
+                for node, value in zip(nodes[start : start + slice_size], values[start : start + slice_size])
+            ]
+        )[1:-1]
         for start in range(0, len(nodes), slice_size)
     )
     return b'{"output":%b,"nodes":[%b]}' % (orjson.dumps(output), b",".join(slices))

@@ -1,4 +1,5 @@
 """Settings, each from an environment variable with a documented default (see README, Configuration)."""
+
 import os
 
 

@@ -2,6 +2,7 @@
 
 Kept free of Flask and of JSON so that it reads like the seed and can be checked against it alone.
 """
+
 import math
 
 

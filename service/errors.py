@@ -1,4 +1,5 @@
 """Every error as RFC 9457 problem details, whatever raised it: never an HTML page, never a bare 500."""
+
 import logging
 
 import orjson
@@ -46,14 +47,21 @@ def from_validation_error(error):
                 if isinstance(position, int):
                     node = nodes[position]
                     named = {"node": node["id"]} if isinstance(node, dict) and is_id(node.get("id")) else {}
-                    errors += [{**named, "index": position, "field": field, "message": text}
-                               for field, text in _flatten(node_messages)]
+                    errors += [
+                        {**named, "index": position, "field": field, "message": text}
+                        for field, text in _flatten(node_messages)
+                    ]
                 else:
                     errors += [{"field": "nodes", "message": text} for text in node_messages]
         else:
             errors += [{"field": None if key == "_schema" else key, "message": text} for _, text in _flatten(messages)]
-    return Problem(422, "/problems/invalid-graph", "The graph is not valid",
-                   f"{len(errors)} problem{'s' if len(errors) > 1 else ''} found; see errors.", errors=errors)
+    return Problem(
+        422,
+        "/problems/invalid-graph",
+        "The graph is not valid",
+        f"{len(errors)} problem{'s' if len(errors) > 1 else ''} found; see errors.",
+        errors=errors,
+    )
 
 
 def _flatten(messages, field=None):
@@ -62,10 +70,7 @@ def _flatten(messages, field=None):
         return [(field, text) for text in messages]
     pairs = []
     for key, inner in messages.items():
-        if isinstance(key, int):
-            name = f"{field}[{key}]"
-        else:
-            name = None if key == "_schema" else key
+        name = f"{field}[{key}]" if isinstance(key, int) else None if key == "_schema" else key
         pairs += _flatten(inner, name)
     return pairs
 
@@ -83,4 +88,6 @@ def register(app):
     @app.errorhandler(Exception)
     def unexpected(error):
         logging.getLogger(__name__).exception("unexpected error")
-        return problem_response(Problem(500, "about:blank", "Internal Server Error", "The server failed; the error is logged."))
+        return problem_response(
+            Problem(500, "about:blank", "Internal Server Error", "The server failed; the error is logged.")
+        )

@@ -4,6 +4,7 @@ forward pass), then run the engine's backward pass from the output node.
 Everything wrong with a graph that the schemas cannot see (ids, cycles, the choice of output,
 numbers that leave the finite doubles) is found here and raised as a GraphError.
 """
+
 import math
 import operator
 
@@ -81,8 +82,11 @@ def build_value(nodes, i, inputs):
     except (ArithmeticError, ValueError, TypeError):
         pass
     data = [v.data for v in inputs]
-    raise GraphError("numeric-error", "A node's value is not a finite number.",
-                     [_node_error(nodes, i, None, numeric_reason(op, data, node.get("exponent")), op=op, inputs=data)])
+    raise GraphError(
+        "numeric-error",
+        "A node's value is not a finite number.",
+        [_node_error(nodes, i, None, numeric_reason(op, data, node.get("exponent")), op=op, inputs=data)],
+    )
 
 
 def dependency_order(nodes):
@@ -143,8 +147,11 @@ def choose_output(nodes, values, output):
     """The output's id: the one given, or else the one node that no other node uses."""
     if output is not None:
         if output not in values:
-            raise GraphError("invalid-graph", "The output is not a node.",
-                             [{"field": "output", "message": f"No node has the id {output!r}."}])
+            raise GraphError(
+                "invalid-graph",
+                "The output is not a node.",
+                [{"field": "output", "message": f"No node has the id {output!r}."}],
+            )
         return output
     used = set()
     for node in nodes:
@@ -153,8 +160,16 @@ def choose_output(nodes, values, output):
     if len(sinks) == 1:
         return sinks[0]
     shown = ", ".join(map(repr, sinks[:10])) + (", ..." if len(sinks) > 10 else "")
-    raise GraphError("invalid-graph", "Several nodes are used by no other node; name the one to differentiate.",
-                     [{"field": "output", "message": f"No output was given and {len(sinks)} nodes are used by no other node: {shown}."}])
+    raise GraphError(
+        "invalid-graph",
+        "Several nodes are used by no other node; name the one to differentiate.",
+        [
+            {
+                "field": "output",
+                "message": f"No output was given and {len(sinks)} nodes are used by no other node: {shown}.",
+            }
+        ],
+    )
 
 
 def check_grads(nodes, values, root):
@@ -171,17 +186,35 @@ def check_grads(nodes, values, root):
         if math.isfinite(v.grad):  # the grad is fine but one of its local gradients is not
             data = [child.data for child in v._children]
             reason = numeric_reason(op, data, node.get("exponent"))
-            raise GraphError("numeric-error", "A local gradient is not a finite number.",
-                             [_node_error(nodes, i, None, reason, op=op, inputs=data)])
-        raise GraphError("numeric-error", "A gradient is not a finite number.",
-                         [_node_error(nodes, i, None, f"The gradient of the output with respect to this node overflows ({v.grad!r}).", op=op)])
+            raise GraphError(
+                "numeric-error",
+                "A local gradient is not a finite number.",
+                [_node_error(nodes, i, None, reason, op=op, inputs=data)],
+            )
+        raise GraphError(
+            "numeric-error",
+            "A gradient is not a finite number.",
+            [
+                _node_error(
+                    nodes,
+                    i,
+                    None,
+                    f"The gradient of the output with respect to this node overflows ({v.grad!r}).",
+                    op=op,
+                )
+            ],
+        )
 
 
 def numeric_reason(op, inputs, exponent):
     """Why `op` at `inputs` leaves the finite doubles, in words."""
     x = inputs[0] if inputs else None
     if op == "log":
-        return f"log({x!r}): log is defined only for numbers > 0." if x <= 0 else f"The derivative of log at {x!r}, 1/x, overflows."
+        return (
+            f"log({x!r}): log is defined only for numbers > 0."
+            if x <= 0
+            else f"The derivative of log at {x!r}, 1/x, overflows."
+        )
     if op == "exp":
         return f"exp({x!r}) overflows."
     if op == "pow":
@@ -202,6 +235,8 @@ def _node_error(nodes, i, field, message, **extra):
 
 
 def _cycle_error(nodes, path, repeated):
-    cycle = [nodes[k]["id"] for k in path[path.index(repeated):]] + [nodes[repeated]["id"]]
+    cycle = [nodes[k]["id"] for k in path[path.index(repeated) :]] + [nodes[repeated]["id"]]
     message = "This node depends on itself: " + " -> ".join(map(repr, cycle)) + "."
-    return GraphError("invalid-graph", "The graph has a cycle.", [_node_error(nodes, repeated, "children", message, cycle=cycle)])
+    return GraphError(
+        "invalid-graph", "The graph has a cycle.", [_node_error(nodes, repeated, "children", message, cycle=cycle)]
+    )

@@ -1,4 +1,5 @@
 """The service about itself: liveness, readiness, and the contract it serves."""
+
 import functools
 from pathlib import Path
 
@@ -32,11 +33,13 @@ def healthz():
 def readyz():
     """Readiness: the contract is loaded and the engine differentiates a product."""
     spec_document()
-    _, (x, y, product) = graph.evaluate([
-        {"id": "x", "op": "value", "data": 2.0},
-        {"id": "y", "op": "value", "data": 3.0},
-        {"id": "xy", "op": "mul", "children": ["x", "y"]},
-    ])
+    _, (x, y, product) = graph.evaluate(
+        [
+            {"id": "x", "op": "value", "data": 2.0},
+            {"id": "y", "op": "value", "data": 3.0},
+            {"id": "xy", "op": "mul", "children": ["x", "y"]},
+        ]
+    )
     if (product.data, x.grad, y.grad) != (6.0, 3.0, 2.0):
         return jsonify(status="engine check failed"), 503
     return jsonify(status="ready")

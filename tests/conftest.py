@@ -1,4 +1,5 @@
 """Fixtures: the app and its test client (as in Flask's tutorial), the contract, and the real server."""
+
 import os
 import socket
 import subprocess
@@ -76,8 +77,13 @@ def gunicorn_server(directory, **env):
     stdout, stderr = Path(directory) / "stdout.log", Path(directory) / "stderr.log"
     environment = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "1", **env}
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
-                                   cwd=ROOT, env=environment, stdout=out, stderr=err)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+            cwd=ROOT,
+            env=environment,
+            stdout=out,
+            stderr=err,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -1,5 +1,6 @@
 """The seed's Value class, literally (../shared/seed/value-class.md, with the seed's recursive
 backward): the reference that valuegraph's results must equal bit for bit."""
+
 import math
 
 
@@ -21,7 +22,7 @@ class Value:
         return Value(self.data * other.data, (self, other), (other.data, self.data))
 
     def __pow__(self, other):
-        return Value(self.data**other, (self,), (other * self.data**(other - 1),))
+        return Value(self.data**other, (self,), (other * self.data ** (other - 1),))
 
     def log(self):
         return Value(math.log(self.data), (self,), (1 / self.data,))
@@ -32,13 +33,26 @@ class Value:
     def relu(self):
         return Value(max(0, self.data), (self,), (float(self.data > 0),))
 
-    def __neg__(self): return self * -1
-    def __radd__(self, other): return self + other
-    def __sub__(self, other): return self + (-other)
-    def __rsub__(self, other): return other + (-self)
-    def __rmul__(self, other): return self * other
-    def __truediv__(self, other): return self * other**-1
-    def __rtruediv__(self, other): return other * self**-1
+    def __neg__(self):
+        return self * -1
+
+    def __radd__(self, other):
+        return self + other
+
+    def __sub__(self, other):
+        return self + (-other)
+
+    def __rsub__(self, other):
+        return other + (-self)
+
+    def __rmul__(self, other):
+        return self * other
+
+    def __truediv__(self, other):
+        return self * other**-1
+
+    def __rtruediv__(self, other):
+        return other * self**-1
 
     def backward(self):
         topo = build_topo(self)
@@ -91,7 +105,9 @@ def evaluate_with_seed(nodes, output):
             op = node.get("op", "value")
             if op == "value":
                 if "local_grads" in node:
-                    values[node_id] = Value(float(node["data"]), tuple(children), tuple(float(g) for g in node["local_grads"]))
+                    values[node_id] = Value(
+                        float(node["data"]), tuple(children), tuple(float(g) for g in node["local_grads"])
+                    )
                 else:
                     values[node_id] = Value(float(node["data"]))
             elif op == "pow":

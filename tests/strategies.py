@@ -1,4 +1,5 @@
 """Hypothesis strategies: random computation graphs in the contract's JSON shape."""
+
 from hypothesis import strategies as st
 
 from schemas import OPERATIONS
@@ -6,8 +7,11 @@ from schemas import OPERATIONS
 EXPONENTS = st.one_of(st.sampled_from([2.0, 3.0, -1.0, -2.0, 0.5, -0.5, 1.5, 0.0, 1.0]), st.floats(-4, 4))
 
 
+DATA = st.floats(-3, 3)
+
+
 @st.composite
-def graphs(draw, ops=tuple(OPERATIONS), data=st.floats(-3, 3), exponents=EXPONENTS, max_ops=12, recorded=True, shuffle=True):
+def graphs(draw, ops=tuple(OPERATIONS), data=DATA, exponents=EXPONENTS, max_ops=12, recorded=True, shuffle=True):
     """(nodes, output): leaves, then op (and recorded) nodes over earlier nodes, maybe shuffled.
 
     Ids mix strings and integers; a child may repeat; the output is any node.

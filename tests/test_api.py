@@ -1,5 +1,6 @@
 """POST /v1/evaluate through Flask's test client: the answers, and every error the contract names.
 Every response is checked against openapi.yaml."""
+
 import gc
 import math
 
@@ -71,15 +72,19 @@ def test_default_output_is_the_one_node_nobody_uses(post):
     assert post({"nodes": nodes}).get_json()["output"] == "c"
 
 
-@pytest.mark.parametrize("body, detail", [
-    (b"{", "unexpected end of data"),
-    (b"", "Input is a zero-length, empty document"),
-    (b'{"nodes": [{"id": "a", "data": 1.0}], "x": "\xff"}', "not valid UTF-8"),
-    (b'{"nodes": [{"id": "a", "data": NaN}]}', "unexpected character"),
-    (b'{"nodes": [{"id": "a", "data": Infinity}]}', "unexpected character"),
-    (b'{"nodes": [{"id": "a", "data": 1e400}]}', "number is infinity"),
-    (b"[" * 2000 + b"]" * 2000, "depth limit exceeded"),
-], ids=["syntax", "empty", "utf-8", "nan", "infinity", "too large", "too deep"])
+@pytest.mark.parametrize(
+    "body, detail",
+    [
+        (b"{", "unexpected end of data"),
+        (b"", "Input is a zero-length, empty document"),
+        (b'{"nodes": [{"id": "a", "data": 1.0}], "x": "\xff"}', "not valid UTF-8"),
+        (b'{"nodes": [{"id": "a", "data": NaN}]}', "unexpected character"),
+        (b'{"nodes": [{"id": "a", "data": Infinity}]}', "unexpected character"),
+        (b'{"nodes": [{"id": "a", "data": 1e400}]}', "number is infinity"),
+        (b"[" * 2000 + b"]" * 2000, "depth limit exceeded"),
+    ],
+    ids=["syntax", "empty", "utf-8", "nan", "infinity", "too large", "too deep"],
+)
 def test_bodies_that_are_not_json_are_400(post, body, detail):
     response = post(body)
     assert response.status_code == 400
@@ -132,22 +137,49 @@ INVALID_GRAPHS = {
     "empty id": ({"nodes": [leaf("", 1.0)]}, (None, "id", "Not a valid id")),
     "id of 257 characters": ({"nodes": [leaf("x" * 257, 1.0)]}, (None, "id", "Not a valid id")),
     "unknown op": ({"nodes": [leaf("a", 1.0), op("b", "tanh", "a")]}, ("b", "op", "Must be one of: add, mul")),
-    "two children for neg": ({"nodes": [leaf("a", 1.0), op("b", "neg", "a", "a")]}, ("b", "children", "neg takes 1 children, not 2")),
-    "one child for add": ({"nodes": [leaf("a", 1.0), op("b", "add", "a")]}, ("b", "children", "add takes 2 children, not 1")),
-    "child id of the wrong type": ({"nodes": [leaf("a", 1.0), op("b", "exp", 1.5)]}, ("b", "children[0]", "Not a valid id")),
-    "pow without exponent": ({"nodes": [leaf("a", 1.0), op("b", "pow", "a")]}, ("b", "exponent", "pow requires an exponent")),
-    "exponent on exp": ({"nodes": [leaf("a", 1.0), op("b", "exp", "a", exponent=2)]}, ("b", "exponent", "Only pow takes an exponent")),
-    "local_grads short": ({"nodes": [leaf("a", 1.0), {"id": "r", "data": 1.0, "children": ["a", "a"], "local_grads": [1.0]}]},
-                          ("r", "local_grads", "1 local_grads for 2 children")),
+    "two children for neg": (
+        {"nodes": [leaf("a", 1.0), op("b", "neg", "a", "a")]},
+        ("b", "children", "neg takes 1 children, not 2"),
+    ),
+    "one child for add": (
+        {"nodes": [leaf("a", 1.0), op("b", "add", "a")]},
+        ("b", "children", "add takes 2 children, not 1"),
+    ),
+    "child id of the wrong type": (
+        {"nodes": [leaf("a", 1.0), op("b", "exp", 1.5)]},
+        ("b", "children[0]", "Not a valid id"),
+    ),
+    "pow without exponent": (
+        {"nodes": [leaf("a", 1.0), op("b", "pow", "a")]},
+        ("b", "exponent", "pow requires an exponent"),
+    ),
+    "exponent on exp": (
+        {"nodes": [leaf("a", 1.0), op("b", "exp", "a", exponent=2)]},
+        ("b", "exponent", "Only pow takes an exponent"),
+    ),
+    "local_grads short": (
+        {"nodes": [leaf("a", 1.0), {"id": "r", "data": 1.0, "children": ["a", "a"], "local_grads": [1.0]}]},
+        ("r", "local_grads", "1 local_grads for 2 children"),
+    ),
     "output id of the wrong type": ({**SEED_GRAPH, "output": 2.5}, (None, "output", "Not a valid id")),
-    "duplicate id": ({"nodes": [leaf("a", 1.0), leaf("a", 2.0), op("s", "add", "a", "a")]}, ("a", "id", "Duplicate id: node 0 has it too")),
-    "child names no node": ({"nodes": [leaf("a", 1.0), op("s", "add", "a", "b")]}, ("s", "children[1]", "No node has the id 'b'")),
-    "cycle": ({"nodes": [leaf("x", 1.0), op("p", "add", "x", "q"), op("q", "mul", "p", "x"), op("out", "exp", "q")]},
-              ("p", "children", "This node depends on itself: 'p' -> 'q' -> 'p'")),
+    "duplicate id": (
+        {"nodes": [leaf("a", 1.0), leaf("a", 2.0), op("s", "add", "a", "a")]},
+        ("a", "id", "Duplicate id: node 0 has it too"),
+    ),
+    "child names no node": (
+        {"nodes": [leaf("a", 1.0), op("s", "add", "a", "b")]},
+        ("s", "children[1]", "No node has the id 'b'"),
+    ),
+    "cycle": (
+        {"nodes": [leaf("x", 1.0), op("p", "add", "x", "q"), op("q", "mul", "p", "x"), op("out", "exp", "q")]},
+        ("p", "children", "This node depends on itself: 'p' -> 'q' -> 'p'"),
+    ),
     "self loop": ({"nodes": [op("s", "neg", "s")]}, ("s", "children", "'s' -> 's'")),
     "output not a node": ({**SEED_GRAPH, "output": "z"}, (None, "output", "No node has the id 'z'")),
-    "several sinks, no output": ({"nodes": [leaf("a", 1.0), op("b", "exp", "a"), op("c", "log", "a")]},
-                                 (None, "output", "2 nodes are used by no other node: 'b', 'c'")),
+    "several sinks, no output": (
+        {"nodes": [leaf("a", 1.0), op("b", "exp", "a"), op("c", "log", "a")]},
+        (None, "output", "2 nodes are used by no other node: 'b', 'c'"),
+    ),
 }
 
 
@@ -166,7 +198,11 @@ def test_invalid_graphs_are_422_naming_node_and_field(post, body, expected):
 def test_every_invalid_node_is_named(post):
     nodes = [leaf("a", "1"), leaf("b", 2.0), {"id": "c", "op": "exp"}, leaf(4, None)]
     errors = post({"nodes": nodes}).get_json()["errors"]
-    assert [(e.get("node"), e["index"], e["field"]) for e in errors] == [("a", 0, "data"), ("c", 2, "children"), (4, 3, "data")]
+    assert [(e.get("node"), e["index"], e["field"]) for e in errors] == [
+        ("a", 0, "data"),
+        ("c", 2, "children"),
+        (4, 3, "data"),
+    ]
 
 
 def test_more_nodes_than_the_limit_is_422(conforms):
@@ -174,22 +210,47 @@ def test_more_nodes_than_the_limit_is_422(conforms):
     response = client.post(PATH, json={"nodes": [leaf(k, 1.0) for k in range(4)]})
     conforms(PATH, "post", response.status_code, response.content_type, response.data)
     assert response.status_code == 422
-    assert response.get_json()["errors"] == [{"field": "nodes", "message": "A graph may have at most 3 nodes; this one has 4."}]
+    assert response.get_json()["errors"] == [
+        {"field": "nodes", "message": "A graph may have at most 3 nodes; this one has 4."}
+    ]
 
 
 # (nodes, the node named, words in the message)
 NUMERIC_ERRORS = {
-    "log of a negative number": ([leaf("x", -2.0), op("l", "log", "x")], "l", "log(-2.0): log is defined only for numbers > 0"),
+    "log of a negative number": (
+        [leaf("x", -2.0), op("l", "log", "x")],
+        "l",
+        "log(-2.0): log is defined only for numbers > 0",
+    ),
     "log of zero": ([leaf("x", 0.0), op("l", "log", "x")], "l", "log(0.0)"),
     "exp overflow": ([leaf("x", 800.0), op("e", "exp", "x")], "e", "exp(800.0) overflows"),
     "0 to a negative power": ([leaf("x", 0.0), op("p", "pow", "x", exponent=-1)], "p", "0 to the negative power -1"),
-    "negative to a fractional power": ([leaf("x", -8.0), op("p", "pow", "x", exponent=1 / 3)], "p", "not a real number"),
-    "the derivative of sqrt at 0": ([leaf("x", 0.0), op("p", "pow", "x", exponent=0.5)], "p", "The derivative of x ** 0.5 at 0"),
+    "negative to a fractional power": (
+        [leaf("x", -8.0), op("p", "pow", "x", exponent=1 / 3)],
+        "p",
+        "not a real number",
+    ),
+    "the derivative of sqrt at 0": (
+        [leaf("x", 0.0), op("p", "pow", "x", exponent=0.5)],
+        "p",
+        "The derivative of x ** 0.5 at 0",
+    ),
     "division by zero": ([leaf("x", 1.0), leaf("y", 0.0), op("q", "div", "x", "y")], "q", "Division by zero"),
     "product overflow": ([leaf("x", 1e200), op("m", "mul", "x", "x")], "m", "mul(1e+200, 1e+200) overflows"),
-    "a local gradient that overflows": ([leaf("x", 5e-324), op("l", "log", "x")], "l", "The derivative of log at 5e-324, 1/x, overflows"),
-    "a gradient that overflows": ([leaf("x", 1.0), {"id": "y", "data": 1.0, "children": ["x"], "local_grads": [1e300]},
-                                   {"id": "z", "data": 1.0, "children": ["y"], "local_grads": [1e300]}], "x", "overflows (inf)"),
+    "a local gradient that overflows": (
+        [leaf("x", 5e-324), op("l", "log", "x")],
+        "l",
+        "The derivative of log at 5e-324, 1/x, overflows",
+    ),
+    "a gradient that overflows": (
+        [
+            leaf("x", 1.0),
+            {"id": "y", "data": 1.0, "children": ["x"], "local_grads": [1e300]},
+            {"id": "z", "data": 1.0, "children": ["y"], "local_grads": [1e300]},
+        ],
+        "x",
+        "overflows (inf)",
+    ),
 }
 
 
@@ -233,19 +294,38 @@ def test_an_unexpected_failure_is_a_500_problem_not_a_page(client, monkeypatch):
     monkeypatch.setattr(graph, "evaluate", broken)
     response = client.post(PATH, json=SEED_GRAPH)
     assert response.status_code == 500 and response.content_type == "application/problem+json"
-    assert response.get_json() == {"type": "about:blank", "title": "Internal Server Error", "status": 500,
-                                   "detail": "The server failed; the error is logged."}
+    assert response.get_json() == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "The server failed; the error is logged.",
+    }
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["id", "op", "data", "children", "exponent", "local_grads", "nodes", "output", "x"]), inner, max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["id", "op", "data", "children", "exponent", "local_grads", "nodes", "output", "x"]),
+            inner,
+            max_size=5,
+        )
+    ),
     max_leaves=20,
 )
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.one_of(graphs(), json_values.map(lambda value: (value, None)), st.binary(max_size=40).map(lambda raw: (raw, None))))
+@given(
+    st.one_of(
+        graphs(), json_values.map(lambda value: (value, None)), st.binary(max_size=40).map(lambda raw: (raw, None))
+    )
+)
 def test_no_input_gets_a_500_or_an_answer_outside_the_contract(post, case):
     body, output = case
     if isinstance(body, list) and output is not None:  # a random graph

@@ -1,6 +1,7 @@
 """`make bench` at a tiny size, so that it cannot rot: every workload and peer is in the table, the
 numbers are there and sane, the gpt-step answers equal the in-process Value backward. No timing
 assertions. The load uses the bench's own Python client, so that neither wrk nor apt is needed."""
+
 import math
 import subprocess
 import sys
@@ -15,8 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    run = subprocess.run([sys.executable, "-m", "bench", "--scale", "tiny", "--client", "python", "--out", str(out)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--scale", "tiny", "--client", "python", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     return run.stdout, orjson.loads((out / "results" / "tiny.json").read_bytes()), out
 
@@ -25,11 +32,25 @@ def test_the_table_has_every_workload_peer_and_goal(bench):
     table, _, _ = bench
     for workload in ("gpt-step ops", "gpt-step recorded", "random DAG 2,000", "chain 2,000 deep", "10-node graph"):
         assert workload in table
-    for peer in ("service end to end", "server-side", "micrograd (gc on)", "micrograd (gc paused)", "orjson.loads",
-                 "worker peak", "micrograd per node", "bare Flask", "requests/s"):
+    for peer in (
+        "service end to end",
+        "server-side",
+        "micrograd (gc on)",
+        "micrograd (gc paused)",
+        "orjson.loads",
+        "worker peak",
+        "micrograd per node",
+        "bare Flask",
+        "requests/s",
+    ):
         assert peer in table
-    for goal in ("service end to end / micrograd (gc on)", "server-side / orjson.loads", "worker peak memory per node",
-                 "evaluates", "small graphs: service / bare Flask req/s"):
+    for goal in (
+        "service end to end / micrograd (gc on)",
+        "server-side / orjson.loads",
+        "worker peak memory per node",
+        "evaluates",
+        "small graphs: service / bare Flask req/s",
+    ):
         assert goal in table
 
 
@@ -38,7 +59,7 @@ def test_the_numbers_are_sane(bench):
     assert len(results["large"]) == 4
     for r in results["large"]:
         assert r["check"].startswith("ok"), r
-        assert 0 < r["orjson_seconds"] and 0 < r["server_seconds"] < r["service_seconds"]
+        assert r["orjson_seconds"] > 0 and 0 < r["server_seconds"] < r["service_seconds"]
         assert 0 < r["worker_baseline_bytes"] <= r["worker_peak_bytes"]
         for mode in ("on", "paused"):
             micrograd = r[f"micrograd_gc_{mode}"]

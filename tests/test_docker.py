@@ -8,6 +8,7 @@ this file takes well under a minute (a cached build, ~10 s until the HEALTHCHECK
 
 It uses no fixture from conftest.py, only its seed example and free_port.
 """
+
 import math
 import os
 import shutil
@@ -27,11 +28,13 @@ BASE_IMAGE_SCRIPT = Path(__file__).resolve().parents[2] / "shared/docker/base-im
 IMAGE = "valuegraph-test"
 HEALTHY_WITHIN = 60  # seconds, from `docker run` until the image's own HEALTHCHECK reports healthy
 
+
 def run(args, timeout, check=True, **kwargs):
     result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
     if check and result.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, args))} exited {result.returncode}:\n"
-                    f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        pytest.fail(
+            f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
     return result
 
 
@@ -46,8 +49,10 @@ def base_image():
     except subprocess.TimeoutExpired:
         pytest.skip(f"no Docker test: {BASE_IMAGE_SCRIPT} ran for more than 20 minutes")
     if result.returncode != 0:
-        pytest.skip(f"no Docker test: {BASE_IMAGE_SCRIPT} exited {result.returncode} "
-                    f"(no Docker engine could be started, or no base image made): {result.stderr.strip()[-1000:]}")
+        pytest.skip(
+            f"no Docker test: {BASE_IMAGE_SCRIPT} exited {result.returncode} "
+            f"(no Docker engine could be started, or no base image made): {result.stderr.strip()[-1000:]}"
+        )
     lines = result.stdout.strip().splitlines()
     if not lines or shutil.which("docker") is None:
         pytest.skip(f"no Docker test: {BASE_IMAGE_SCRIPT} printed no image tag or left no docker command")
@@ -59,8 +64,11 @@ def base_image():
 @pytest.fixture(scope="module")
 def image(base_image):
     """valuegraph-test, built from the repo's Dockerfile on the base image."""
-    run(["docker", "build", "--force-rm", "--build-arg", f"BASE_IMAGE={base_image}", "-t", IMAGE, "."],
-        cwd=ROOT, timeout=600)
+    run(
+        ["docker", "build", "--force-rm", "--build-arg", f"BASE_IMAGE={base_image}", "-t", IMAGE, "."],
+        cwd=ROOT,
+        timeout=600,
+    )
     return IMAGE
 
 
@@ -76,8 +84,10 @@ def wait_healthy(container):
             return
         if not state.startswith("running") or state.endswith(" unhealthy") or time.monotonic() > deadline:
             logs = run(["docker", "logs", "--tail", "50", container], timeout=30, check=False)
-            pytest.fail(f"container is {state!r}, not healthy, {HEALTHY_WITHIN} s after start; its last logs:\n"
-                        f"{logs.stdout}{logs.stderr}")
+            pytest.fail(
+                f"container is {state!r}, not healthy, {HEALTHY_WITHIN} s after start; its last logs:\n"
+                f"{logs.stdout}{logs.stderr}"
+            )
         time.sleep(0.5)
 
 
@@ -126,8 +136,10 @@ def test_image_serves_the_seed_example_healthy_and_not_as_root(image):
 
 
 def compose_command():
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True,
-                                                   timeout=30).returncode == 0:
+    if (
+        shutil.which("docker")
+        and subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0
+    ):
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
@@ -136,11 +148,16 @@ def compose_command():
 
 def compose_config(command, **env):
     """docker-compose.yml as compose resolves it, with only `env` set of the variables it reads."""
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in ("BASE_IMAGE", "VALUEGRAPH_PORT", "VALUEGRAPH_MAX_BODY_BYTES", "VALUEGRAPH_MAX_NODES", "WEB_CONCURRENCY")}
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key
+        not in ("BASE_IMAGE", "VALUEGRAPH_PORT", "VALUEGRAPH_MAX_BODY_BYTES", "VALUEGRAPH_MAX_NODES", "WEB_CONCURRENCY")
+    }
     environment.update(env)
-    result = run([*command, "--project-name", f"vgtest{uuid.uuid4().hex[:8]}", "config"],
-                 cwd=ROOT, env=environment, timeout=60)
+    result = run(
+        [*command, "--project-name", f"vgtest{uuid.uuid4().hex[:8]}", "config"], cwd=ROOT, env=environment, timeout=60
+    )
     return yaml.safe_load(result.stdout)["services"]["valuegraph"]
 
 
@@ -150,25 +167,39 @@ def test_compose_file_is_valid_with_the_healthcheck_and_the_limits():
         subprocess.run(["bash", str(BASE_IMAGE_SCRIPT)], capture_output=True, timeout=1200)  # installs docker-compose
         command = compose_command()
     if command is None:
-        pytest.skip("no compose test: neither `docker compose` nor `docker-compose` is installed, "
-                    f"and {BASE_IMAGE_SCRIPT} could not install it")
+        pytest.skip(
+            "no compose test: neither `docker compose` nor `docker-compose` is installed, "
+            f"and {BASE_IMAGE_SCRIPT} could not install it"
+        )
 
     service = compose_config(command)
     assert service["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim"
     assert Path(service["build"]["context"]).resolve() == ROOT
-    assert [(str(port["published"]), int(port["target"])) if isinstance(port, dict) else port
-            for port in service["ports"]] in ([("8000", 8000)], ["8000:8000"])
+    assert [
+        (str(port["published"]), int(port["target"])) if isinstance(port, dict) else port for port in service["ports"]
+    ] in ([("8000", 8000)], ["8000:8000"])
     assert service["environment"] == {
-        "VALUEGRAPH_MAX_BODY_BYTES": "268435456", "VALUEGRAPH_MAX_NODES": "1000000", "WEB_CONCURRENCY": "2"}
+        "VALUEGRAPH_MAX_BODY_BYTES": "268435456",
+        "VALUEGRAPH_MAX_NODES": "1000000",
+        "WEB_CONCURRENCY": "2",
+    }
     healthcheck = service["healthcheck"]
     assert healthcheck["test"][0] == "CMD" and "/healthz" in " ".join(healthcheck["test"])
     assert {"interval", "timeout", "retries"} <= set(healthcheck)
 
-    service = compose_config(command, BASE_IMAGE="local/python:3.11-bookworm", VALUEGRAPH_MAX_BODY_BYTES="1024",
-                             VALUEGRAPH_MAX_NODES="10", WEB_CONCURRENCY="3")
+    service = compose_config(
+        command,
+        BASE_IMAGE="local/python:3.11-bookworm",
+        VALUEGRAPH_MAX_BODY_BYTES="1024",
+        VALUEGRAPH_MAX_NODES="10",
+        WEB_CONCURRENCY="3",
+    )
     assert service["build"]["args"]["BASE_IMAGE"] == "local/python:3.11-bookworm"
     assert service["environment"] == {
-        "VALUEGRAPH_MAX_BODY_BYTES": "1024", "VALUEGRAPH_MAX_NODES": "10", "WEB_CONCURRENCY": "3"}
+        "VALUEGRAPH_MAX_BODY_BYTES": "1024",
+        "VALUEGRAPH_MAX_NODES": "10",
+        "WEB_CONCURRENCY": "3",
+    }
 
 
 def test_compose_runs_the_service_healthy(base_image):
@@ -190,4 +221,6 @@ def test_compose_runs_the_service_healthy(base_image):
         too_many = requests.post(f"{base}/v1/evaluate", json=six_nodes, timeout=30)
         assert too_many.status_code == 422 and "at most 5 nodes" in too_many.text
     finally:
-        subprocess.run([*project, "down", "--volumes", "--rmi", "local"], cwd=ROOT, env=env, capture_output=True, timeout=120)
+        subprocess.run(
+            [*project, "down", "--volumes", "--rmi", "local"], cwd=ROOT, env=env, capture_output=True, timeout=120
+        )

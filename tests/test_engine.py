@@ -1,5 +1,6 @@
 """The engine and the graph builder against the seed's class: bit for bit, by finite differences,
 and at depths no recursion could reach."""
+
 import math
 
 import pytest
@@ -42,34 +43,70 @@ def test_seed_example():
 HAND_MADE = {
     "a child twice: a * a": ([{"id": "a", "data": 3.0}, {"id": "sq", "op": "mul", "children": ["a", "a"]}], "sq"),
     "sub, div and neg expand as in the seed": (
-        [{"id": "a", "data": 1.5}, {"id": "b", "data": -0.25}, {"id": "s", "op": "sub", "children": ["a", "b"]},
-         {"id": "q", "op": "div", "children": ["s", "b"]}, {"id": "n", "op": "neg", "children": ["q"]},
-         {"id": "out", "op": "add", "children": ["n", "s"]}], "out"),
+        [
+            {"id": "a", "data": 1.5},
+            {"id": "b", "data": -0.25},
+            {"id": "s", "op": "sub", "children": ["a", "b"]},
+            {"id": "q", "op": "div", "children": ["s", "b"]},
+            {"id": "n", "op": "neg", "children": ["q"]},
+            {"id": "out", "op": "add", "children": ["n", "s"]},
+        ],
+        "out",
+    ),
     "pow, exp, relu at 0 and below": (
-        [{"id": 1, "data": -2.0}, {"id": 2, "op": "pow", "children": [1], "exponent": 3},
-         {"id": 3, "op": "relu", "children": [2]}, {"id": 4, "op": "exp", "children": [1]},
-         {"id": 5, "op": "mul", "children": [3, 4]}], 5),
+        [
+            {"id": 1, "data": -2.0},
+            {"id": 2, "op": "pow", "children": [1], "exponent": 3},
+            {"id": 3, "op": "relu", "children": [2]},
+            {"id": 4, "op": "exp", "children": [1]},
+            {"id": 5, "op": "mul", "children": [3, 4]},
+        ],
+        5,
+    ),
     "recorded nodes: a Value graph built elsewhere": (
-        [{"id": "x", "data": 0.5}, {"id": "y", "data": 2.0, "children": ["x", "x"], "local_grads": [0.25, -1.5]},
-         {"id": "z", "data": 7.0, "children": ["y", "x"], "local_grads": [3.0, 1e-3]}], "z"),
+        [
+            {"id": "x", "data": 0.5},
+            {"id": "y", "data": 2.0, "children": ["x", "x"], "local_grads": [0.25, -1.5]},
+            {"id": "z", "data": 7.0, "children": ["y", "x"], "local_grads": [3.0, 1e-3]},
+        ],
+        "z",
+    ),
     "many paths into one node: the summation order matters": (
         [{"id": "x", "data": 0.1}]
         + [{"id": f"m{k}", "op": "mul", "children": ["x", "x" if k == 0 else f"m{k - 1}"]} for k in range(6)]
-        + [{"id": "s", "op": "add", "children": ["m5", "m3"]}, {"id": "t", "op": "add", "children": ["s", "m1"]}], "t"),
+        + [{"id": "s", "op": "add", "children": ["m5", "m3"]}, {"id": "t", "op": "add", "children": ["s", "m1"]}],
+        "t",
+    ),
     "three contributions into y: only the seed's order gives the seed's last bit": (
-        [{"id": "x", "data": 0.42}, {"id": "y", "data": 0.46}, {"id": "v0", "op": "mul", "children": ["y", "y"]},
-         {"id": "v1", "op": "add", "children": ["y", "x"]}, {"id": "v2", "op": "add", "children": ["y", "x"]},
-         {"id": "v3", "op": "add", "children": ["v1", "v0"]}, {"id": "v4", "op": "mul", "children": ["v2", "v0"]}], "v4"),
+        [
+            {"id": "x", "data": 0.42},
+            {"id": "y", "data": 0.46},
+            {"id": "v0", "op": "mul", "children": ["y", "y"]},
+            {"id": "v1", "op": "add", "children": ["y", "x"]},
+            {"id": "v2", "op": "add", "children": ["y", "x"]},
+            {"id": "v3", "op": "add", "children": ["v1", "v0"]},
+            {"id": "v4", "op": "mul", "children": ["v2", "v0"]},
+        ],
+        "v4",
+    ),
     "out of order, output used by nobody else and an unreachable node": (
-        [{"id": "u", "op": "exp", "children": ["a"]}, {"id": "out", "op": "mul", "children": ["a", "b"]},
-         {"id": "b", "data": 4.0}, {"id": "a", "data": -1.0}], "out"),
+        [
+            {"id": "u", "op": "exp", "children": ["a"]},
+            {"id": "out", "op": "mul", "children": ["a", "b"]},
+            {"id": "b", "data": 4.0},
+            {"id": "a", "data": -1.0},
+        ],
+        "out",
+    ),
 }
 
 
 @pytest.mark.parametrize("nodes, output", HAND_MADE.values(), ids=HAND_MADE.keys())
 def test_hand_made_graphs_match_the_seed_bit_for_bit(nodes, output):
     expected = evaluate_with_seed(nodes, output)
-    assert {k: bits(v) for k, v in results(nodes, output).items()} == {k: bits(expected[k]) for k in expected if k in {n["id"] for n in nodes}}
+    assert {k: bits(v) for k, v in results(nodes, output).items()} == {
+        k: bits(expected[k]) for k in expected if k in {n["id"] for n in nodes}
+    }
 
 
 def _seed_or_none(nodes, output):
@@ -102,7 +139,15 @@ SMOOTH_OPS = ("add", "mul", "sub", "div", "neg", "exp", "log", "pow")
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(graphs(ops=SMOOTH_OPS, data=st.floats(0.5, 2.0), exponents=st.sampled_from([2.0, 3.0, -1.0, 0.5, 1.5]), max_ops=8, recorded=False))
+@given(
+    graphs(
+        ops=SMOOTH_OPS,
+        data=st.floats(0.5, 2.0),
+        exponents=st.sampled_from([2.0, 3.0, -1.0, 0.5, 1.5]),
+        max_ops=8,
+        recorded=False,
+    )
+)
 def test_gradients_match_central_finite_differences(graph):
     nodes, output = graph
     base = _seed_or_none(nodes, output)
@@ -111,7 +156,7 @@ def test_gradients_match_central_finite_differences(graph):
     for leaf in (node for node in nodes if node.get("op") == "value"):
         x, h = leaf["data"], 1e-6 * max(1.0, abs(leaf["data"]))
 
-        def output_at(shifted):
+        def output_at(shifted, leaf=leaf):
             moved = [{**node, "data": shifted} if node is leaf else node for node in nodes]
             return _seed_or_none(moved, output)
 

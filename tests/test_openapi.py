@@ -1,4 +1,5 @@
 """openapi.yaml is the schemas' own output, and valid OpenAPI 3."""
+
 import yaml
 from openapi_spec_validator import validate
 

@@ -1,4 +1,5 @@
 """The README's curl examples give the answers the README prints."""
+
 import re
 
 import orjson

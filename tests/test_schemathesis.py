@@ -5,6 +5,7 @@ fuzzing) and both modes (valid and invalid by the schema). Every response must n
 conform to the contract: a documented status code, its content type, its schema and its headers; a
 request the schema refuses must get a 4xx. Bounded: 100 fuzzed examples per operation, a few seconds in all.
 """
+
 from pathlib import Path
 
 import schemathesis
@@ -31,8 +32,8 @@ CHECKS = [
     negative_data_rejection,
 ]
 
+
 @schema.parametrize()
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms(case, live_server):
     case.call_and_validate(base_url=live_server, checks=CHECKS, timeout=60)
-

@@ -4,6 +4,7 @@ Every response is checked against openapi.yaml with the `conforms` fixture. The 
 (from conftest.py) serves most tests; `gunicorn_server` starts another with a small body limit, whose stdout
 and stderr are kept apart, so the access log's destination can be seen.
 """
+
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,8 @@ from tests.seed_value import evaluate_with_seed
 ROOT = Path(__file__).resolve().parent.parent
 JSON = {"Content-Type": "application/json"}
 EVALUATE = "/v1/evaluate"
+
+
 @pytest.fixture(scope="module")
 def small_body_server(tmp_path_factory):
     """A second gunicorn whose body limit is 1000 bytes."""
@@ -29,6 +32,7 @@ def small_body_server(tmp_path_factory):
 
 
 # --- helpers -------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def checked(conforms):
@@ -74,10 +78,12 @@ def as_results(body):
 
 # --- 200 -----------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8"])
 def test_seed_example(live_server, checked, content_type):
-    response = requests.post(live_server + EVALUATE, data=orjson.dumps(SEED_GRAPH),
-                             headers={"Content-Type": content_type}, timeout=10)
+    response = requests.post(
+        live_server + EVALUATE, data=orjson.dumps(SEED_GRAPH), headers={"Content-Type": content_type}, timeout=10
+    )
     assert response.status_code == 200
     body = checked(response, EVALUATE, "post")
     assert body["output"] == "e"
@@ -118,8 +124,14 @@ def test_keep_alive(live_server, checked):
     local_ports = set()
     with requests.Session() as session:
         for scale in range(1, 7):
-            graph = {"nodes": [{**node, "data": node["data"] * scale} if "data" in node else node for node in SEED_GRAPH["nodes"]]}
-            response = session.post(live_server + EVALUATE, data=orjson.dumps(graph), headers=JSON, timeout=10, stream=True)
+            graph = {
+                "nodes": [
+                    {**node, "data": node["data"] * scale} if "data" in node else node for node in SEED_GRAPH["nodes"]
+                ]
+            }
+            response = session.post(
+                live_server + EVALUATE, data=orjson.dumps(graph), headers=JSON, timeout=10, stream=True
+            )
             local_ports.add(response.raw.connection.sock.getsockname()[1])
             assert response.status_code == 200
             assert as_results(checked(response, EVALUATE, "post")) == in_process(graph)
@@ -134,15 +146,17 @@ def test_concurrent_requests(live_server, checked):
     """8 threads x 20 requests, each a different graph; every answer is the right one."""
 
     def graph_for(k):
-        return {"nodes": [
-            {"id": "x", "op": "value", "data": 1.0 + k / 7},
-            {"id": "y", "op": "value", "data": -0.5 * k},
-            {"id": "p", "op": "mul", "children": ["x", "y"]},
-            {"id": "q", "op": "exp", "children": ["x"]},
-            {"id": "r", "op": "sub", "children": ["q", "p"]},
-            {"id": "s", "op": "pow", "children": ["r"], "exponent": 2},
-            {"id": "t", "op": "div", "children": ["s", "x"]},
-        ]}
+        return {
+            "nodes": [
+                {"id": "x", "op": "value", "data": 1.0 + k / 7},
+                {"id": "y", "op": "value", "data": -0.5 * k},
+                {"id": "p", "op": "mul", "children": ["x", "y"]},
+                {"id": "q", "op": "exp", "children": ["x"]},
+                {"id": "r", "op": "sub", "children": ["q", "p"]},
+                {"id": "s", "op": "pow", "children": ["r"], "exponent": 2},
+                {"id": "t", "op": "div", "children": ["s", "x"]},
+            ]
+        }
 
     def worker(thread):
         outcomes = []
@@ -150,7 +164,9 @@ def test_concurrent_requests(live_server, checked):
             for n in range(20):
                 graph = graph_for(thread * 20 + n)
                 response = post_graph(live_server, graph, session)
-                outcomes.append((graph, response.status_code, response.headers.get("Content-Type", ""), response.content))
+                outcomes.append(
+                    (graph, response.status_code, response.headers.get("Content-Type", ""), response.content)
+                )
         return outcomes
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -166,18 +182,22 @@ def test_concurrent_requests(live_server, checked):
 
 # --- errors --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body", [
-    pytest.param(b'{"nodes": [', id="truncated"),
-    pytest.param(b"", id="empty"),
-    pytest.param(b"not json", id="not-json"),
-    pytest.param(b'{"nodes": [{"id": "a", "data": 1.0}],}', id="trailing-comma"),
-    pytest.param(b'{"nodes": [{"id": "\xff\xfe", "op": "value", "data": 1.0}]}', id="invalid-utf8"),
-    pytest.param(b'{"nodes": [{"id": "a", "op": "value", "data": NaN}]}', id="nan"),
-    pytest.param(b'{"nodes": [{"id": "a", "op": "value", "data": Infinity}]}', id="infinity"),
-    pytest.param(b'{"nodes": [{"id": "a", "op": "value", "data": 1e400}]}', id="number-too-large"),
-    pytest.param(b"[" * 2000 + b"]" * 2000, id="nested-2000-lists"),
-    pytest.param(b'{"a":' * 2000 + b"1" + b"}" * 2000, id="nested-2000-objects"),
-])
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"nodes": [', id="truncated"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b"not json", id="not-json"),
+        pytest.param(b'{"nodes": [{"id": "a", "data": 1.0}],}', id="trailing-comma"),
+        pytest.param(b'{"nodes": [{"id": "\xff\xfe", "op": "value", "data": 1.0}]}', id="invalid-utf8"),
+        pytest.param(b'{"nodes": [{"id": "a", "op": "value", "data": NaN}]}', id="nan"),
+        pytest.param(b'{"nodes": [{"id": "a", "op": "value", "data": Infinity}]}', id="infinity"),
+        pytest.param(b'{"nodes": [{"id": "a", "op": "value", "data": 1e400}]}', id="number-too-large"),
+        pytest.param(b"[" * 2000 + b"]" * 2000, id="nested-2000-lists"),
+        pytest.param(b'{"a":' * 2000 + b"1" + b"}" * 2000, id="nested-2000-objects"),
+    ],
+)
 def test_not_json_is_400(live_server, checked, body):
     response = requests.post(live_server + EVALUATE, data=body, headers=JSON, timeout=10)
     assert response.status_code == 400, response.text
@@ -187,12 +207,15 @@ def test_not_json_is_400(live_server, checked, body):
     assert problem["detail"]
 
 
-@pytest.mark.parametrize("headers", [
-    pytest.param({"Content-Type": "text/plain"}, id="text-plain"),
-    pytest.param({"Content-Type": "application/x-www-form-urlencoded"}, id="form"),
-    pytest.param({"Content-Type": "application/problem+json"}, id="problem-json"),
-    pytest.param({}, id="no-content-type"),
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"Content-Type": "text/plain"}, id="text-plain"),
+        pytest.param({"Content-Type": "application/x-www-form-urlencoded"}, id="form"),
+        pytest.param({"Content-Type": "application/problem+json"}, id="problem-json"),
+        pytest.param({}, id="no-content-type"),
+    ],
+)
 def test_wrong_content_type_is_415(live_server, checked, headers):
     response = requests.post(live_server + EVALUATE, data=orjson.dumps(SEED_GRAPH), headers=headers, timeout=10)
     assert response.status_code == 415, response.text
@@ -212,8 +235,10 @@ def test_other_methods_on_evaluate_are_405_with_allow(live_server, checked, is_p
 
 
 def test_unknown_path_is_404_problem(live_server, is_problem):
-    for response in (requests.get(live_server + "/no/such/path", timeout=10),
-                     requests.post(live_server + "/v1/evaluat", data=b"{}", headers=JSON, timeout=10)):
+    for response in (
+        requests.get(live_server + "/no/such/path", timeout=10),
+        requests.post(live_server + "/v1/evaluat", data=b"{}", headers=JSON, timeout=10),
+    ):
         assert is_problem(response, 404)["title"]
 
 
@@ -234,15 +259,22 @@ def test_body_over_the_limit_is_413(small_body_server, checked):
         assert as_results(checked(again, EVALUATE, "post")) == in_process(SEED_GRAPH)
 
 
-@pytest.mark.parametrize("body", [
-    pytest.param(orjson.dumps({"nodes": [{"id": f"n{i}", "op": "value", "data": float(i)} for i in range(100)]}),
-                 id="cut-json-answers-400"),
-    pytest.param(orjson.dumps(SEED_GRAPH) + b" " * 3000, id="valid-json-prefix-answers-200"),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            orjson.dumps({"nodes": [{"id": f"n{i}", "op": "value", "data": float(i)} for i in range(100)]}),
+            id="cut-json-answers-400",
+        ),
+        pytest.param(orjson.dumps(SEED_GRAPH) + b" " * 3000, id="valid-json-prefix-answers-200"),
+    ],
+)
 def test_chunked_body_over_the_limit_is_413(small_body_server, checked, body):
     """No Content-Length (Transfer-Encoding: chunked): the limit must hold while the body is read."""
     assert len(body) > 1000
-    response = requests.post(small_body_server.base + EVALUATE, data=iter([body[:500], body[500:]]), headers=JSON, timeout=10)
+    response = requests.post(
+        small_body_server.base + EVALUATE, data=iter([body[:500], body[500:]]), headers=JSON, timeout=10
+    )
     checked(response, EVALUATE, "post")
     assert response.status_code == 413, response.text
 
@@ -254,18 +286,21 @@ def test_access_log_goes_to_stdout(small_body_server):
     while "GET /healthz?access-log-probe=1 HTTP/1.1" not in small_body_server.stdout.read_text():
         assert time.monotonic() < deadline, (
             f"no access log line on stdout:\n{small_body_server.stdout.read_text()}\n"
-            f"stderr:\n{small_body_server.stderr.read_text()}")
+            f"stderr:\n{small_body_server.stderr.read_text()}"
+        )
         time.sleep(0.05)
     assert "access-log-probe" not in small_body_server.stderr.read_text()
 
 
 def test_cycle_is_422_naming_the_nodes(live_server, checked):
-    graph = {"nodes": [
-        {"id": "k", "op": "value", "data": 1.0},
-        {"id": "a", "op": "add", "children": ["b", "k"]},
-        {"id": "b", "op": "mul", "children": ["k", "a"]},
-        {"id": "out", "op": "neg", "children": ["a"]},
-    ]}
+    graph = {
+        "nodes": [
+            {"id": "k", "op": "value", "data": 1.0},
+            {"id": "a", "op": "add", "children": ["b", "k"]},
+            {"id": "b", "op": "mul", "children": ["k", "a"]},
+            {"id": "out", "op": "neg", "children": ["a"]},
+        ]
+    }
     response = post_graph(live_server, graph)
     assert response.status_code == 422, response.text
     problem = checked(response, EVALUATE, "post")
@@ -277,13 +312,24 @@ def test_cycle_is_422_naming_the_nodes(live_server, checked):
     assert "'a'" in error["message"] and "'b'" in error["message"]
 
 
-@pytest.mark.parametrize("graph, node, field", [
-    pytest.param({"nodes": [{"id": "a", "op": "value", "data": "2.0"}]}, "a", "data", id="string-number"),
-    pytest.param({"nodes": [{"id": "a", "op": "value", "data": 1.0}, {"id": "b", "op": "add", "children": ["a", "z"]}]},
-                 "b", "children[1]", id="unknown-child"),
-    pytest.param({"nodes": [{"id": "a", "op": "value", "data": 0.0}, {"id": "b", "op": "log", "children": ["a"]}]},
-                 "b", None, id="log-of-zero"),
-])
+@pytest.mark.parametrize(
+    "graph, node, field",
+    [
+        pytest.param({"nodes": [{"id": "a", "op": "value", "data": "2.0"}]}, "a", "data", id="string-number"),
+        pytest.param(
+            {"nodes": [{"id": "a", "op": "value", "data": 1.0}, {"id": "b", "op": "add", "children": ["a", "z"]}]},
+            "b",
+            "children[1]",
+            id="unknown-child",
+        ),
+        pytest.param(
+            {"nodes": [{"id": "a", "op": "value", "data": 0.0}, {"id": "b", "op": "log", "children": ["a"]}]},
+            "b",
+            None,
+            id="log-of-zero",
+        ),
+    ],
+)
 def test_other_422s(live_server, checked, graph, node, field):
     response = post_graph(live_server, graph)
     assert response.status_code == 422, response.text
@@ -292,6 +338,7 @@ def test_other_422s(live_server, checked, graph, node, field):
 
 
 # --- the service about itself ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path, status", [("/healthz", "ok"), ("/readyz", "ready")])
 def test_health(live_server, checked, path, status):

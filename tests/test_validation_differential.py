@@ -1,6 +1,7 @@
 """The fast validation path accepts and refuses exactly what the marshmallow schemas do, with the
 same messages: NodeList checks each node with `node_is_valid` and asks the schemas only about the
 nodes it refuses, so a difference here would be a hole in the contract."""
+
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,11 +12,17 @@ from schemas.graph import Id, Node, node_is_valid
 
 # Values as orjson gives them: integers it keeps as int lie within 64 bits.
 json_ints = st.integers(-(2**63), 2**64 - 1)
-ids = st.one_of(st.text(max_size=3), st.text(min_size=255, max_size=257), json_ints, st.booleans(), st.none(), st.floats())
+ids = st.one_of(
+    st.text(max_size=3), st.text(min_size=255, max_size=257), json_ints, st.booleans(), st.none(), st.floats()
+)
 numbers = st.one_of(st.floats(), json_ints, st.booleans(), st.none(), st.just("2.0"), st.just([1.0]))
 ops = st.one_of(st.sampled_from([*OPERATIONS, "value", "Add", "", "sqrt"]), json_ints, st.none(), st.just(["add"]))
-id_lists = st.one_of(st.lists(ids, max_size=3), st.lists(st.text(min_size=1, max_size=2), max_size=3), ids, st.just({"a": 1}))
-number_lists = st.one_of(st.lists(numbers, max_size=3), st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=3), numbers)
+id_lists = st.one_of(
+    st.lists(ids, max_size=3), st.lists(st.text(min_size=1, max_size=2), max_size=3), ids, st.just({"a": 1})
+)
+number_lists = st.one_of(
+    st.lists(numbers, max_size=3), st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=3), numbers
+)
 
 fields_of_a_node = {
     "id": st.one_of(st.text(min_size=1, max_size=4), ids),
@@ -48,7 +55,13 @@ def near_valid_node(draw):
         node = {"id": node_id, "data": draw(json_ints)}
     elif shape == "operation":
         op = draw(st.sampled_from(list(OPERATIONS)))
-        node = {"id": node_id, "op": op, "children": draw(st.lists(st.text(min_size=1, max_size=2), min_size=OPERATIONS[op], max_size=OPERATIONS[op]))}
+        node = {
+            "id": node_id,
+            "op": op,
+            "children": draw(
+                st.lists(st.text(min_size=1, max_size=2), min_size=OPERATIONS[op], max_size=OPERATIONS[op])
+            ),
+        }
         if op == "pow":
             node["exponent"] = draw(st.floats(-3, 3))
     else:
@@ -101,8 +114,12 @@ def test_the_request_schema_refuses_with_the_nested_schemas_messages(nodes, outp
 
 
 @settings(max_examples=500)
-@given(st.one_of(st.lists(st.one_of(near_valid_node(), node_like()), max_size=4), near_valid_node(), st.none()),
-       st.one_of(st.none(), ids), st.integers(1, 4), st.dictionaries(st.sampled_from(["extra", "nodes"]), st.integers(), max_size=1))
+@given(
+    st.one_of(st.lists(st.one_of(near_valid_node(), node_like()), max_size=4), near_valid_node(), st.none()),
+    st.one_of(st.none(), ids),
+    st.integers(1, 4),
+    st.dictionaries(st.sampled_from(["extra", "nodes"]), st.integers(), max_size=1),
+)
 def test_the_request_fast_path_accepts_exactly_what_marshmallow_loads(nodes, output, max_nodes, more):
     document = {"nodes": nodes, **({} if output is None else {"output": output}), **more}
     schema = GraphRequestSchema(max_nodes=max_nodes)
@@ -111,7 +128,9 @@ def test_the_request_fast_path_accepts_exactly_what_marshmallow_loads(nodes, out
 
 
 def test_valid_nodes_come_back_unchanged():
-    nodes = orjson.loads(b'[{"id":"a","data":2},{"id":1,"op":"neg","children":["a"]},{"id":"r","data":1,"children":[1],"local_grads":[3]}]')
+    nodes = orjson.loads(
+        b'[{"id":"a","data":2},{"id":1,"op":"neg","children":["a"]},{"id":"r","data":1,"children":[1],"local_grads":[3]}]'
+    )
     assert GraphRequestSchema().load({"nodes": nodes})["nodes"] is nodes
 
 
@@ -128,4 +147,6 @@ def test_only_the_first_hundred_invalid_nodes_are_explained():
 def test_the_node_limit_is_the_schemas_argument():
     document = {"nodes": [{"id": k, "data": 1.0} for k in range(11)]}
     assert GraphRequestSchema(max_nodes=11).load(document)
-    assert load_errors(GraphRequestSchema(max_nodes=10), document) == {"nodes": ["A graph may have at most 10 nodes; this one has 11."]}
+    assert load_errors(GraphRequestSchema(max_nodes=10), document) == {
+        "nodes": ["A graph may have at most 10 nodes; this one has 11."]
+    }
