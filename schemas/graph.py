@@ -10,18 +10,10 @@ equal to the schemas by tests/test_validation_differential.py.
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-#: Operation name -> number of children.
-OPERATIONS = {
-    "add": 2,
-    "mul": 2,
-    "sub": 2,
-    "div": 2,
-    "pow": 1,
-    "log": 1,
-    "exp": 1,
-    "relu": 1,
-    "neg": 1,
-}
+from service.ops import OPS
+
+#: Operation name -> number of children, from the op registry.
+OPERATIONS = {name: op.arity for name, op in OPS.items()}
 
 ID_MAX_LENGTH = 256
 

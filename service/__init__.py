@@ -2,12 +2,16 @@
 
 from flask import Flask
 
-from service import api, errors, meta
-from service.config import from_environment
 
+def create_app(config: dict | None = None) -> Flask:
+    """The app factory: settings from the environment, overridden by `config`.
 
-def create_app(config=None):
-    """The app factory: limits from the environment, overridden by `config`."""
+    The blueprints are imported here, as in Flask's tutorial, so that importing the engine or the op
+    registry (`service.engine`, `service.ops`) never loads the web layer.
+    """
+    from service import api, errors, meta
+    from service.config import from_environment
+
     app = Flask(__name__)
     app.config.from_mapping(from_environment())
     if config:

@@ -9,17 +9,7 @@ import math
 import operator
 
 from service.engine import Value, topological_order
-
-COMPUTE = {
-    "add": operator.add,
-    "mul": operator.mul,
-    "sub": operator.sub,
-    "div": operator.truediv,
-    "neg": operator.neg,
-    "log": Value.log,
-    "exp": Value.exp,
-    "relu": Value.relu,
-}
+from service.ops import OPS
 
 
 class GraphError(Exception):
@@ -76,7 +66,7 @@ def build_value(nodes, i, inputs):
             return Value(float(node["data"]), tuple(inputs), tuple(map(float, node["local_grads"])))
         return Value(float(node["data"]))
     try:
-        value = inputs[0] ** float(node["exponent"]) if op == "pow" else COMPUTE[op](*inputs)
+        value = OPS[op].forward(*inputs, node["exponent"]) if OPS[op].takes_exponent else OPS[op].forward(*inputs)
         if math.isfinite(value.data):  # a complex power raises TypeError here
             return value
     except (ArithmeticError, ValueError, TypeError):
@@ -85,7 +75,7 @@ def build_value(nodes, i, inputs):
     raise GraphError(
         "numeric-error",
         "A node's value is not a finite number.",
-        [_node_error(nodes, i, None, numeric_reason(op, data, node.get("exponent")), op=op, inputs=data)],
+        [_node_error(nodes, i, None, OPS[op].why_not_finite(data, node.get("exponent")), op=op, inputs=data)],
     )
 
 
@@ -185,7 +175,7 @@ def check_grads(nodes, values, root):
         op = node.get("op", "value")
         if math.isfinite(v.grad):  # the grad is fine but one of its local gradients is not
             data = [child.data for child in v._children]
-            reason = numeric_reason(op, data, node.get("exponent"))
+            reason = OPS[op].why_not_finite(data, node.get("exponent"))
             raise GraphError(
                 "numeric-error",
                 "A local gradient is not a finite number.",
@@ -204,30 +194,6 @@ def check_grads(nodes, values, root):
                 )
             ],
         )
-
-
-def numeric_reason(op, inputs, exponent):
-    """Why `op` at `inputs` leaves the finite doubles, in words."""
-    x = inputs[0] if inputs else None
-    if op == "log":
-        return (
-            f"log({x!r}): log is defined only for numbers > 0."
-            if x <= 0
-            else f"The derivative of log at {x!r}, 1/x, overflows."
-        )
-    if op == "exp":
-        return f"exp({x!r}) overflows."
-    if op == "pow":
-        if x == 0 and exponent < 0:
-            return f"0 to the negative power {exponent!r} is undefined."
-        if x < 0 and not float(exponent).is_integer():
-            return f"({x!r}) ** {exponent!r}: a negative number to a fractional power is not a real number."
-        if x == 0 and exponent < 1:
-            return f"The derivative of x ** {exponent!r} at 0, {exponent!r} * 0 ** {exponent - 1!r}, is undefined."
-        return f"({x!r}) ** {exponent!r} or its derivative overflows."
-    if op == "div" and inputs[1] == 0:
-        return "Division by zero: the second child is 0."
-    return f"{op}({', '.join(map(repr, inputs))}) overflows."
 
 
 def _node_error(nodes, i, field, message, **extra):
