@@ -50,7 +50,35 @@ MAX_NODES = Setting(
     "VALUEGRAPH_MAX_NODES", "MAX_NODES", 1_000_000, positive_int, "the most nodes in one graph; over it, 422"
 )
 
-SETTINGS: tuple[Setting, ...] = (MAX_BODY_BYTES, MAX_NODES)
+MAX_EXPRESSION_LENGTH = Setting(
+    "VALUEGRAPH_MAX_EXPRESSION_LENGTH",
+    "MAX_EXPRESSION_LENGTH",
+    10_000,
+    positive_int,
+    "the most characters in one expression (POST /v1/expression); over it, 422",
+)
+MAX_EXPRESSION_NODES = Setting(
+    "VALUEGRAPH_MAX_EXPRESSION_NODES",
+    "MAX_EXPRESSION_NODES",
+    10_000,
+    positive_int,
+    "the most nodes one expression may build; over it, 422",
+)
+MAX_RENDER_NODES = Setting(
+    "VALUEGRAPH_MAX_RENDER_NODES",
+    "MAX_RENDER_NODES",
+    500,
+    positive_int,
+    "the most nodes in a graph drawn by POST /v1/render; over it, 422",
+)
+
+SETTINGS: tuple[Setting, ...] = (
+    MAX_BODY_BYTES,
+    MAX_NODES,
+    MAX_EXPRESSION_LENGTH,
+    MAX_EXPRESSION_NODES,
+    MAX_RENDER_NODES,
+)
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, object]:
