@@ -103,6 +103,7 @@ def build_spec():
             }
         },
     )
+    add_expression_and_render(spec)
     for path, summary, content, schema in [
         ("/healthz", "Liveness: the process answers.", "application/json", "Status"),
         ("/readyz", "Readiness: the contract is loaded and the engine differentiates.", "application/json", "Status"),
@@ -120,6 +121,103 @@ def build_spec():
             },
         )
     return spec
+
+
+def add_expression_and_render(spec):
+    """POST /v1/expression and POST /v1/render (schemas/expression.py, schemas/render.py)."""
+    from schemas.expression import (
+        EXAMPLE_REQUEST,
+        ExpressionEvaluationSchema,
+        ExpressionProblemSchema,
+        ExpressionRequestSchema,
+    )
+    from schemas.render import RenderQuerySchema
+    from service.render import MEDIA_TYPES
+
+    for name, schema in [
+        ("ExpressionRequest", ExpressionRequestSchema),
+        ("ExpressionEvaluation", ExpressionEvaluationSchema),
+        ("ExpressionProblem", ExpressionProblemSchema),
+    ]:
+        spec.components.schema(name, schema=schema)
+    expression_problems = {
+        400: PROBLEM_STATUSES[400],
+        413: PROBLEM_STATUSES[413],
+        415: PROBLEM_STATUSES[415],
+        422: "The request or the expression is not valid (`/problems/invalid-expression`: each error gives the "
+        "`column` and the `text` there), or its value leaves the finite doubles (`/problems/numeric-error`).",
+    }
+    spec.path(
+        path="/v1/expression",
+        operations={
+            "post": {
+                "summary": "Differentiate a formula: its value, each input's grad, and every node it builds.",
+                "operationId": "expression",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": "ExpressionRequest", "example": EXAMPLE_REQUEST}},
+                },
+                "responses": {
+                    200: {
+                        "description": "The output's data, every input's grad, and every node built, as by /v1/evaluate.",
+                        "content": {"application/json": {"schema": "ExpressionEvaluation"}},
+                    },
+                    **{
+                        status: {
+                            "description": text,
+                            "content": {"application/problem+json": {"schema": "ExpressionProblem"}},
+                        }
+                        for status, text in expression_problems.items()
+                    },
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/v1/render",
+        operations={
+            "post": {
+                "summary": "Draw an evaluated graph: Mermaid (flowchart BT, as the seed draws) or Graphviz dot.",
+                "description": "Each node shows its id, how it is computed, its data and its grad; each edge, the "
+                "gradient it carries from the node to the child (a child's edges add up to its grad); the output "
+                "node is a rounded bold box. At most VALUEGRAPH_MAX_RENDER_NODES nodes (default 500); over it, 422 "
+                "`/problems/graph-too-large-to-draw`.",
+                "operationId": "render",
+                "parameters": [{"in": "query", "schema": RenderQuerySchema}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": "GraphRequest", "example": SEED_EXAMPLE}},
+                },
+                "responses": {
+                    200: {
+                        "description": "The picture's text, in the language asked for.",
+                        "content": {
+                            media_type: {"schema": {"type": "string"}, "example": _seed_picture(format)}
+                            for format, media_type in MEDIA_TYPES.items()
+                        },
+                    },
+                    **{
+                        status: problem_response(status, text)
+                        for status, text in {
+                            **PROBLEM_STATUSES,
+                            400: PROBLEM_STATUSES[400]
+                            + " Or `format` is not mermaid or dot (`/problems/invalid-parameter`).",
+                            422: PROBLEM_STATUSES[422]
+                            + " Or the graph has more than VALUEGRAPH_MAX_RENDER_NODES nodes "
+                            "(`/problems/graph-too-large-to-draw`).",
+                        }.items()
+                    },
+                },
+            }
+        },
+    )
+
+
+def _seed_picture(format):
+    from service import graph, render
+
+    output, values = graph.evaluate(SEED_EXAMPLE["nodes"])
+    return render.render(SEED_EXAMPLE["nodes"], output, values, format)
 
 
 if __name__ == "__main__":
