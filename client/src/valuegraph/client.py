@@ -1,0 +1,196 @@
+"""valuegraph's endpoints as methods, on one `requests.Session` (kept-alive connections)."""
+
+import email.utils
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from valuegraph.graph import serialize
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class ProblemError(Exception):
+    """The service refused or failed a request (a 4xx or 5xx), with its RFC 9457 problem details."""
+
+    def __init__(self, status: int, title: str, detail: str, errors: list | None = None, body: Any = None):
+        self.status, self.title, self.detail = status, title, detail
+        self.errors = errors or []
+        self.body = body
+        self.type = body.get("type", "about:blank") if isinstance(body, dict) else "about:blank"
+        super().__init__(self.describe())
+
+    @classmethod
+    def from_response(cls, response: requests.Response) -> "ProblemError":
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            text = response.text.strip()
+            return cls(response.status_code, response.reason or "Error", text[:500] or "(no body)", body=body)
+        return cls(
+            body.get("status", response.status_code),
+            body.get("title", response.reason or "Error"),
+            body.get("detail", ""),
+            body.get("errors"),
+            body,
+        )
+
+    def describe(self) -> str:
+        """The problem for a person: status, title and detail, then one line per error."""
+        lines = [f"{self.status} {self.title}: {self.detail}"]
+        for error in self.errors:
+            lines.append("  - " + _describe_error(error))
+        return "\n".join(lines)
+
+
+def _describe_error(error: Any) -> str:
+    if not isinstance(error, dict):
+        return str(error)
+    where = []
+    if "node" in error:
+        where.append(f"node {error['node']!r}")
+    if "index" in error:
+        where.append(f"(index {error['index']})")
+    if error.get("field") is not None:
+        where.append(f"field {error['field']}")
+    if "column" in error:
+        line = f"line {error['line']}, " if "line" in error else ""
+        where.append(f"at {line}column {error['column']} ({error.get('text', '')!r})")
+    message = error.get("message", "")
+    return f"{' '.join(where)}: {message}" if where else message
+
+
+class Client:
+    """A client of the valuegraph service at `base_url`.
+
+    Connection errors are retried `retries` times, waiting `backoff`, then twice that, and so on; a
+    503 with Retry-After is retried after the time it asks for (when that is at most `max_wait`
+    seconds). A 4xx is never retried. Any 4xx or 5xx raises ProblemError.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        timeout: float = 60.0,
+        retries: int = 3,
+        token: str | None = None,
+        *,
+        backoff: float = 0.2,
+        max_wait: float = 30.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.timeout, self.retries, self.backoff, self.max_wait = timeout, retries, backoff, max_wait
+        self.session = session or requests.Session()
+        self.session.headers["Accept"] = "application/json, application/problem+json, text/*"
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self._sleep = sleep
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # The endpoints, one to one.
+
+    def evaluate(self, body: Mapping) -> dict:
+        """POST /v1/evaluate: {"output": id, "nodes": [{"id", "data", "grad"}, ...]}."""
+        return self.post("/v1/evaluate", body).json()
+
+    def evaluate_batch(self, bodies: Iterable[Mapping]) -> dict:
+        """POST /v1/evaluate/batch: {"results": [{"status": 200, "evaluation": ...} | {"status", "problem"}]}."""
+        return self.post("/v1/evaluate/batch", {"graphs": list(bodies)}).json()
+
+    def grade(self, body: Mapping, submitted: list | None = None, tolerance: Mapping | None = None) -> dict:
+        """POST /v1/grade: a graph request plus what a submission computed; the verdicts and root causes."""
+        request = dict(body)
+        if submitted is not None:
+            request["submitted"] = submitted
+        if tolerance is not None:
+            request["tolerance"] = dict(tolerance)
+        return self.post("/v1/grade", request).json()
+
+    def grade_batch(self, bodies: Iterable[Mapping]) -> dict:
+        """POST /v1/grade/batch: one grade request per item, answered each on its own."""
+        return self.post("/v1/grade/batch", {"graphs": list(bodies)}).json()
+
+    def expression(self, expression: str, inputs: Mapping[str, float] | None = None, **named: float) -> dict:
+        """POST /v1/expression: `client.expression("log((a + b) * a)", a=2, b=3)`."""
+        return self.post("/v1/expression", {"expression": expression, "inputs": {**(inputs or {}), **named}}).json()
+
+    def render(self, body: Mapping, format: str = "mermaid") -> str:
+        """POST /v1/render: the evaluated graph as Mermaid (`flowchart BT`) or Graphviz dot text."""
+        return self.post("/v1/render", body, params={"format": format}).text
+
+    # Value graphs.
+
+    def backward(self, root: Any) -> float:
+        """Differentiate `root` on the service and write every Value's `.grad`, as `root.backward()`
+        does on grads that start at zero; returns `root.data` as the service computed it."""
+        nodes, values = serialize(root)
+        answer = self.evaluate({"nodes": nodes, "output": len(nodes) - 1})
+        results = answer["nodes"]
+        if len(results) != len(values):
+            raise ValueError(f"The service answered {len(results)} nodes for {len(values)}.")
+        for value, result in zip(values, results):
+            value.grad = result["grad"]
+        return results[-1]["data"]
+
+    # The transport.
+
+    def post(self, path: str, body: Any, params: Mapping | None = None) -> requests.Response:
+        """POST JSON to `path`; retried as the class says; a 4xx or 5xx raises ProblemError."""
+        data = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+        url = self.base_url + path
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self.session.post(
+                    url,
+                    data=data,
+                    params=params,
+                    headers={"Content-Type": "application/json"},
+                    timeout=self.timeout,
+                )
+            except requests.ConnectionError:
+                if last:
+                    raise
+                self._sleep(self.backoff * 2**attempt)
+                continue
+            if response.status_code == 503 and not last:
+                wait = retry_after(response.headers.get("Retry-After"))
+                if wait is not None and wait <= self.max_wait:
+                    self._sleep(wait)
+                    continue
+            if response.status_code >= 400:
+                raise ProblemError.from_response(response)
+            return response
+        raise AssertionError("unreachable")
+
+
+def retry_after(header: str | None) -> float | None:
+    """Retry-After's seconds: a number of seconds or an HTTP date; None when absent or unreadable."""
+    if header is None:
+        return None
+    header = header.strip()
+    if header.isdigit():
+        return float(header)
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
