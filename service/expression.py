@@ -13,17 +13,22 @@ bit for bit.
 import ast
 import itertools
 import math
+import re
 import string
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from service import graph
+from service.engine import Value
 from service.ops import OPS
 
 FUNCTIONS = ("log", "exp", "relu")
 OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 #: AST nodes that are never refused by type: the others are checked one by one in `_refusal`.
 _STRUCTURE = (ast.Expression, ast.Load, *OPERATORS, ast.USub)
+#: The longest text that describes one node: a chain a+a+...+a would otherwise answer its length squared.
+MAX_NODE_TEXT = 120
+#: Larger ints than this are beyond the doubles: refused rather than computed.
+_LARGEST_INT_BITS = 1100
 
 
 class ExpressionError(Exception):
@@ -43,7 +48,7 @@ class Term:
     text: str
     ast_node: ast.AST
     node: int | None = None
-    number: float | None = None
+    number: int | float | None = None
 
     @property
     def operand_text(self) -> str:
@@ -62,19 +67,32 @@ class Source:
         self.original = text
         self.indent = len(text) - len(text.lstrip(" \t"))
         self.text = text[self.indent :]
-        self.lines = self.text.splitlines() or [""]
-        self.multiline = "\n" in text.strip()
+        self.lines = re.split(r"\r\n|\r|\n", self.text)
+        self.encoded = [line.encode() for line in self.lines]
+        self.multiline = len(re.split(r"\r\n|\r|\n", text.strip())) > 1
+
+    def segment(self, node: ast.AST) -> str:
+        """The text of `node` (ast.get_source_segment, which loops in Python over the whole text per call)."""
+        first, last = node.lineno - 1, node.end_lineno - 1
+        if first == last:
+            return self.encoded[first][node.col_offset : node.end_col_offset].decode()
+        parts = [
+            self.encoded[first][node.col_offset :],
+            *self.encoded[first + 1 : last],
+            self.encoded[last][: node.end_col_offset],
+        ]
+        return b"\n".join(parts).decode()
 
     def where(self, node: ast.AST) -> dict:
         """The error fields that locate `node`: column (and line when there are several) and text."""
         line = node.lineno
-        column = len(self.lines[line - 1].encode()[: node.col_offset].decode(errors="replace")) + 1
-        return self._place(line, column, ast.get_source_segment(self.text, node) or "")
+        column = len(self.encoded[line - 1][: node.col_offset].decode(errors="replace")) + 1
+        return self._place(line, column, self.segment(node))
 
     def _place(self, line: int, column: int, text: str) -> dict:
         if line == 1:
             column += self.indent
-        place = {"column": column, "text": text}
+        place = {"column": column, "text": shorten(text)}
         if self.multiline:
             place["line"] = line
         return place
@@ -90,24 +108,74 @@ class Source:
 def evaluate(text: str, inputs: Mapping[str, float], max_length: int, max_nodes: int) -> dict:
     """The answer to POST /v1/expression: the output's data, each input's grad, every node built."""
     nodes, texts, wheres, output = build(text, inputs, max_length, max_nodes)
-    try:
-        output, values = graph.evaluate(nodes, output)
-    except graph.GraphError as error:
-        for entry in error.errors:
-            if "index" in entry:
-                entry.update(expression=texts[entry["index"]], **wheres[entry["index"]])
-        raise
+    values = build_values(nodes, texts, wheres)
     by_id = {node["id"]: value for node, value in zip(nodes, values)}
+    root = by_id[output]
+    root.backward()
+    for i in reversed(range(len(values))):
+        if not math.isfinite(values[i].grad):
+            message = f"The gradient of the output with respect to this node overflows ({values[i].grad!r})."
+            raise _numeric_error("A gradient is not a finite number.", nodes, texts, wheres, i, message)
     return {
         "expression": text,
         "output": output,
         "data": by_id[output].data,
         "grads": {name: by_id[name].grad for name in inputs},
         "nodes": [
-            {"id": node["id"], "expression": node_text, "data": value.data, "grad": value.grad}
+            {"id": node["id"], "expression": shorten(node_text), "data": value.data, "grad": value.grad}
             for node, node_text, value in zip(nodes, texts, values)
         ],
     }
+
+
+def shorten(text: str) -> str:
+    """The text, its middle replaced by … when it is longer than MAX_NODE_TEXT."""
+    if len(text) <= MAX_NODE_TEXT:
+        return text
+    half = (MAX_NODE_TEXT - 1) // 2
+    return text[:half] + "…" + text[len(text) - (MAX_NODE_TEXT - 1 - half) :]
+
+
+def build_values(nodes: list[dict], texts: list[str], wheres: list[dict]) -> list[Value]:
+    """The forward pass: a Value per node, made with the engine's operators as the seed makes them
+    (pow's exponent and the constants keep their Python type, int or float, as in the seed)."""
+    values: list[Value] = []
+    position = {}
+    for i, node in enumerate(nodes):
+        op = node["op"]
+        if op == "value":
+            value = Value(node["data"])
+        else:
+            children = [values[position[child]] for child in node["children"]]
+            try:
+                value = children[0] ** node["exponent"] if op == "pow" else OPS[op].forward(*children)
+                finite = isinstance(value.data, int | float) and math.isfinite(value.data)
+                local_grads_finite = all(map(math.isfinite, value._local_grads))
+            except (ArithmeticError, ValueError, TypeError):
+                finite = local_grads_finite = False
+            if not (finite and local_grads_finite):
+                data = [child.data for child in children]
+                message = OPS[op].why_not_finite(data, node.get("exponent"))
+                error = _numeric_error(
+                    "A node's value is not a finite number."
+                    if not finite
+                    else "A local gradient is not a finite number.",
+                    nodes,
+                    texts,
+                    wheres,
+                    i,
+                    message,
+                )
+                error.errors[0].update(op=op, inputs=data)
+                raise error
+        position[node["id"]] = i
+        values.append(value)
+    return values
+
+
+def _numeric_error(detail: str, nodes: list[dict], texts: list[str], wheres: list[dict], i: int, message: str):
+    entry = {"node": nodes[i]["id"], "index": i, "field": "expression", "message": message}
+    return ExpressionError("numeric-error", detail, [{**entry, "expression": shorten(texts[i]), **wheres[i]}])
 
 
 def build(
@@ -167,8 +235,8 @@ def parse(source: Source) -> ast.Expression:
 
 def _refusal(node: ast.AST, inputs: Mapping[str, float]) -> tuple[ast.AST, str] | None:
     """Why this syntax node is not allowed, or None. Never evaluates anything."""
-    if isinstance(node, _STRUCTURE):
-        return None
+    if isinstance(node, _STRUCTURE) or not hasattr(node, "lineno"):
+        return None  # an operator or a context: its expression is checked (and located) instead
     if isinstance(node, ast.Name):
         if node.id in inputs:
             return None
@@ -235,7 +303,7 @@ class _Builder:
         self.input_positions = {}
         for name in names:
             self.input_positions[name] = len(self.nodes)
-            self.nodes.append({"id": name, "op": "value", "data": inputs[name]})
+            self.nodes.append({"id": name, "op": "value", "data": float(inputs[name])})
             self.texts.append(name)
             self.wheres.append({})
 
@@ -259,12 +327,12 @@ class _Builder:
         return self.nodes, self.texts, self.wheres, self.nodes[result.node]["id"]
 
     def _term(self, node: ast.expr, arguments: list[Term]) -> Term:
-        text = ast.get_source_segment(self.source.text, node) or ""
+        text = shorten(self.source.segment(node))
         if isinstance(node, ast.Constant):
             return Term(
                 text,
                 node,
-                number=self._number(lambda: float(node.value), node, "This number is too large for a double."),
+                number=self._number(lambda: node.value, node, "This number is too large for a double."),
             )
         if isinstance(node, ast.Name):
             return Term(text, node, node=self.input_positions[node.id])
@@ -309,18 +377,16 @@ class _Builder:
             return self._node("add", [left, negated], node, text)
         # division
         if right.node is None:  # a / 2 is a * 2 ** -1, a plain number
-            reciprocal = self._fold(
-                "pow", [right.number, -1.0], node, "Division by zero." if right.number == 0 else None
-            )
+            reciprocal = self._fold("pow", [right.number, -1], node, "Division by zero." if right.number == 0 else None)
             return self._node("mul", [left, Term(f"{right.operand_text} ** -1", node, number=reciprocal)], node, text)
-        reciprocal = self._node("pow", [right], node, f"{right.operand_text} ** -1", exponent=-1.0)
+        reciprocal = self._node("pow", [right], node, f"{right.operand_text} ** -1", exponent=-1)
         if left.node is None:  # 2 / a is a.__rtruediv__(2): a ** -1 * 2
             return self._node("mul", [reciprocal, left], node, text)
         return self._node("mul", [left, reciprocal], node, text)
 
     def _neg(self, operand: Term, node: ast.expr, text: str) -> Term:
         """-x is x * -1, as in the seed."""
-        return self._node("mul", [operand, Term("-1", node, number=-1.0)], node, text)
+        return self._node("mul", [operand, Term("-1", node, number=-1)], node, text)
 
     def _negated_number(self, term: Term, node: ast.expr) -> Term:
         return Term(f"-{term.operand_text}", node, number=-term.number)
@@ -334,7 +400,7 @@ class _Builder:
         ]
         return Term(text, node, node=self._add_node({"op": op, "children": children, **extra}, text, node))
 
-    def _leaf(self, number: float, text: str, node: ast.expr) -> Term:
+    def _leaf(self, number: int | float, text: str, node: ast.expr) -> Term:
         return Term(text, node, node=self._add_node({"op": "value", "data": number}, text, node))
 
     def _add_node(self, fields: dict, text: str, node: ast.expr) -> int:
@@ -350,8 +416,13 @@ class _Builder:
         self.wheres.append(self.source.where(node))
         return len(self.nodes) - 1
 
-    def _fold(self, op: str, numbers: list[float], node: ast.expr, why: str | None = None) -> float:
-        """Numbers meeting numbers, computed as Python computes them (a double, or a refusal)."""
+    def _fold(self, op: str, numbers: list[int | float], node: ast.expr, why: str | None = None) -> int | float:
+        """Numbers meeting numbers, computed as Python computes them: an int stays an int (0 * -1 is
+        0, where 0.0 * -1 is -0.0), an int too large for a double is refused before it is made."""
+        if op == "pow" and all(type(number) is int for number in numbers):
+            base, exponent = numbers
+            if exponent > 0 and abs(base) > 1 and exponent * abs(base).bit_length() > _LARGEST_INT_BITS:
+                numbers = [float(base), exponent]
         operations = {
             "add": lambda x, y: x + y,
             "sub": lambda x, y: x - y,
@@ -369,11 +440,13 @@ class _Builder:
             why or OPS[op].why_not_finite(numbers[:1] if op == "pow" else numbers, exponent),
         )
 
-    def _number(self, compute, node: ast.expr, why: str) -> float:
+    def _number(self, compute, node: ast.expr, why: str) -> int | float:
         try:
             number = compute()
-            if isinstance(number, int | float) and math.isfinite(number):
-                return float(number)
+            if type(number) is int and number.bit_length() <= _LARGEST_INT_BITS:
+                return number
+            if type(number) is float and math.isfinite(number):
+                return number
         except (ArithmeticError, ValueError):
             pass
         raise ExpressionError(

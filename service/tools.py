@@ -12,7 +12,7 @@ from schemas import GraphRequestSchema
 from schemas.expression import ExpressionRequestSchema
 from schemas.render import RenderQuerySchema
 from service import expression, graph, render
-from service.errors import Problem, from_graph_error
+from service.errors import Problem
 
 bp = Blueprint("tools", __name__)
 
@@ -51,8 +51,6 @@ def evaluate_expression():
         raise Problem(
             422, f"/problems/{error.kind}", EXPRESSION_PROBLEMS[error.kind], error.detail, errors=error.errors
         ) from None
-    except graph.GraphError as error:
-        raise from_graph_error(error) from None
     return current_app.response_class(orjson.dumps(answer), mimetype="application/json")
 
 

@@ -1,0 +1,268 @@
+"""POST /v1/expression: the seed's class running the same Python expression is the reference, bit for
+bit, node by node in the order the seed creates its Values; refusals point at the text at fault."""
+
+import math
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+
+from service import create_app, expression
+from tests import seed_value
+from tests.seed_value import Value
+
+PATH = "/v1/expression"
+
+
+@pytest.fixture
+def post(client, conforms):
+    def send(body, test_client=client):
+        response = test_client.post(PATH, data=orjson.dumps(body), content_type="application/json")
+        conforms(PATH, "post", response.status_code, response.content_type, response.data)
+        return response
+
+    return send
+
+
+def run_with_seed(text, inputs, monkeypatch):
+    """Python runs `text` on the seed's Values; returns every Value in the order it was created
+    (the inputs first), or None where the seed fails or leaves the finite real numbers."""
+    created = []
+    original_init = Value.__init__
+
+    def recording_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        created.append(self)
+
+    def function(method, plain):
+        return lambda x: getattr(x, method)() if isinstance(x, Value) else plain(x)
+
+    namespace = {
+        "log": function("log", math.log),
+        "exp": function("exp", math.exp),
+        "relu": function("relu", lambda x: max(0, x)),
+    }
+    with monkeypatch.context() as patch:
+        patch.setattr(Value, "__init__", recording_init)
+        values = {name: Value(data) for name, data in inputs.items()}
+        try:
+            output = eval(text, {"__builtins__": {}, **namespace}, values)  # test-made text only
+            if not isinstance(output, Value):
+                output = Value(output)
+            output.backward()
+        except (ArithmeticError, ValueError, TypeError):
+            return None
+    numbers = [number for value in created for number in (value.data, value.grad)]
+    if not all(isinstance(number, int | float) and math.isfinite(number) for number in numbers):
+        return None
+    return created
+
+
+def bits(number):
+    return float(number).hex()
+
+
+def check_against_seed(post, text, inputs, monkeypatch):
+    """The service lists the inputs in the order of their first use: the test's names are letters
+    that no function name contains, so that is the order of their first letter in the text."""
+    inputs = {name: inputs[name] for name in sorted(inputs, key=text.find)}
+    reference = run_with_seed(text, inputs, monkeypatch)
+    response = post({"expression": text, "inputs": inputs})
+    if reference is None:
+        assert response.status_code == 422, response.get_json()
+        assert response.get_json()["type"] in ("/problems/numeric-error", "/problems/invalid-expression")
+        return
+    assert response.status_code == 200, response.get_json()
+    answer = response.get_json()
+    assert [(bits(node["data"]), bits(node["grad"])) for node in answer["nodes"]] == [
+        (bits(value.data), bits(value.grad)) for value in reference
+    ]
+    by_id = {node["id"]: node for node in answer["nodes"]}
+    assert bits(answer["data"]) == bits(by_id[answer["output"]]["data"])
+    assert {name: bits(grad) for name, grad in answer["grads"].items()} == {
+        name: bits(reference[list(inputs).index(name)].grad) for name in inputs
+    }
+
+
+def test_the_seeds_example(post):
+    answer = post({"expression": "log((a + b) * a)", "inputs": {"a": 2.0, "b": 3.0}}).get_json()
+    assert answer["output"] == "e"
+    assert answer["data"] == math.log(10)
+    assert answer["grads"] == {"a": pytest.approx(0.7, rel=1e-15), "b": pytest.approx(0.2, rel=1e-15)}
+    assert [(node["id"], node["expression"]) for node in answer["nodes"]] == [
+        ("a", "a"),
+        ("b", "b"),
+        ("c", "a + b"),
+        ("d", "(a + b) * a"),
+        ("e", "log((a + b) * a)"),
+    ]
+    seed = seed_value.evaluate_with_seed(
+        [
+            {"id": "a", "data": 2.0},
+            {"id": "b", "data": 3.0},
+            {"id": "c", "op": "add", "children": ["a", "b"]},
+            {"id": "d", "op": "mul", "children": ["c", "a"]},
+            {"id": "e", "op": "log", "children": ["d"]},
+        ],
+        "e",
+    )
+    assert {node["id"]: (node["data"], node["grad"]) for node in answer["nodes"]} == seed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "log((a + b) * a)",
+        "a - b",
+        "2 - a",
+        "a - 2",
+        "a / b",
+        "2 / a",
+        "a / 2",
+        "-a",
+        "-(a * b) + -3",
+        "2 * a + a * 2",
+        "a * a * a - b ** 3",
+        "a ** 0.5 / (b ** -1.5)",
+        "exp(a - b) / (1 + exp(a - b))",
+        "relu(a - b) + relu(b - a) * 0.1",
+        "2 * 3 * a + (1 - 4) / b",
+        "log(2) * a + exp(1) - relu(-3) * b",
+        "-(-(-a))",
+        "a - a",
+        "(a + b) * (a - b) / (a * b) ** 2",
+        "a",
+        "7",
+    ],
+)
+def test_bit_identical_to_the_seed_running_the_same_python(post, monkeypatch, text):
+    inputs = {name: data for name, data in {"a": 2.0, "b": 3.0}.items() if name in text}
+    check_against_seed(post, text, inputs, monkeypatch)
+
+
+def expressions(depth):
+    leaf = st.sampled_from(["a", "b", "c", "2", "3", "0.5", "1.5", "-1", "0.1"])
+    if depth == 0:
+        return leaf
+
+    def compound(inner):
+        binary = st.builds(lambda x, op, y: f"({x} {op} {y})", inner, st.sampled_from("+-*/"), inner)
+        power = st.builds(lambda x, k: f"{x} ** {k}", inner, st.sampled_from(["2", "3", "-1", "0.5", "-2"]))
+        call = st.builds(lambda f, x: f"{f}({x})", st.sampled_from(["log", "exp", "relu"]), inner)
+        return binary | power | call | inner.map(lambda x: f"-{x}")
+
+    return st.recursive(leaf, compound, max_leaves=12)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    text=expressions(3),
+    data=st.fixed_dictionaries(
+        {name: st.floats(-4, 4, allow_nan=False).filter(lambda x: abs(x) > 1e-3) for name in "abc"}
+    ),
+)
+def test_random_expressions_are_bit_identical_to_the_seed(monkeypatch, text, data):
+    app = create_app({"TESTING": True})
+    test_client = app.test_client()
+
+    def post(body):
+        return test_client.post(PATH, data=orjson.dumps(body), content_type="application/json")
+
+    inputs = {name: value for name, value in data.items() if name in text}
+    note(f"{text} {inputs}")
+    check_against_seed(post, text, inputs, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "text, inputs, column, at, words",
+    [
+        ("a.data + b", {"a": 1, "b": 2}, 1, "a.data", "Attribute access"),
+        ("a + __import__('os')", {"a": 1}, 5, "__import__", "may be called"),
+        ("a +* 2", {"a": 1}, 4, "*", "invalid syntax"),
+        ("a ** b", {"a": 1, "b": 2}, 6, "b", "plain number"),
+        ("a // 2", {"a": 1}, 1, "a // 2", "operators"),
+        ("a + x", {"a": 1}, 5, "x", "not an input"),
+        ("log(a, 2)", {"a": 1}, 1, "log(a, 2)", "one argument"),
+        ("a if a else 2", {"a": 1}, 1, "a if a else 2", "not allowed"),
+        ("'a' * 2", {}, 1, "'a'", "Only numbers"),
+        ("a + log", {"a": 1}, 5, "log", "is a function"),
+        ("+a", {"a": 1}, 1, "+a", "unary minus"),
+        ("  a.b", {"a": 1}, 3, "a.b", "Attribute"),
+        ("β * 2 + β.real", {"β": 1}, 9, "β.real", "Attribute"),
+        ("[a, a]", {"a": 1}, 1, "[a, a]", "not allowed"),
+        ("lambda: 1", {}, 1, "lambda: 1", "not allowed"),
+    ],
+)
+def test_a_bad_expression_points_at_the_column_and_the_text(post, text, inputs, column, at, words):
+    response = post({"expression": text, "inputs": inputs})
+    assert response.status_code == 422
+    problem = response.get_json()
+    assert problem["type"] == "/problems/invalid-expression"
+    first = problem["errors"][0]
+    assert (first["column"], first["text"]) == (column, at), first
+    assert text[column - 1 : column - 1 + len(at)] == at
+    assert words in first["message"]
+
+
+def test_every_fault_is_reported_once_in_order(post):
+    problem = post({"expression": "f(a) + a.b.c + 'x'", "inputs": {"a": 1}}).get_json()
+    assert [(error["column"], error["text"]) for error in problem["errors"]] == [(1, "f"), (8, "a.b.c"), (16, "'x'")]
+
+
+def test_numeric_errors_name_the_node_and_its_text(post):
+    problem = post({"expression": "a * log(b - b)", "inputs": {"a": 1.0, "b": 2.0}}).get_json()
+    assert problem["type"] == "/problems/numeric-error"
+    (error,) = problem["errors"]
+    assert (error["expression"], error["column"], error["text"], error["op"]) == ("log(b - b)", 5, "log(b - b)", "log")
+    assert "log is defined only for numbers > 0" in error["message"]
+    problem = post({"expression": "a / (2 - 2)", "inputs": {"a": 1.0}}).get_json()
+    assert problem["type"] == "/problems/numeric-error"
+    assert problem["errors"][0]["message"] == "Division by zero."
+
+
+def test_the_request_is_checked(post):
+    assert post({"expression": 3}).get_json()["errors"] == [{"field": "expression", "message": "Not a valid string."}]
+    problem = post({"expression": "a", "inputs": {"a": "2", "b": True}}).get_json()
+    assert [error["field"] for error in problem["errors"]] == ["inputs.a", "inputs.b"]
+    problem = post({"expression": "a", "inputs": {"a": 1, "z": 2}}).get_json()
+    assert problem["errors"] == [{"field": "inputs.z", "message": "The expression does not use the input 'z'."}]
+    assert post({"expression": "   "}).get_json()["detail"] == "The expression is empty."
+
+
+def test_limits_are_settings(post):
+    app = create_app({"TESTING": True, "MAX_EXPRESSION_LENGTH": 20, "MAX_EXPRESSION_NODES": 6})
+    small = app.test_client()
+    problem = post({"expression": "a + " * 10 + "a", "inputs": {"a": 1}}, test_client=small).get_json()
+    assert problem["status"] == 422 and "VALUEGRAPH_MAX_EXPRESSION_LENGTH" in problem["detail"]
+    problem = post({"expression": "a*a*a*a*a*a*a", "inputs": {"a": 1}}, test_client=small).get_json()
+    assert "VALUEGRAPH_MAX_EXPRESSION_NODES" in problem["detail"]
+    assert post({"expression": "a*a*a*a*a*a", "inputs": {"a": 1}}, test_client=small).status_code == 200
+
+
+def test_nesting_deeper_than_the_parser_takes_is_refused_not_a_500(post):
+    problem = post({"expression": "-" * 9_000 + "a", "inputs": {"a": 1}}).get_json()
+    assert problem["status"] == 422 and "nested too deeply" in problem["detail"]
+    assert post({"expression": "a+" * 4_999 + "a", "inputs": {"a": 1}}).status_code == 422
+
+
+def test_a_node_describes_a_long_sub_expression_shortened():
+    answer = (
+        create_app({"TESTING": True})
+        .test_client()
+        .post(PATH, json={"expression": "a+" * 2_000 + "a", "inputs": {"a": 1}})
+    )
+    texts = [node["expression"] for node in answer.get_json()["nodes"]]
+    assert max(map(len, texts)) == expression.MAX_NODE_TEXT and texts[-1].startswith("a+a+") and "…" in texts[-1]
+
+
+def test_a_long_chain_is_built_without_recursion():
+    nodes, _, _, output = expression.build("a" + " * 1.5 + a" * 900, {"a": 1.0}, 100_000, 100_000)
+    assert len(nodes) == 1 + 3 * 900 and output == nodes[-1]["id"]
+
+
+def test_generated_ids_skip_the_inputs_names():
+    names = expression.node_names({"a", "c"})
+    assert [next(names) for _ in range(3)] == ["b", "d", "e"]
+    names = expression.node_names(set())
+    assert [next(names) for _ in range(28)][-2:] == ["aa", "ab"]
