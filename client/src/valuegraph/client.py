@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from valuegraph.graph import serialize
+from valuegraph.graph import cyclic_gc_paused, serialize
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -139,14 +139,16 @@ class Client:
     def backward(self, root: Any) -> float:
         """Differentiate `root` on the service and write every Value's `.grad`, as `root.backward()`
         does on grads that start at zero; returns `root.data` as the service computed it."""
-        nodes, values = serialize(root)
-        answer = self.evaluate({"nodes": nodes, "output": len(nodes) - 1})
-        results = answer["nodes"]
-        if len(results) != len(values):
-            raise ValueError(f"The service answered {len(results)} nodes for {len(values)}.")
-        for value, result in zip(values, results):
-            value.grad = result["grad"]
-        return results[-1]["data"]
+        with cyclic_gc_paused():
+            nodes, values = serialize(root)
+            answer = self.evaluate({"nodes": nodes, "output": len(nodes) - 1})
+            del nodes
+            results = answer["nodes"]
+            if len(results) != len(values):
+                raise ValueError(f"The service answered {len(results)} nodes for {len(values)}.")
+            for value, result in zip(values, results):
+                value.grad = result["grad"]
+            return results[-1]["data"]
 
     # The transport.
 

@@ -12,8 +12,11 @@ The walk is iterative (a graph a million deep works) and the ids are the positio
 the nodes, children first, so the same graph always gives the same body.
 """
 
+import gc
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 #: micrograd's `_op` -> the service's op, for the ops micrograd 0.1.0 records.
@@ -32,48 +35,67 @@ def to_graph(root: Any) -> dict:
     return {"nodes": nodes, "output": len(nodes) - 1}
 
 
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """A big graph is millions of objects and making its body makes millions more; Python's cyclic
+    collector would walk them all again and again (it tripled the time of a million-node chain).
+    Paused for the duration, then restored as it was."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def serialize(root: Any) -> tuple[list[dict], list[Any]]:
     """The nodes (ids 0..n-1, children first) and the Value objects in the same order."""
+    with cyclic_gc_paused():
+        return _serialize(root)
+
+
+def _serialize(root: Any) -> tuple[list[dict], list[Any]]:
     order: list[Any] = []
-    styles: list[tuple[str, list[Any]]] = []
     position: dict[int, int] = {}
     entered: set[int] = {id(root)}
-    style = _style(root)
-    stack = [(root, style, iter(style[1]))]
+    stack = [(root, iter(_children(root)))]
     while stack:
-        value, style, pending = stack[-1]
+        value, pending = stack[-1]
         for child in pending:
             if id(child) not in entered:
                 entered.add(id(child))
-                child_style = _style(child)
-                stack.append((child, child_style, iter(child_style[1])))
+                stack.append((child, iter(_children(child))))
                 break
         else:
             stack.pop()
             position[id(value)] = len(order)
             order.append(value)
-            styles.append(style)
-    nodes = [_node(i, value, style, position) for i, (value, style) in enumerate(zip(order, styles))]
-    return nodes, order
+    return [_node(i, value, position) for i, value in enumerate(order)], order
 
 
-def _style(value: Any) -> tuple[str, list[Any]]:
-    """(the Value's style, its children in the order that style's backward visits them)."""
-    if hasattr(value, "_children") and hasattr(value, "_local_grads"):
-        return ("seed", list(value._children))
-    if hasattr(value, "_prev") and hasattr(value, "_op"):
-        return ("micrograd", list(value._prev))
-    raise UnsupportedValue(
-        f"{value!r} is not a Value: one of the seed's style (data, grad, _children, _local_grads) "
-        "or of micrograd's (data, grad, _prev, _op) is required."
-    )
+def _children(value: Any) -> Any:
+    """The children in the order the Value's own backward visits them (a set's iteration order does
+    not change while the set does not)."""
+    try:
+        return value._children
+    except AttributeError:
+        pass
+    try:
+        return value._prev
+    except AttributeError:
+        raise UnsupportedValue(
+            f"{value!r} is not a Value: one of the seed's style (data, grad, _children, _local_grads) "
+            "or of micrograd's (data, grad, _prev, _op) is required."
+        ) from None
 
 
-def _node(i: int, value: Any, style_and_children: tuple[str, list[Any]], position: dict[int, int]) -> dict:
-    style, children = style_and_children
-    ids = [position[id(child)] for child in children]
-    data = _finite(i, "data", value.data)
-    if style == "seed":
+def _node(i: int, value: Any, position: dict[int, int]) -> dict:
+    ids = [position[id(child)] for child in _children(value)]
+    data = value.data
+    if type(data) is not float or data - data != 0:  # inf - inf and nan - nan are nan
+        data = _finite(i, "data", data)
+    if hasattr(value, "_children"):
         if not ids:
             return {"id": i, "data": data}
         local_grads = [_finite(i, "local_grads", grad) for grad in value._local_grads]
@@ -102,6 +124,8 @@ def _node(i: int, value: Any, style_and_children: tuple[str, list[Any]], positio
 
 
 def _finite(i: int, field: str, number: Any) -> int | float:
+    if type(number) is float and number - number == 0:
+        return number
     if type(number) is not int:
         number = float(number)
         if not math.isfinite(number):
