@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench openapi lock clean
+.PHONY: run test bench openapi lock clean system-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,15 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime
 	$(BIN)/gunicorn --config gunicorn.conf.py
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev system-tools
 	$(BIN)/python -m pytest
+
+# Graphviz's dot, for the test that reads the dot pictures of POST /v1/render; where apt cannot
+# install it (not root, no apt), that test skips and says why.
+system-tools:
+	@command -v dot >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -qq graphviz || { apt-get update -qq && apt-get install -y -qq graphviz; }; } >/dev/null 2>&1; } || \
+	  echo "graphviz is not installed: the dot test will skip"
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
