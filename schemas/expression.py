@@ -50,7 +50,10 @@ class ExpressionRequestSchema(Schema):
 class ExpressionNodeSchema(NodeResultSchema):
     expression = fields.String(
         required=True,
-        metadata={"description": "The sub-expression the node stands for, as written (or as the seed builds it)."},
+        metadata={
+            "description": "The sub-expression the node stands for, as written (or as the seed builds it); "
+            "over 120 characters, its middle is replaced by …."
+        },
     )
 
 
