@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench openapi lock clean
+.PHONY: run test bench openapi lock clean contract-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,20 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime
 	$(BIN)/gunicorn --config gunicorn.conf.py
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev contract-tools
 	$(BIN)/python -m pytest
+
+# Prism, pinned in tools/contract/package-lock.json, for tests/test_contract_tools.py; without npm
+# those tests skip, and this says so.
+PRISM := tools/contract/node_modules/.bin/prism
+
+contract-tools:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(PRISM); \
+	else echo "npm not found: the Prism tests will skip (install Node.js and npm, e.g. apt-get install npm)"; fi
+
+$(PRISM): tools/contract/package.json tools/contract/package-lock.json
+	cd tools/contract && npm ci --no-audit --no-fund
+	touch $@
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
@@ -42,4 +54,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis tools/contract/node_modules
