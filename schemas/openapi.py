@@ -17,8 +17,8 @@ from schemas.status import StatusSchema
 from service.config import MAX_BODY_BYTES, MAX_NODES
 from service.ops import OPS
 
-#: 3.0.3 rather than 3.1: every rule here is expressible in 3.0.3, and openapi-python-client, Prism and
-#: schemathesis all support 3.0.3 fully, where their 3.1 support is partial or newer (README, "The contract").
+#: 3.0.3 rather than 3.1: every rule here is expressible in 3.0.3, which openapi-python-client, Prism and
+#: schemathesis all handle fully, and 3.1 would add nothing this contract uses (README, "The contract").
 OPENAPI_VERSION = "3.0.3"
 
 #: The integers the service's JSON parser reads as integers; any other integer is read as a double,
