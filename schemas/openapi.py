@@ -161,11 +161,11 @@ def build_spec() -> APISpec:
         info={"description": DESCRIPTION},
     )
     plugin.converter.add_attribute_function(field_to_schema)
-    spec.components.schema("LeafNode", schema=LeafNodeSchema)
+    spec.components.schema("LeafNode", {"description": LeafNodeSchema.__doc__}, schema=LeafNodeSchema)
     for name, shape in operation_shapes(plugin.converter.schema2jsonschema(OperationNodeSchema)).items():
         spec.components.schema(name, shape)
+    spec.components.schema("RecordedNode", {"description": RecordedNodeSchema.__doc__}, schema=RecordedNodeSchema)
     for name, schema in [
-        ("RecordedNode", RecordedNodeSchema),
         ("GraphRequest", GraphRequestSchema),
         ("Evaluation", EvaluationSchema),
         ("Problem", ProblemSchema),

@@ -236,7 +236,8 @@ def breaks_only_the_one_local_grad_per_child_rule(node) -> bool:
     )
 
 
-@settings(max_examples=1500, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=1000, deadline=None)
 @given(nodes_near_each_shape())
 def test_the_spec_accepts_a_node_exactly_when_the_service_does(shape_validators, node):
     """Every node-level rule is in the schema, save one JSON Schema cannot state (the spec's text has it)."""
