@@ -9,6 +9,7 @@ def create_app(config: dict | None = None) -> Flask:
     The blueprints are imported here, as in Flask's tutorial, so that importing the engine or the op
     registry (`service.engine`, `service.ops`) never loads the web layer.
     """
+    from schemas import GraphRequestSchema
     from service import api, errors, meta
     from service.config import from_environment
 
@@ -16,6 +17,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(from_environment())
     if config:
         app.config.from_mapping(config)
+    # Made once per app: making a schema deep-copies its fields, which costs more than loading a small graph.
+    app.extensions["valuegraph.request_schema"] = GraphRequestSchema(max_nodes=app.config["MAX_NODES"])
     errors.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(meta.bp)

@@ -8,7 +8,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from schemas.graph import is_id
-from service.graph import GraphError
+from service.graph import Fault, GraphError
 
 PROBLEM_MIMETYPE = "application/problem+json"
 GRAPH_PROBLEMS = {
@@ -70,13 +70,26 @@ def _flatten(messages, field=None):
         return [(field, text) for text in messages]
     pairs = []
     for key, inner in messages.items():
-        name = f"{field}[{key}]" if isinstance(key, int) else None if key == "_schema" else key
+        name = f"{field}[{key}]" if isinstance(key, int) else field if key == "_schema" else key
         pairs += _flatten(inner, name)
     return pairs
 
 
-def from_graph_error(error):
-    return Problem(422, f"/problems/{error.kind}", GRAPH_PROBLEMS[error.kind], error.detail, errors=error.errors)
+def from_graph_error(error: GraphError) -> Problem:
+    errors = [fault_entry(fault) for fault in error.faults]
+    if error.more:
+        errors.append(
+            {"field": None, "message": f"{error.more} more like these; the first {len(error.faults)} are listed."}
+        )
+    return Problem(422, f"/problems/{error.kind}", GRAPH_PROBLEMS[error.kind], error.detail, errors=errors)
+
+
+def fault_entry(fault: Fault) -> dict:
+    """A fault as one entry of a problem's `errors`: the node's id and position where it is a node's."""
+    entry = {"node": fault.node, "index": fault.index} if fault.index is not None else {}
+    entry.update(field=fault.field, message=fault.message)
+    entry.update((name, getattr(fault, name)) for name in ("op", "inputs", "cycle") if getattr(fault, name) is not None)
+    return entry
 
 
 def register(app):

@@ -131,12 +131,19 @@ INVALID_GRAPHS = {
     "missing data": ({"nodes": [{"id": "a", "op": "value"}]}, ("a", "data", "Missing data for required field")),
     "missing id": ({"nodes": [{"data": 1.0}]}, (None, "id", "Missing data for required field")),
     "unknown node field": ({"nodes": [{**leaf("a", 1.0), "grad": 0}]}, ("a", "grad", "Unknown field")),
-    "string for a number": ({"nodes": [leaf("a", "2.0")]}, ("a", "data", "Not a valid number")),
-    "true for a number": ({"nodes": [leaf("a", True)]}, ("a", "data", "Not a valid number")),
-    "boolean id": ({"nodes": [leaf(True, 1.0)]}, (None, "id", "Not a valid id")),
-    "empty id": ({"nodes": [leaf("", 1.0)]}, (None, "id", "Not a valid id")),
-    "id of 257 characters": ({"nodes": [leaf("x" * 257, 1.0)]}, (None, "id", "Not a valid id")),
-    "unknown op": ({"nodes": [leaf("a", 1.0), op("b", "tanh", "a")]}, ("b", "op", "Must be one of: add, mul")),
+    "string for a number": ({"nodes": [leaf("a", "2.0")]}, ("a", "data", "Not a valid number: '2.0';")),
+    "true for a number": ({"nodes": [leaf("a", True)]}, ("a", "data", "Not a valid number: true;")),
+    "boolean id": ({"nodes": [leaf(True, 1.0)]}, (None, "id", "Not a valid id: true;")),
+    "empty id": ({"nodes": [leaf("", 1.0)]}, (None, "id", "Not a valid id: '';")),
+    "id of 257 characters": ({"nodes": [leaf("x" * 257, 1.0)]}, (None, "id", f"Not a valid id: {'x' * 40!r}...;")),
+    "unknown op": (
+        {"nodes": [leaf("a", 1.0), op("b", "tanh", "a")]},
+        ("b", "op", "Unknown op 'tanh'; one of: add, mul"),
+    ),
+    "op not a string": (
+        {"nodes": [leaf("a", 1.0), op("b", ["add"], "a")]},
+        ("b", "op", "Not a valid op: a list of 1 items"),
+    ),
     "two children for neg": (
         {"nodes": [leaf("a", 1.0), op("b", "neg", "a", "a")]},
         ("b", "children", "neg takes 1 children, not 2"),
@@ -147,7 +154,7 @@ INVALID_GRAPHS = {
     ),
     "child id of the wrong type": (
         {"nodes": [leaf("a", 1.0), op("b", "exp", 1.5)]},
-        ("b", "children[0]", "Not a valid id"),
+        ("b", "children[0]", "Not a valid id: 1.5;"),
     ),
     "pow without exponent": (
         {"nodes": [leaf("a", 1.0), op("b", "pow", "a")]},
@@ -161,9 +168,21 @@ INVALID_GRAPHS = {
         {"nodes": [leaf("a", 1.0), {"id": "r", "data": 1.0, "children": ["a", "a"], "local_grads": [1.0]}]},
         ("r", "local_grads", "1 local_grads for 2 children"),
     ),
-    "output id of the wrong type": ({**SEED_GRAPH, "output": 2.5}, (None, "output", "Not a valid id")),
+    "output id of the wrong type": ({**SEED_GRAPH, "output": 2.5}, (None, "output", "Not a valid id: 2.5;")),
     "duplicate id": (
         {"nodes": [leaf("a", 1.0), leaf("a", 2.0), op("s", "add", "a", "a")]},
+        ("a", "id", "Duplicate id: node 0 has it too"),
+    ),
+    "duplicate id before a numeric error": (
+        {"nodes": [leaf("a", 1.0), leaf("a", -1.0), op("l", "log", "a")]},
+        ("a", "id", "Duplicate id: node 0 has it too"),
+    ),
+    "duplicate id listed after a numeric error": (
+        {"nodes": [op("l", "log", "a"), leaf("a", -1.0), leaf("a", 1.0)]},
+        ("a", "id", "Duplicate id: node 1 has it too"),
+    ),
+    "duplicate id after a numeric error in dependency order": (
+        {"nodes": [leaf("a", -1.0), op("l", "log", "a"), leaf("a", 1.0)]},
         ("a", "id", "Duplicate id: node 0 has it too"),
     ),
     "child names no node": (
@@ -332,3 +351,38 @@ def test_no_input_gets_a_500_or_an_answer_outside_the_contract(post, case):
         body = {"nodes": body, "output": output}
     response = post(body)  # post checks the answer against the contract
     assert response.status_code in (200, 400, 422)
+
+
+@pytest.mark.parametrize(
+    "node, field",
+    [
+        ({"id": "s", "op": "add", "children": [True] * 5000}, "children"),
+        ({"id": "r", "data": 1.0, "children": ["a"] * 5000, "local_grads": [None] * 5000}, "local_grads"),
+    ],
+    ids=["children", "local_grads"],
+)
+def test_a_list_of_thousands_of_bad_items_explains_the_first_hundred(post, node, field):
+    errors = post({"nodes": [leaf("a", 1.0), node]}).get_json()["errors"]
+    items = [entry for entry in errors if entry["field"].startswith(f"{field}[")]
+    assert [entry["field"] for entry in items] == [f"{field}[{k}]" for k in range(100)]
+    assert {
+        "node": node["id"],
+        "index": 1,
+        "field": field,
+        "message": "4900 more items are invalid; the first 100 are listed.",
+    } in errors
+
+
+def test_thousands_of_unknown_keys_are_counted_not_listed(post):
+    node = {**leaf("a", 1.0), **{f"k{k}": 0 for k in range(3000)}}
+    errors = post({"nodes": [node]}).get_json()["errors"]
+    assert len(errors) == 101
+    assert errors[-1]["message"] == "2900 more unknown fields; the first 100 are listed."
+
+
+def test_thousands_of_missing_children_are_counted_not_listed(post):
+    nodes = [leaf("a", 1.0), *(op(f"s{k}", "add", "a", f"missing{k}") for k in range(300))]
+    errors = post({"nodes": nodes, "output": "a"}).get_json()["errors"]
+    assert [entry["field"] for entry in errors[:100]] == ["children[1]"] * 100
+    assert errors[100] == {"field": None, "message": "200 more like these; the first 100 are listed."}
+    assert len(errors) == 101

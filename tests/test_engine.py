@@ -129,7 +129,7 @@ def test_random_graphs_match_the_seed_or_are_refused_exactly_when_it_fails(graph
         with pytest.raises(GraphError) as refusal:
             evaluate(nodes, output)
         assert refusal.value.kind == "numeric-error"
-        assert refusal.value.errors[0]["node"] in {node["id"] for node in nodes}
+        assert refusal.value.faults[0].node in {node["id"] for node in nodes}
     else:
         got = results(nodes, output)
         assert {k: bits(v) for k, v in got.items()} == {k: bits(expected[k]) for k in got}
