@@ -1,10 +1,10 @@
 # make run: the service on 127.0.0.1:8000, in its own virtual environment.
-# make test: every test, with the development dependencies.
+# make test: ruff and every test, with the development dependencies; make test-fast: the fast set.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench openapi lock clean
+.PHONY: run test test-fast bench openapi lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ run: $(VENV)/.runtime
 	$(BIN)/gunicorn --config gunicorn.conf.py
 
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+# The fast set for the edit-run loop: no real server, Docker or benchmark.
+test-fast: $(VENV)/.dev
+	$(BIN)/pytest -m "not slow"
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench

@@ -3,7 +3,7 @@
 import logging
 
 import orjson
-from flask import current_app
+from flask import Flask, Response, current_app
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -20,24 +20,24 @@ GRAPH_PROBLEMS = {
 class Problem(Exception):
     """An error response: status, type (a URI reference), title, detail and any extra members."""
 
-    def __init__(self, status, type_, title, detail, headers=None, **extra):
+    def __init__(self, status: int, type_: str, title: str, detail: str, headers: dict | None = None, **extra):
         super().__init__(detail)
         self.status, self.headers = status, headers or {}
         self.body = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
 
 
-def problem_response(problem):
+def problem_response(problem: Problem) -> Response:
     response = current_app.response_class(orjson.dumps(problem.body), status=problem.status, mimetype=PROBLEM_MIMETYPE)
     response.headers.update(problem.headers)
     return response
 
 
-def from_http_exception(error):
+def from_http_exception(error: HTTPException) -> Problem:
     headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else None
     return Problem(error.code, "about:blank", error.name, error.description, headers)
 
 
-def from_validation_error(error):
+def from_validation_error(error: ValidationError) -> Problem:
     """marshmallow's nested messages, flattened to one entry per node and field."""
     nodes = error.data.get("nodes") if isinstance(error.data, dict) else None
     errors = []
@@ -92,7 +92,7 @@ def fault_entry(fault: Fault) -> dict:
     return entry
 
 
-def register(app):
+def register(app: Flask) -> None:
     app.register_error_handler(Problem, problem_response)
     app.register_error_handler(HTTPException, lambda error: problem_response(from_http_exception(error)))
     app.register_error_handler(ValidationError, lambda error: problem_response(from_validation_error(error)))

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service import create_app, graph
-from tests.conftest import SEED_GRAPH
 from tests.seed_value import evaluate_with_seed
 from tests.strategies import graphs
+from tests.support import SEED_GRAPH
 
 PATH = "/v1/evaluate"
 

@@ -21,8 +21,10 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import ROOT, SEED_GRAPH, free_port
 from tests.seed_value import evaluate_with_seed
+from tests.support import ROOT, SEED_GRAPH, free_port
+
+pytestmark = pytest.mark.slow
 
 BASE_IMAGE_SCRIPT = Path(__file__).resolve().parents[2] / "shared/docker/base-image.sh"
 IMAGE = "valuegraph-test"

@@ -4,7 +4,7 @@ import yaml
 from openapi_spec_validator import validate
 
 from schemas.openapi import build_spec
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 
 def test_committed_openapi_yaml_is_what_the_schemas_generate():

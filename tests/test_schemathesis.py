@@ -6,8 +6,7 @@ conform to the contract: a documented status code, its content type, its schema 
 request the schema refuses must get a 4xx. Bounded: 100 fuzzed examples per operation, a few seconds in all.
 """
 
-from pathlib import Path
-
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -19,7 +18,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
+pytestmark = pytest.mark.slow
 
 schema = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
 

@@ -8,7 +8,6 @@ and stderr are kept apart, so the access log's destination can be seen.
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import orjson
 import pytest
@@ -16,10 +15,11 @@ import requests
 import yaml
 from openapi_schema_validator import OAS30Validator
 
-from tests.conftest import SEED_GRAPH, gunicorn_server
 from tests.seed_value import evaluate_with_seed
+from tests.support import ROOT, SEED_GRAPH, gunicorn_server
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
 JSON = {"Content-Type": "application/json"}
 EVALUATE = "/v1/evaluate"
 
