@@ -27,9 +27,12 @@ DESCRIPTION = "\n\n".join(
 PROBLEM_STATUSES = {
     400: "The body is not JSON: not UTF-8, a syntax error, NaN or Infinity, a number too large for a double, or nesting over 1024 levels.",
     405: "The method is not allowed here; the `Allow` header lists those that are.",
-    413: "The body is larger than VALUEGRAPH_MAX_BODY_BYTES.",
+    413: "The body is larger than VALUEGRAPH_MAX_BODY_BYTES, or a body this large could need more memory than a "
+    "worker's budget, VALUEGRAPH_MEMORY_BUDGET_BYTES, allows (`/problems/over-memory-budget`).",
     415: "The body is not `application/json`.",
     422: "The JSON is not a valid graph (`/problems/invalid-graph`), or the graph leaves the finite doubles (`/problems/numeric-error`).",
+    503: "The requests in progress hold the worker's memory budget (`/problems/over-memory-budget`, with "
+    "`Retry-After`), or the evaluation ran past VALUEGRAPH_DEADLINE_SECONDS (`/problems/deadline-exceeded`).",
 }
 
 SEED_EXAMPLE = {
@@ -60,6 +63,10 @@ def problem_response(status, description):
     response = {"description": description, "content": {"application/problem+json": {"schema": "Problem"}}}
     if status == 405:
         response["headers"] = {"Allow": {"description": "The methods allowed here.", "schema": {"type": "string"}}}
+    if status == 503:
+        response["headers"] = {
+            "Retry-After": {"description": "Seconds to wait before retrying, when busy.", "schema": {"type": "string"}}
+        }
     return response
 
 

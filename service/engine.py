@@ -6,6 +6,7 @@ Kept free of Flask and of JSON so that it reads like the seed and can be checked
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 
 class Value:
@@ -60,19 +61,25 @@ class Value:
     def __rtruediv__(self, other: Value | float) -> Value:
         return other * self**-1
 
-    def backward(self) -> None:
+    def backward(self, checkpoint: Callable[[], None] | None = None) -> None:
         """Accumulate d(self)/d(node) into every node's grad, in the seed's order.
 
         The order is the seed's depth-first post-order from self, children in their listed order,
-        walked with an explicit stack so that a graph of any depth works.
+        walked with an explicit stack so that a graph of any depth works. `checkpoint`, when given,
+        is called every CHECKPOINT_EVERY nodes: a caller's deadline can stop a long pass there.
         """
         self.grad = 1
-        for v in reversed(topological_order(self)):
+        for k, v in enumerate(reversed(topological_order(self, checkpoint))):
+            if checkpoint and not k % CHECKPOINT_EVERY:
+                checkpoint()
             for child, local_grad in zip(v._children, v._local_grads):
                 child.grad += local_grad * v.grad
 
 
-def topological_order(root: Value) -> list[Value]:
+CHECKPOINT_EVERY = 4096
+
+
+def topological_order(root: Value, checkpoint: Callable[[], None] | None = None) -> list[Value]:
     """Depth-first post-order from root: the list the seed's recursive build_topo makes."""
     topo = []
     visited = {root}
@@ -87,4 +94,6 @@ def topological_order(root: Value) -> list[Value]:
         else:
             stack.pop()
             topo.append(v)
+            if checkpoint and not len(topo) % CHECKPOINT_EVERY:
+                checkpoint()
     return topo

@@ -9,8 +9,10 @@ from werkzeug.exceptions import HTTPException
 
 from schemas.graph import is_id
 from service.graph import Fault, GraphError
+from service.limits import DeadlineExceeded, OverBudget
 
 PROBLEM_MIMETYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 1
 GRAPH_PROBLEMS = {
     "invalid-graph": "The graph is not valid",
     "numeric-error": "The graph cannot be evaluated in finite numbers",
@@ -92,11 +94,43 @@ def fault_entry(fault: Fault) -> dict:
     return entry
 
 
+def from_over_budget(error: OverBudget) -> Problem:
+    needed, budget = f"{error.needed:,}", f"{error.budget:,}"
+    if not error.ever:
+        return Problem(
+            413,
+            "/problems/over-memory-budget",
+            "The request needs more memory than a worker may use",
+            f"A body this large may need up to {needed} bytes of memory to evaluate; a worker's budget "
+            f"is {budget} bytes (VALUEGRAPH_MEMORY_BUDGET_BYTES). Send a smaller graph.",
+        )
+    return Problem(
+        503,
+        "/problems/over-memory-budget",
+        "The service is busy",
+        f"The requests in progress hold this worker's memory budget ({budget} bytes, "
+        f"VALUEGRAPH_MEMORY_BUDGET_BYTES); this one needs up to {needed} more. Retry shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def from_deadline_exceeded(error: DeadlineExceeded) -> Problem:
+    return Problem(
+        503,
+        "/problems/deadline-exceeded",
+        "The evaluation took too long",
+        f"The evaluation ran past the deadline of {error.seconds:g} seconds (VALUEGRAPH_DEADLINE_SECONDS) "
+        "and was stopped.",
+    )
+
+
 def register(app: Flask) -> None:
     app.register_error_handler(Problem, problem_response)
     app.register_error_handler(HTTPException, lambda error: problem_response(from_http_exception(error)))
     app.register_error_handler(ValidationError, lambda error: problem_response(from_validation_error(error)))
     app.register_error_handler(GraphError, lambda error: problem_response(from_graph_error(error)))
+    app.register_error_handler(OverBudget, lambda error: problem_response(from_over_budget(error)))
+    app.register_error_handler(DeadlineExceeded, lambda error: problem_response(from_deadline_exceeded(error)))
 
     @app.errorhandler(Exception)
     def unexpected(error):

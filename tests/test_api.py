@@ -3,6 +3,7 @@ Every response is checked against openapi.yaml."""
 
 import gc
 import math
+import threading
 
 import orjson
 import pytest
@@ -386,3 +387,66 @@ def test_thousands_of_missing_children_are_counted_not_listed(post):
     assert [entry["field"] for entry in errors[:100]] == ["children[1]"] * 100
     assert errors[100] == {"field": None, "message": "200 more like these; the first 100 are listed."}
     assert len(errors) == 101
+
+
+def test_a_cycle_of_thousands_of_nodes_is_shown_by_its_first_hundred(post):
+    n = 5000
+    nodes = [op(k, "neg", (k + 1) % n) for k in range(n)]
+    (error,) = post({"nodes": nodes}).get_json()["errors"]
+    assert error["cycle"] == list(range(100))
+    assert error["message"].startswith("This node depends on itself through a cycle of 5000 nodes: 0 -> 1 -> 2")
+    assert error["message"].endswith("-> 99 -> ... (the first 100 shown).")
+
+
+def test_thousands_of_duplicate_ids_are_counted_not_listed(post):
+    errors = post({"nodes": [leaf("a", 1.0)] * 3000}).get_json()["errors"]
+    assert [entry["index"] for entry in errors[:100]] == list(range(1, 101))
+    assert errors[100] == {"field": None, "message": "2899 more like these; the first 100 are listed."}
+
+
+def chain(length):
+    return {"nodes": [leaf(0, 1.0), *(op(k, "exp", k - 1) for k in range(1, length))], "output": length - 1}
+
+
+def test_a_graph_past_the_deadline_is_503_and_the_app_goes_on_serving(conforms):
+    app = create_app({"TESTING": True, "DEADLINE_SECONDS": 0.05})
+    client = app.test_client()
+    big = {"nodes": [leaf(0, 0.0), leaf("k", 1e-9), *(op(k, "add", k - 1, "k") for k in range(1, 300_000))]}
+    response = client.post(PATH, json=big)
+    conforms(PATH, "post", response.status_code, response.content_type, response.data)
+    problem = response.get_json()
+    assert response.status_code == 503 and problem["type"] == "/problems/deadline-exceeded"
+    assert "VALUEGRAPH_DEADLINE_SECONDS" in problem["detail"] and "0.05 seconds" in problem["detail"]
+    assert client.post(PATH, json=SEED_GRAPH).status_code == 200
+
+
+def test_a_body_that_can_never_fit_the_memory_budget_is_413_naming_it(conforms):
+    client = create_app({"TESTING": True, "MEMORY_BUDGET_BYTES": 30 * 1000}).test_client()
+    response = client.post(PATH, json={"nodes": [leaf(k, 1.0) for k in range(100)]})
+    conforms(PATH, "post", response.status_code, response.content_type, response.data)
+    problem = response.get_json()
+    assert response.status_code == 413 and problem["type"] == "/problems/over-memory-budget"
+    assert "VALUEGRAPH_MEMORY_BUDGET_BYTES" in problem["detail"]
+    assert client.post(PATH, json=SEED_GRAPH).status_code == 200
+
+
+def test_a_body_that_does_not_fit_beside_those_in_progress_waits_then_gets_503(conforms):
+    app = create_app({"TESTING": True, "MEMORY_BUDGET_BYTES": 30 * 10_000, "ADMISSION_WAIT_SECONDS": 0.05})
+    budget = app.extensions["valuegraph.memory_budget"]
+    with budget.admit(9_900):
+        response = app.test_client().post(PATH, json=SEED_GRAPH)
+    conforms(PATH, "post", response.status_code, response.content_type, response.data)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.get_json()["type"] == "/problems/over-memory-budget"
+    assert budget.admitted == 0
+    assert app.test_client().post(PATH, json=SEED_GRAPH).status_code == 200
+
+
+def test_a_request_waiting_for_the_budget_is_admitted_when_another_finishes():
+    app = create_app({"TESTING": True, "MEMORY_BUDGET_BYTES": 30 * 10_000, "ADMISSION_WAIT_SECONDS": 10})
+    budget = app.extensions["valuegraph.memory_budget"]
+    holding = budget.admit(9_900)
+    holding.__enter__()
+    threading.Timer(0.1, holding.__exit__, (None, None, None)).start()
+    assert app.test_client().post(PATH, json=SEED_GRAPH).status_code == 200
+    assert budget.admitted == 0
