@@ -34,9 +34,7 @@ def shapes(megabytes: float) -> dict[str, bytes]:
         }
     )
     return {
-        "leaves, int ids (valid, several sinks: refused late)": orjson.dumps(
-            {"nodes": [{"id": k, "data": 0} for k in range(n // 18)], "output": 0}
-        ),
+        "leaves, int ids (valid)": orjson.dumps({"nodes": [{"id": k, "data": 0} for k in range(n // 25)], "output": 0}),
         "chain of adds, int ids (valid)": orjson.dumps(
             {
                 "nodes": [{"id": 0, "data": 1}, {"id": "k", "data": 1}]

@@ -78,9 +78,9 @@ def build_values(nodes: list[dict], checkpoint: Checkpoint | None = None) -> dic
             inputs = [values[child] for child in node["children"]] if "children" in node else ()
         except KeyError:
             return build_in_dependency_order(nodes, checkpoint)
+        if node["id"] in values:
+            index_ids(nodes)  # raises, naming the duplicates
         values[node["id"]] = build_value(nodes, i, inputs)
-    if len(values) != len(nodes):
-        index_ids(nodes)  # raises, naming the duplicates
     return values
 
 
