@@ -4,7 +4,7 @@ The Docker engine and the base image come from ../shared/docker/base-image.sh (b
 which starts an engine when none answers and makes a Debian bookworm image with python3 and venv
 for an engine that can pull no images; it prints that image's tag last. Where the script is missing
 or fails, these tests skip and say why. The first run of the script takes a few minutes; after it,
-this file takes well under a minute (a cached build, ~10 s until the HEALTHCHECK first passes).
+this file is quick: the build is cached, and a container is healthy within seconds.
 
 It uses no fixture from conftest.py, only its seed example and free_port.
 """
