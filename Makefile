@@ -1,10 +1,10 @@
 # make run: the service on 127.0.0.1:8000, in its own virtual environment.
-# make test: every test, with the development dependencies.
+# make test: ruff and every test, with the development dependencies; make test-fast: the fast set.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench openapi lock clean contract-tools
+.PHONY: run test test-fast bench openapi lock clean contract-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ run: $(VENV)/.runtime
 	$(BIN)/gunicorn --config gunicorn.conf.py
 
 test: $(VENV)/.dev contract-tools
-	$(BIN)/python -m pytest
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+# The fast set for the edit-run loop: no real server, Docker or benchmark.
+test-fast: $(VENV)/.dev
+	$(BIN)/pytest -m "not slow"
 
 # Prism, pinned in tools/contract/package-lock.json, for tests/test_contract_tools.py; without npm
 # those tests skip, and this says so.
@@ -38,6 +44,7 @@ $(PRISM): tools/contract/package.json tools/contract/package-lock.json
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.memory
 
 # openapi.yaml is generated from the marshmallow schemas; tests/test_openapi.py fails when it is stale.
 openapi: $(VENV)/.dev

@@ -14,7 +14,7 @@ from schemas import graph
 from schemas.graph import EvaluationSchema, GraphRequestSchema, LeafNodeSchema, OperationNodeSchema, RecordedNodeSchema
 from schemas.problem import ProblemSchema
 from schemas.status import StatusSchema
-from service.config import MAX_BODY_BYTES, MAX_NODES
+from service.config import DEADLINE_SECONDS, MAX_BODY_BYTES, MAX_NODES, MEMORY_BUDGET_BYTES
 from service.ops import OPS
 
 #: 3.0.3 rather than 3.1: every rule here is expressible in 3.0.3, which openapi-python-client, Prism and
@@ -49,13 +49,17 @@ DESCRIPTION = "\n\n".join(
         "Numbers are IEEE 754 doubles. Every error is RFC 9457 problem details (`application/problem+json`); "
         "a 422 carries `errors`, one entry per problem, naming the node (`node`, `index`) and the `field`. "
         "Problem types: `/problems/invalid-json` (400), `/problems/invalid-graph` and `/problems/numeric-error` "
-        "(422), and `about:blank` where the HTTP status says it all.",
+        "(422), `/problems/over-memory-budget` (413, 503) and `/problems/deadline-exceeded` (503), and "
+        "`about:blank` where the HTTP status says it all.",
         "A node has one of the shapes in `GraphRequest.nodes`: a leaf, a recorded node, or one shape per op "
         "with exactly the op's number of children (and pow's exponent). The shapes exclude one another. "
         f"What the schema cannot state, the service checks and answers with a 422: {GRAPH_RULES}.",
         f"Limits, set by environment variables: the body, `{MAX_BODY_BYTES.variable}` (default "
         f"{MAX_BODY_BYTES.default} bytes; over it, 413); the nodes of one graph, `{MAX_NODES.variable}` "
-        f"(default {MAX_NODES.default}; over it, 422).",
+        f"(default {MAX_NODES.default}; over it, 422); the time of one evaluation, `{DEADLINE_SECONDS.variable}` "
+        f"(default {DEADLINE_SECONDS.default} s; past it, 503); the memory a worker's requests may hold at once, "
+        f"`{MEMORY_BUDGET_BYTES.variable}` (default: from the machine's or container's memory; a body that could "
+        "never fit, 413; one that does not fit now, 503 with `Retry-After`).",
         "Any path not listed here answers 404 (`components.responses.NotFound`); a method a path does not take "
         "answers 405, with an `Allow` header; any route can answer 500 if the server fails.",
     ]
@@ -63,9 +67,13 @@ DESCRIPTION = "\n\n".join(
 
 EVALUATE_PROBLEMS = {
     400: "The body is not JSON: not UTF-8, a syntax error, NaN or Infinity, a number too large for a double, or nesting over 1024 levels.",
-    413: f"The body is larger than {MAX_BODY_BYTES.variable} (default {MAX_BODY_BYTES.default} bytes).",
+    413: f"The body is larger than `{MAX_BODY_BYTES.variable}` (default {MAX_BODY_BYTES.default} bytes), or a body "
+    f"this large could need more memory than a worker's budget, `{MEMORY_BUDGET_BYTES.variable}`, allows "
+    "(`/problems/over-memory-budget`).",
     415: "The body is not `application/json`.",
     422: "The JSON is not a valid graph (`/problems/invalid-graph`), or the graph leaves the finite doubles (`/problems/numeric-error`).",
+    503: "The requests in progress hold the worker's memory budget (`/problems/over-memory-budget`, with "
+    f"`Retry-After`), or the evaluation ran past `{DEADLINE_SECONDS.variable}` (`/problems/deadline-exceeded`).",
 }
 
 #: Answers any route can give, whatever its operation: a method the path does not take, a failure.
@@ -138,10 +146,15 @@ def field_to_schema(self, field, **kwargs):
     return {}
 
 
-def problem_response(description: str, *, allow_header: bool = False) -> dict:
+def problem_response(description: str, *, status: int | None = None) -> dict:
+    """A problem+json response; a 405 has the Allow header, a 503 may have Retry-After."""
     response = {"description": description, "content": {"application/problem+json": {"schema": "Problem"}}}
-    if allow_header:
+    if status == 405:
         response["headers"] = {"Allow": {"description": "The methods allowed here.", "schema": {"type": "string"}}}
+    if status == 503:
+        response["headers"] = {
+            "Retry-After": {"description": "Seconds to wait before retrying, when busy.", "schema": {"type": "string"}}
+        }
     return response
 
 
@@ -174,9 +187,9 @@ def build_spec() -> APISpec:
         spec.components.schema(name, schema=schema)
     spec.components.response(NOT_FOUND[1], problem_response(NOT_FOUND[2]))
     for status, (name, description) in ANY_ROUTE_PROBLEMS.items():
-        spec.components.response(name, problem_response(description, allow_header=status == 405))
+        spec.components.response(name, problem_response(description, status=status))
     any_route = {
-        status: problem_response(description, allow_header=status == 405)
+        status: problem_response(description, status=status)
         for status, (name, description) in ANY_ROUTE_PROBLEMS.items()
     }
     spec.path(
@@ -194,7 +207,7 @@ def build_spec() -> APISpec:
                         "description": "Every node of the request, in request order, with its data and grad.",
                         "content": {"application/json": {"schema": "Evaluation"}},
                     },
-                    **{status: problem_response(text) for status, text in EVALUATE_PROBLEMS.items()},
+                    **{status: problem_response(text, status=status) for status, text in EVALUATE_PROBLEMS.items()},
                     **any_route,
                 },
             }

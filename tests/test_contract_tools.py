@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from schemas.openapi import SEED_EXAMPLE
-from tests.conftest import ROOT, free_port, gunicorn_server
+from tests.support import ROOT, free_port, gunicorn_server
 
 pytestmark = pytest.mark.slow
 

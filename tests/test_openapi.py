@@ -19,7 +19,7 @@ from schemas.graph import Node
 from schemas.openapi import build_spec, node_shape_names
 from service.config import MAX_BODY_BYTES, MAX_NODES
 from service.ops import OPS
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}
 """Flask answers these for every route by itself, from the route's GET and its methods; they have no body of ours."""

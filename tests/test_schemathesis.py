@@ -30,7 +30,7 @@ from marshmallow import ValidationError
 
 from schemas import GraphRequestSchema
 from service.config import MAX_NODES
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 pytestmark = pytest.mark.slow
 
