@@ -9,6 +9,7 @@ import copy
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import fields
 
 from schemas import graph
 from schemas.graph import EvaluationSchema, GraphRequestSchema, LeafNodeSchema, OperationNodeSchema, RecordedNodeSchema
@@ -131,13 +132,14 @@ def operation_shapes(operation_node: dict) -> dict[str, dict]:
 
 
 def node_shape_names() -> list[str]:
-    """The node shapes, most required keys first. Validators find exactly one match whatever the order;
-    generated clients that try each shape in turn and ignore additionalProperties (openapi-python-client)
-    need it, or a recorded node would read as a leaf with its children and local_grads dropped."""
+    """The node shapes, the leaf last. Validators find exactly one match whatever the order, but a
+    recorded node has every key a leaf requires, and a generated client that tries each shape in turn
+    and ignores additionalProperties (openapi-python-client) would read it as a leaf, dropping its
+    children and local_grads."""
     return ["RecordedNode", *map(operation_shape_name, OPS), "LeafNode"]
 
 
-def field_to_schema(self, field, **kwargs):
+def field_to_schema(self, field: fields.Field, **kwargs) -> dict:
     """A Node field is one of the node shapes; an Id, a bounded string or an integer the parser keeps."""
     if isinstance(field, graph.Node):
         return {"oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in node_shape_names()]}
