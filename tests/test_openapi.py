@@ -64,21 +64,22 @@ def test_every_route_and_method_of_the_app_is_in_the_spec_and_no_other(app, spec
 
 
 def literal_statuses(function) -> set[int]:
-    """The statuses a function, and the functions of its module it calls, answer literally:
-    `Problem(NNN, ...)` raised or built, and `return body, NNN`."""
+    """The statuses a function (a lambda too), and the functions of its module it calls, answer
+    literally: `Problem(NNN, ...)` raised or built, and `return body, NNN`."""
     module = ast.parse(inspect.getsource(inspect.getmodule(function)))
     functions = {node.name: node for node in ast.walk(module) if isinstance(node, ast.FunctionDef)}
-    statuses, seen, pending = set(), set(), [function.__name__]
+    statuses, seen, pending = set(), set(), [ast.parse(textwrap.dedent(inspect.getsource(function)))]
     while pending:
-        name = pending.pop()
-        if name in seen or name not in functions:
-            continue
-        seen.add(name)
-        for node in ast.walk(functions[name]):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                pending.append(node.func.id)
+        for node in ast.walk(pending.pop()):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in functions.keys() - seen:
+                seen.add(node.func.id)
+                pending.append(functions[node.func.id])
             statuses |= problem_status(node) | returned_status(node)
     return statuses
+
+
+def error_handlers(app) -> dict[type, object]:
+    return {kind: handler for by_kind in app.error_handler_spec[None].values() for kind, handler in by_kind.items()}
 
 
 def problem_status(node: ast.AST) -> set[int]:
@@ -125,12 +126,30 @@ def test_every_problem_status_in_the_code_is_in_the_spec(spec):
 
 
 def test_every_operation_lists_the_answers_any_route_can_give(app, spec):
-    """The app turns any exception into a 500 problem, and any other method on a path into a 405 with Allow."""
-    assert Exception in app.error_handler_spec[None][None]
+    """Any other method on a path is a 405 with Allow; the handler of any exception answers 500."""
+    any_route = {405} | literal_statuses(error_handlers(app)[Exception])
+    assert 500 in any_route
     for path, item in spec["paths"].items():
         for method, operation in item.items():
-            assert {"405", "500"} <= set(operation["responses"]), f"{method} {path}"
+            assert {str(status) for status in any_route} <= set(operation["responses"]), f"{method} {path}"
             assert "Allow" in operation["responses"]["405"]["headers"]
+
+
+def test_what_the_error_handlers_answer_is_listed_by_every_operation_that_takes_a_body(app, spec):
+    """The app's own exceptions (an invalid graph, a numeric error, the memory budget, the deadline)
+    come from handling a request's body: every operation that takes one lists their statuses."""
+    handled = {
+        status
+        for kind, handler in error_handlers(app).items()
+        if kind is not Exception
+        for status in literal_statuses(handler)
+    }
+    assert 422 in handled, "no handler answers 422: the scan no longer sees how the errors are shaped"
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if "requestBody" in operation:
+                documented = {int(status) for status in operation["responses"]}
+                assert handled <= documented, f"{method} {path} can answer {handled - documented}, not in the spec"
 
 
 def problem_validator(spec):
