@@ -18,8 +18,9 @@ from schemas.status import StatusSchema
 from service.config import DEADLINE_SECONDS, MAX_BODY_BYTES, MAX_NODES, MEMORY_BUDGET_BYTES
 from service.ops import OPS
 
-#: 3.0.3 rather than 3.1: every rule here is expressible in 3.0.3, which openapi-python-client, Prism and
-#: schemathesis all handle fully, and 3.1 would add nothing this contract uses (README, "The contract").
+#: 3.0.3 rather than 3.1: in 3.1 (JSON Schema 2020-12) `2.0` is an integer, which the service refuses as
+#: an id; 3.0.3's `type: integer` refuses it too. openapi-python-client, Prism and schemathesis handle
+#: 3.0.3 fully (README, "The contract, in short").
 OPENAPI_VERSION = "3.0.3"
 
 #: The integers the service's JSON parser reads as integers; any other integer is read as a double,
