@@ -8,10 +8,11 @@ import orjson
 from flask import Blueprint, current_app, request
 from marshmallow import ValidationError
 
-from schemas import GraphRequestSchema
+from schemas import GraphRequestSchema, is_valid_request
 from schemas.expression import ExpressionRequestSchema
 from schemas.render import RenderQuerySchema
 from service import expression, graph, render
+from service.api import admitted_body, parse_json
 from service.errors import Problem
 
 bp = Blueprint("tools", __name__)
@@ -24,7 +25,8 @@ EXPRESSION_PROBLEMS = {
 
 @bp.post("/v1/expression")
 def evaluate_expression():
-    document = json_body()
+    with admitted_body() as body:
+        document = parse_json(body)
     try:
         body = ExpressionRequestSchema().load(document)
     except ValidationError as error:
@@ -67,7 +69,8 @@ def render_graph():
         raise Problem(
             400, "/problems/invalid-parameter", "A query parameter is not valid", errors[0]["message"], errors=errors
         ) from None
-    document = json_body()
+    with admitted_body() as body:
+        document = parse_json(body)
     limit = current_app.config["MAX_RENDER_NODES"]
     nodes = document.get("nodes") if isinstance(document, dict) else None
     if isinstance(nodes, list) and len(nodes) > limit:
@@ -81,7 +84,7 @@ def render_graph():
             message,
             errors=[{"field": "nodes", "message": message}],
         )
-    request_graph = _graph_schema(limit).load(document)
+    request_graph = document if is_valid_request(document, limit) else _graph_schema(limit).load(document)
     nodes = request_graph["nodes"]
     output, values = graph.evaluate(nodes, request_graph.get("output"))
     picture = render.render(nodes, output, values, query["format"])
@@ -91,21 +94,6 @@ def render_graph():
 @functools.cache
 def _graph_schema(max_nodes: int) -> GraphRequestSchema:
     return GraphRequestSchema(max_nodes=max_nodes)
-
-
-def json_body() -> object:
-    """The JSON document of the body (small bodies here: Flask's MAX_CONTENT_LENGTH bounds them)."""
-    if request.mimetype != "application/json":
-        raise Problem(
-            415,
-            "about:blank",
-            "Unsupported Media Type",
-            f"The body must be application/json, not {request.mimetype or 'untyped'}.",
-        )
-    try:
-        return orjson.loads(request.get_data(cache=False))
-    except orjson.JSONDecodeError as error:
-        raise Problem(400, "/problems/invalid-json", "The body is not valid JSON", f"{error}.") from None
 
 
 def _flatten(messages: dict | list, field: str | None = None) -> list[tuple[str | None, list[str]]]:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from tests.conftest import SEED_GRAPH, free_port
+from tests.support import SEED_GRAPH, free_port
 from valuegraph import cli
 
 

@@ -15,7 +15,7 @@ from micrograd.nn import MLP
 import valuegraph
 from service import engine
 from tests import seed_value
-from tests.conftest import SEED_GRAPH, free_port
+from tests.support import SEED_GRAPH, free_port
 from valuegraph.graph import serialize
 
 

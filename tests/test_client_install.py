@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, SEED_GRAPH
+from tests.support import ROOT, SEED_GRAPH
 
 MICROGRAD = next(
     line.strip() for line in (ROOT / "requirements-dev.txt").read_text().splitlines() if line.startswith("micrograd==")

@@ -9,7 +9,7 @@ import shlex
 
 import pytest
 
-from tests.conftest import ROOT, SEED_GRAPH
+from tests.support import ROOT, SEED_GRAPH
 from valuegraph import cli
 from valuegraph.graph import serialize
 

@@ -10,7 +10,7 @@ import pytest
 
 from service import create_app, graph, render
 from service.ops import OPS
-from tests.conftest import SEED_GRAPH
+from tests.support import SEED_GRAPH
 
 PATH = "/v1/render"
 
