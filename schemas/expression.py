@@ -42,6 +42,8 @@ class ExpressionRequestSchema(Schema):
         load_default=dict,
         metadata={
             "description": "The value of every name the expression uses (and no other).",
+            "type": "object",
+            "additionalProperties": {"type": "number"},
             "example": {"a": 2.0, "b": 3.0},
         },
     )

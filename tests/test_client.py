@@ -52,6 +52,7 @@ def micrograd_mlp_loss(seed):
     return sum((prediction - target) ** 2 for target, prediction in zip(ys, predictions)), model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_micrograd_mlp_loss_is_differentiated_bit_for_bit(remote, seed):
     loss, model = micrograd_mlp_loss(seed)
@@ -59,6 +60,7 @@ def test_a_micrograd_mlp_loss_is_differentiated_bit_for_bit(remote, seed):
     assert len(values) > 100 and any(parameter.grad != 0 for parameter in model.parameters())
 
 
+@pytest.mark.slow
 def test_micrograd_a_times_a_and_a_plus_a_get_two_children(remote):
     a = MicrogradValue(-1.5)
     square = a * a
@@ -82,6 +84,7 @@ def test_micrograd_children_go_in_the_sets_iteration_order():
     assert body["nodes"][-1] == {"id": 2, "op": "mul", "children": [0, 1]}
 
 
+@pytest.mark.slow
 def test_the_seeds_values_are_sent_as_recorded_and_differentiated_bit_for_bit(remote):
     V = seed_value.Value
     a, b = V(2.0), V(3.0)
@@ -103,6 +106,7 @@ def test_the_seeds_values_are_sent_as_recorded_and_differentiated_bit_for_bit(re
     assert (a.grad, b.grad) == pytest.approx((0.7, 0.2), rel=1e-15)
 
 
+@pytest.mark.slow
 def test_a_seed_style_network_with_every_op(remote):
     rng = random.Random(7)
     V = seed_value.Value
@@ -161,6 +165,7 @@ def test_a_million_deep_chain_goes_there_and_back(remote):
     assert 0 < leaf.grad < 1
 
 
+@pytest.mark.slow
 def test_expression_and_render(remote):
     answer = remote.expression("log((a + b) * a)", a=2, b=3)
     assert (answer["output"], answer["data"], answer["grads"]) == ("e", 2.302585092994046, {"a": 0.7, "b": 0.2})
@@ -170,6 +175,7 @@ def test_expression_and_render(remote):
     assert remote.evaluate(SEED_GRAPH)["output"] == "e"
 
 
+@pytest.mark.slow
 def test_a_refusal_raises_problem_error_with_the_details_and_is_not_retried(live_server):
     sleeps = []
     client = valuegraph.Client(live_server, retries=5, sleep=sleeps.append)
@@ -178,8 +184,10 @@ def test_a_refusal_raises_problem_error_with_the_details_and_is_not_retried(live
     problem = caught.value
     assert (problem.status, problem.title, problem.type) == (422, "The graph is not valid", "/problems/invalid-graph")
     assert problem.detail == "1 problem found; see errors."
-    assert problem.errors == [{"node": "x", "index": 0, "field": "data", "message": "Not a valid number."}]
-    assert "node 'x' (index 0) field data: Not a valid number." in str(problem)
+    (error,) = problem.errors
+    assert (error["node"], error["index"], error["field"]) == ("x", 0, "data")
+    assert error["message"].startswith("Not a valid number")
+    assert f"node 'x' (index 0) field data: {error['message']}" in str(problem)
     assert sleeps == []
 
 
@@ -187,6 +195,7 @@ def route_exists(base, path):
     return requests.post(base + path, json={}, timeout=10).status_code != 404
 
 
+@pytest.mark.slow
 def test_evaluate_batch(live_server, remote):
     if not route_exists(live_server, "/v1/evaluate/batch"):
         pytest.skip("POST /v1/evaluate/batch is not in this service yet (issue 8)")
@@ -194,6 +203,7 @@ def test_evaluate_batch(live_server, remote):
     assert [result["status"] for result in answer["results"]] == [200, 422]
 
 
+@pytest.mark.slow
 def test_grade(live_server, remote):
     if not route_exists(live_server, "/v1/grade"):
         pytest.skip("POST /v1/grade is not in this service yet (issue 8)")

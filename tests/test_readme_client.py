@@ -47,6 +47,7 @@ def test_the_picture_is_the_services(client, command, path, picture):
     assert response.status_code == 200 and response.data.decode() == picture
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code, printed", PYTHON)
 def test_python_examples_run_and_print_as_shown(live_server, code, printed):
     code = code.replace('"http://127.0.0.1:8000"', repr(live_server))
@@ -65,6 +66,7 @@ def test_python_examples_run_and_print_as_shown(live_server, code, printed):
         exec(loop + update, namespace)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("session", CONSOLE)
 def test_console_examples_print_as_shown(live_server, monkeypatch, tmp_path, session):
     monkeypatch.chdir(tmp_path)

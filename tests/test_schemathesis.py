@@ -14,6 +14,8 @@ schema accepts gets a 2xx") on graphs that break only a rule the spec states in 
 Schema cannot (unique ids, children and output that name nodes, no cycle, one output, one local_grad
 per child, finite results). Such a case passes here only when the service answered it 422 with a graph
 problem and the marshmallow schemas load it: every node-level rule held, so it broke a graph-level one.
+Likewise for POST /v1/expression, whose formula is any string to the schema and valid only by the rules
+the spec states in its text: a 422 invalid-expression or numeric-error for a request the schema loads.
 Any other failure of any check fails the test. schemathesis.toml (read from the project's root) has it
 check GET /openapi.yaml's body as the YAML text the spec declares. Bounded: 100 examples per
 operation and phase, a fixed seed, a few seconds in all.
@@ -29,6 +31,7 @@ import pytest
 from marshmallow import ValidationError
 
 from schemas import GraphRequestSchema
+from schemas.expression import ExpressionRequestSchema
 from service.config import MAX_NODES
 from tests.support import ROOT
 
@@ -36,6 +39,9 @@ pytestmark = pytest.mark.slow
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 GRAPH_PROBLEMS = {"/problems/invalid-graph", "/problems/numeric-error"}
+#: The operations whose body is a graph request: /v1/render draws what /v1/evaluate answers.
+GRAPH_PATHS = {"/v1/evaluate", "/v1/render"}
+EXPRESSION_PROBLEMS = {"/problems/invalid-expression", "/problems/numeric-error"}
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +77,24 @@ def checked_cases(events):
 
 def breaks_only_graph_level_rules(case, response) -> bool:
     body = orjson.loads(base64.b64decode(response["content"]["$base64"]))
-    if case["path"] != "/v1/evaluate" or response["status_code"] != 422 or body.get("type") not in GRAPH_PROBLEMS:
+    if case["path"] == "/v1/expression":
+        return breaks_only_expression_rules(case, response, body)
+    if case["path"] not in GRAPH_PATHS or response["status_code"] != 422 or body.get("type") not in GRAPH_PROBLEMS:
         return False
     try:
         GraphRequestSchema(max_nodes=MAX_NODES.default).load(with_one_local_grad_per_child(case["body"]))
+    except ValidationError:
+        return False
+    return True
+
+
+def breaks_only_expression_rules(case, response, body) -> bool:
+    """An expression the schema takes (any string) that the spec's text refuses: not Python's syntax,
+    outside the whitelist, names that are not inputs, or a value that leaves the finite doubles."""
+    if response["status_code"] != 422 or body.get("type") not in EXPRESSION_PROBLEMS:
+        return False
+    try:
+        ExpressionRequestSchema().load(case["body"])
     except ValidationError:
         return False
     return True
