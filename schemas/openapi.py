@@ -290,7 +290,12 @@ def add_expression_and_render(spec):
                 "responses": {
                     200: {
                         "description": "The output's data, every input's grad, and every node built, as by /v1/evaluate.",
-                        "content": {"application/json": {"schema": "ExpressionEvaluation"}},
+                        "content": {
+                            "application/json": {
+                                "schema": "ExpressionEvaluation",
+                                "example": _seed_expression(EXAMPLE_REQUEST),
+                            }
+                        },
                     },
                     **expression_problems,
                     **any_route,
@@ -337,6 +342,12 @@ def add_expression_and_render(spec):
             }
         },
     )
+
+
+def _seed_expression(request):
+    from service import expression
+
+    return expression.evaluate(request["expression"], request["inputs"], 10_000, 10_000)
 
 
 def _seed_picture(format):
