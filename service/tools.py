@@ -26,9 +26,12 @@ EXPRESSION_PROBLEMS = {
 @bp.post("/v1/expression")
 def evaluate_expression():
     with admitted_body() as body:
-        document = parse_json(body)
+        return _evaluate_expression(parse_json(body))
+
+
+def _evaluate_expression(document: object):
     try:
-        body = ExpressionRequestSchema().load(document)
+        request_body = ExpressionRequestSchema().load(document)
     except ValidationError as error:
         errors = [
             {"field": field, "message": message}
@@ -44,8 +47,8 @@ def evaluate_expression():
         ) from None
     try:
         answer = expression.evaluate(
-            body["expression"],
-            body.get("inputs", {}),
+            request_body["expression"],
+            request_body.get("inputs", {}),
             current_app.config["MAX_EXPRESSION_LENGTH"],
             current_app.config["MAX_EXPRESSION_NODES"],
         )
@@ -70,7 +73,10 @@ def render_graph():
             400, "/problems/invalid-parameter", "A query parameter is not valid", errors[0]["message"], errors=errors
         ) from None
     with admitted_body() as body:
-        document = parse_json(body)
+        return _render(parse_json(body), query["format"])
+
+
+def _render(document: object, format: str):
     limit = current_app.config["MAX_RENDER_NODES"]
     nodes = document.get("nodes") if isinstance(document, dict) else None
     if isinstance(nodes, list) and len(nodes) > limit:
@@ -87,8 +93,8 @@ def render_graph():
     request_graph = document if is_valid_request(document, limit) else _graph_schema(limit).load(document)
     nodes = request_graph["nodes"]
     output, values = graph.evaluate(nodes, request_graph.get("output"))
-    picture = render.render(nodes, output, values, query["format"])
-    return current_app.response_class(picture, mimetype=render.MEDIA_TYPES[query["format"]])
+    picture = render.render(nodes, output, values, format)
+    return current_app.response_class(picture, mimetype=render.MEDIA_TYPES[format])
 
 
 @functools.cache
