@@ -5,7 +5,7 @@ service/render.py; this module reads the request and writes the answer."""
 import functools
 
 import orjson
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 from marshmallow import ValidationError
 
 from schemas import GraphRequestSchema, is_valid_request
@@ -24,12 +24,12 @@ EXPRESSION_PROBLEMS = {
 
 
 @bp.post("/v1/expression")
-def evaluate_expression():
+def evaluate_expression() -> Response:
     with admitted_body() as body:
         return _evaluate_expression(parse_json(body))
 
 
-def _evaluate_expression(document: object):
+def _evaluate_expression(document: object) -> Response:
     try:
         request_body = ExpressionRequestSchema().load(document)
     except ValidationError as error:
@@ -60,7 +60,7 @@ def _evaluate_expression(document: object):
 
 
 @bp.post("/v1/render")
-def render_graph():
+def render_graph() -> Response:
     try:
         query = RenderQuerySchema().load(request.args.to_dict())
     except ValidationError as error:
@@ -76,7 +76,7 @@ def render_graph():
         return _render(parse_json(body), query["format"])
 
 
-def _render(document: object, format: str):
+def _render(document: object, format: str) -> Response:
     limit = current_app.config["MAX_RENDER_NODES"]
     nodes = document.get("nodes") if isinstance(document, dict) else None
     if isinstance(nodes, list) and len(nodes) > limit:

@@ -290,3 +290,15 @@ def test_connection_errors_are_retried_with_backoff_then_raised():
     with pytest.raises(requests.ConnectionError):
         client.evaluate(SEED_GRAPH)
     assert sleeps == [0.5, 1.0, 2.0]
+
+
+def test_retry_after_reads_seconds_and_http_dates():
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from valuegraph.client import retry_after
+
+    assert (retry_after("3"), retry_after(None), retry_after("soon")) == (3.0, None, None)
+    in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
+    assert 50 < retry_after(in_a_minute) <= 60
+    assert retry_after("Thu, 01 Jan 1970 00:00:00 GMT") == 0.0
