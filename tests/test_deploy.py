@@ -68,7 +68,7 @@ def block(config, opening):
 
 
 def directive(text, name):
-    found = re.findall(rf"^\s*{name}\s+([^;]*);", text, re.MULTILINE)
+    found = re.findall(rf"^\s*{name}\s+([^;{{]*);", text, re.MULTILINE)
     assert len(found) == 1, f"{name} appears {len(found)} times"
     return found[0]
 
@@ -79,7 +79,7 @@ def test_nginx_configuration_carries_the_service_limits():
     config = rendered.stdout
     assert not [line for line in config.splitlines() if "${" in line and not line.lstrip().startswith("#")]
     assert int(directive(config, "client_max_body_size")) == MAX_BODY_BYTES.default
-    assert directive(config, "server") == "valuegraph:8000 max_fails=1 fail_timeout=5s"
+    assert directive(block(config, "upstream valuegraph"), "server") == "valuegraph:8000 max_fails=1 fail_timeout=5s"
 
     rendered = render_nginx(VALUEGRAPH_MAX_BODY_BYTES="16777216", VALUEGRAPH_DEADLINE_SECONDS="7")
     config = rendered.stdout
