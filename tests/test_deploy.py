@@ -188,6 +188,7 @@ def test_compose_puts_nginx_in_front_of_two_replicas_with_the_same_limits():
     assert nginx["depends_on"]["valuegraph"]["condition"] == "service_healthy"
     assert "exec nginx -c /tmp/nginx.conf -e stderr -g 'daemon off;'" in nginx["command"][-1]
     assert nginx["environment"]["VALUEGRAPH_UPSTREAM"] == "valuegraph:8000"
+    assert service["read_only"] is True and nginx["read_only"] is True
     # A replica is healthy when it is ready; nginx, when it answers and a replica behind it does.
     assert service["healthcheck"]["test"][0] == "CMD" and "/readyz" in " ".join(service["healthcheck"]["test"])
     assert nginx["healthcheck"]["test"][0] == "CMD" and "/healthz" in " ".join(nginx["healthcheck"]["test"])
