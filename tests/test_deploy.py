@@ -44,7 +44,14 @@ MANIFESTS = ("deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml")
 KUBERNETES_VERSIONS = ("1.25", None)
 # Settings that the compose file and the manifests set, declared by the service-side limits work.
 PENDING_SETTINGS = {"VALUEGRAPH_MEMORY_BUDGET_BYTES", "VALUEGRAPH_DEADLINE_SECONDS"}
-GUNICORN_VARIABLES = {"WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_GRACEFUL_TIMEOUT", "HOST", "PORT"}
+GUNICORN_VARIABLES = {
+    "WEB_CONCURRENCY",
+    "GUNICORN_THREADS",
+    "GUNICORN_GRACEFUL_TIMEOUT",
+    "HOST",
+    "PORT",
+    "FORWARDED_ALLOW_IPS",
+}
 
 
 # nginx's configuration
