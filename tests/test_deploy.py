@@ -31,9 +31,10 @@ import requests
 import yaml
 
 from bench.workloads import random_dag
-from service.config import MAX_BODY_BYTES, SETTINGS
-from tests.conftest import ROOT, SEED_GRAPH, free_port
+from service.config import DEADLINE_SECONDS, MAX_BODY_BYTES, SETTINGS
+from service.limits import PEAK_BYTES_PER_BODY_BYTE
 from tests.seed_value import evaluate_with_seed
+from tests.support import ROOT, SEED_GRAPH, free_port
 from tests.test_docker import BASE_IMAGE_SCRIPT, base_image, run  # noqa: F401 (base_image: a fixture)
 
 NGINX_DIR = ROOT / "deploy/nginx"
@@ -42,8 +43,6 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 MANIFESTS = ("deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml")
 # The oldest and the newest Kubernetes whose schemas kubernetes-validate ships.
 KUBERNETES_VERSIONS = ("1.25", None)
-# Settings that the compose file and the manifests set, declared by the service-side limits work.
-PENDING_SETTINGS = {"VALUEGRAPH_MEMORY_BUDGET_BYTES", "VALUEGRAPH_DEADLINE_SECONDS"}
 GUNICORN_VARIABLES = {
     "WEB_CONCURRENCY",
     "GUNICORN_THREADS",
@@ -94,9 +93,9 @@ def test_nginx_configuration_carries_the_service_limits():
     assert directive(config, "client_max_body_size") == "16777216"
     assert "over the limit of 16777216 bytes" in config
     # The read timeout leaves a margin past the deadline; no retry once the deadline has passed.
-    assert directive(config, "proxy_read_timeout") == "37s"
+    assert directive(config, "proxy_read_timeout") == "37000ms"
     evaluation, other = block(config, "location /v1/"), block(config, "location /")
-    assert directive(evaluation, "proxy_next_upstream_timeout") == "7s"
+    assert directive(evaluation, "proxy_next_upstream_timeout") == "7000ms"
     assert directive(evaluation, "proxy_next_upstream").split() == [
         "error",
         "timeout",
@@ -118,7 +117,18 @@ def test_nginx_configuration_carries_the_service_limits():
     assert directive(server, "proxy_http_version") == "1.1"
     assert directive(server, "proxy_set_header Connection") == '""'
 
-    for variable, value in (("VALUEGRAPH_MAX_BODY_BYTES", "1e6"), ("VALUEGRAPH_DEADLINE_SECONDS", "ten")):
+    # The deadline is a number of seconds, as the service reads it: decimals too.
+    config = render_nginx(VALUEGRAPH_DEADLINE_SECONDS="2.5").stdout
+    assert directive(config, "proxy_read_timeout") == "32500ms"
+    assert directive(block(config, "location /v1/"), "proxy_next_upstream_timeout") == "2500ms"
+    assert directive(render_nginx().stdout, "proxy_read_timeout") == f"{int(DEADLINE_SECONDS.default * 1000) + 30000}ms"
+
+    for variable, value in (
+        ("VALUEGRAPH_MAX_BODY_BYTES", "1e6"),
+        ("VALUEGRAPH_DEADLINE_SECONDS", "ten"),
+        ("VALUEGRAPH_DEADLINE_SECONDS", "1.2.3"),
+        ("VALUEGRAPH_DEADLINE_SECONDS", "0"),
+    ):
         refused = render_nginx(**{variable: value})
         assert refused.returncode == 2 and variable in refused.stderr, refused
 
@@ -206,7 +216,11 @@ def test_compose_puts_nginx_in_front_of_two_replicas_with_the_same_limits():
     # A replica is healthy when it is ready; nginx, when it answers and a replica behind it does.
     assert service["healthcheck"]["test"][0] == "CMD" and "/readyz" in " ".join(service["healthcheck"]["test"])
     assert nginx["healthcheck"]["test"][0] == "CMD" and "/healthz" in " ".join(nginx["healthcheck"]["test"])
-    limits = {"VALUEGRAPH_MAX_BODY_BYTES": str(MAX_BODY_BYTES.default), "VALUEGRAPH_DEADLINE_SECONDS": "30"}
+    # The compose file's defaults are the service's own.
+    limits = {
+        "VALUEGRAPH_MAX_BODY_BYTES": str(MAX_BODY_BYTES.default),
+        "VALUEGRAPH_DEADLINE_SECONDS": f"{DEADLINE_SECONDS.default:g}",
+    }
     assert limits.items() <= service["environment"].items()
     assert limits.items() <= nginx["environment"].items()
 
@@ -293,7 +307,9 @@ def test_kubernetes_manifests_agree_with_each_other_and_the_service():
     limit = memory_bytes(container["resources"]["limits"]["memory"])
     assert limit == workers * budget + 512 * 2**20
     assert memory_bytes(container["resources"]["requests"]["memory"]) == limit
-    assert int(env["VALUEGRAPH_MAX_BODY_BYTES"]) <= budget
+    # The largest body fits the budget: admission reserves PEAK_BYTES_PER_BODY_BYTE per byte, so a
+    # larger limit would only let through bodies that get 413 for the budget anyway.
+    assert int(env["VALUEGRAPH_MAX_BODY_BYTES"]) * PEAK_BYTES_PER_BODY_BYTE <= budget
     # One core per worker is what the autoscaler's utilization is measured against.
     assert float(container["resources"]["requests"]["cpu"]) == workers
 
@@ -306,7 +322,12 @@ def test_kubernetes_manifests_agree_with_each_other_and_the_service():
     assert mount["mountPath"] == "/tmp"
     assert {volume["name"]: volume for volume in pod["spec"]["volumes"]}[mount["name"]]["emptyDir"]
 
-    # Shutdown: the preStop pause and the graceful timeout fit in the grace period.
+    # A worker busy up to the deadline is not taken for dead; a request in flight at SIGTERM may run
+    # to its deadline; the preStop pause and the graceful timeout fit in the grace period.
+    deadline = float(env["VALUEGRAPH_DEADLINE_SECONDS"])
+    liveness = container["livenessProbe"]
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] > deadline
+    assert int(env["GUNICORN_GRACEFUL_TIMEOUT"]) > deadline
     pause = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
     assert pause + int(env["GUNICORN_GRACEFUL_TIMEOUT"]) < pod["spec"]["terminationGracePeriodSeconds"]
 
@@ -316,10 +337,7 @@ def test_every_variable_set_for_the_service_is_a_setting():
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     used = {item["name"] for item in container["env"]}
     used |= set(compose_config()["valuegraph"]["environment"])
-    declared = {setting.variable for setting in SETTINGS}
-    if not declared >= PENDING_SETTINGS:
-        pytest.skip(f"{sorted(PENDING_SETTINGS - declared)} not in service/config.py yet (the service-side limits)")
-    assert used - GUNICORN_VARIABLES <= declared
+    assert used - GUNICORN_VARIABLES <= {setting.variable for setting in SETTINGS}
 
 
 # The stack for real: docker-compose up, nginx in front of two replicas
