@@ -51,7 +51,7 @@ DESCRIPTION = "\n\n".join(
         "Numbers are IEEE 754 doubles. Every error is RFC 9457 problem details (`application/problem+json`); "
         "a 422 carries `errors`, one entry per problem, naming the node (`node`, `index`) and the `field`. "
         "Problem types: `/problems/invalid-json` (400), `/problems/invalid-graph` and `/problems/numeric-error` "
-        "(422), `/problems/over-memory-budget` (413, 503) and `/problems/deadline-exceeded` (503), and "
+        "(422), `/problems/over-memory-budget` (413, 503) and `/problems/deadline-exceeded` (504), and "
         "`about:blank` where the HTTP status says it all.",
         "A node has one of the shapes in `GraphRequest.nodes`: a leaf, a recorded node, or one shape per op "
         "with exactly the op's number of children (and pow's exponent). The shapes exclude one another. "
@@ -59,7 +59,7 @@ DESCRIPTION = "\n\n".join(
         f"Limits, set by environment variables: the body, `{MAX_BODY_BYTES.variable}` (default "
         f"{MAX_BODY_BYTES.default} bytes; over it, 413); the nodes of one graph, `{MAX_NODES.variable}` "
         f"(default {MAX_NODES.default}; over it, 422); the time of one evaluation, `{DEADLINE_SECONDS.variable}` "
-        f"(default {DEADLINE_SECONDS.default} s; past it, 503); the memory a worker's requests may hold at once, "
+        f"(default {DEADLINE_SECONDS.default} s; past it, 504); the memory a worker's requests may hold at once, "
         f"`{MEMORY_BUDGET_BYTES.variable}` (default: from the machine's or container's memory; a body that could "
         "never fit, 413; one that does not fit now, 503 with `Retry-After`).",
         "Any path not listed here answers 404 (`components.responses.NotFound`); a method a path does not take "
@@ -75,7 +75,9 @@ EVALUATE_PROBLEMS = {
     415: "The body is not `application/json`.",
     422: "The JSON is not a valid graph (`/problems/invalid-graph`), or the graph leaves the finite doubles (`/problems/numeric-error`).",
     503: "The requests in progress hold the worker's memory budget (`/problems/over-memory-budget`, with "
-    f"`Retry-After`), or the evaluation ran past `{DEADLINE_SECONDS.variable}` (`/problems/deadline-exceeded`).",
+    "`Retry-After`): retry shortly, here or on another replica.",
+    504: f"The evaluation ran past `{DEADLINE_SECONDS.variable}` and was stopped (`/problems/deadline-exceeded`). "
+    "A 504, not a 503: the graph would take as long on another replica, so a proxy should not retry it.",
 }
 
 #: Answers any route can give, whatever its operation: a method the path does not take, a failure.
