@@ -9,7 +9,7 @@ def create_app(config: dict | None = None) -> Flask:
     The blueprints are imported here, as in Flask's tutorial, so that importing the engine or the op
     registry (`service.engine`, `service.ops`) never loads the web layer.
     """
-    from service import api, errors, meta
+    from service import api, errors, grading_api, meta
     from service.config import from_environment
 
     app = Flask(__name__)
@@ -19,4 +19,5 @@ def create_app(config: dict | None = None) -> Flask:
     errors.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(meta.bp)
+    app.register_blueprint(grading_api.bp)
     return app

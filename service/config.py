@@ -50,7 +50,22 @@ MAX_NODES = Setting(
     "VALUEGRAPH_MAX_NODES", "MAX_NODES", 1_000_000, positive_int, "the most nodes in one graph; over it, 422"
 )
 
-SETTINGS: tuple[Setting, ...] = (MAX_BODY_BYTES, MAX_NODES)
+MAX_BATCH_GRAPHS = Setting(
+    "VALUEGRAPH_MAX_BATCH_GRAPHS",
+    "MAX_BATCH_GRAPHS",
+    10_000,
+    positive_int,
+    "the most graphs in one batch (/v1/evaluate/batch, /v1/grade/batch); over it, 422",
+)
+MAX_BATCH_NODES = Setting(
+    "VALUEGRAPH_MAX_BATCH_NODES",
+    "MAX_BATCH_NODES",
+    1_000_000,
+    positive_int,
+    "the most nodes in all the graphs of one batch; over it, 422",
+)
+
+SETTINGS: tuple[Setting, ...] = (MAX_BODY_BYTES, MAX_NODES, MAX_BATCH_GRAPHS, MAX_BATCH_NODES)
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, object]:

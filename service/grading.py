@@ -61,7 +61,7 @@ def check_submissions(nodes: list[dict], submitted: list[dict]) -> None:
         node_id = entry["id"]
         named = {"node": node_id}
         if node_id not in index:
-            errors.append({**named, "field": f"submitted[{k}].id", "message": f"No node has the id {node_id!r}."})
+            errors.append({"field": f"submitted[{k}].id", "message": f"No node has the id {node_id!r}."})
             continue
         if node_id in seen:
             errors.append(

@@ -1,0 +1,166 @@
+"""POST /v1/grade, /v1/evaluate/batch and /v1/grade/batch.
+
+One request document becomes one answer body through `evaluation_body` or `grade_body`, which call the
+same functions as POST /v1/evaluate; a batch runs them once per item and turns each item's problem into
+its own result, so that one bad graph spoils no other.
+"""
+
+import functools
+from collections.abc import Callable
+
+import orjson
+from flask import Blueprint, current_app, request
+from marshmallow import ValidationError
+
+from schemas.batch import BatchRequestSchema
+from schemas.grade import DEFAULT_ATOL, DEFAULT_RTOL, GradeRequestSchema
+from schemas.graph import is_id
+from service import api, graph
+from service.errors import Problem, from_graph_error, from_validation_error
+from service.grading import Tolerance, grade
+
+bp = Blueprint("grading", __name__)
+
+
+@bp.post("/v1/grade")
+def grade_route():
+    with api.cyclic_gc_paused():
+        return json_response(grade_body(request_document()))
+
+
+@bp.post("/v1/evaluate/batch")
+def evaluate_batch():
+    with api.cyclic_gc_paused():
+        return json_response(batch_body(request_document(), evaluation_body, b"evaluation"))
+
+
+@bp.post("/v1/grade/batch")
+def grade_batch():
+    with api.cyclic_gc_paused():
+        return json_response(batch_body(request_document(), grade_body, b"grade"))
+
+
+def request_document():
+    """The JSON body, refused as /v1/evaluate refuses it (415, 413, 400)."""
+    if request.mimetype != "application/json":
+        raise Problem(
+            415,
+            "about:blank",
+            "Unsupported Media Type",
+            f"The body must be application/json, not {request.mimetype or 'untyped'}.",
+        )
+    try:
+        return orjson.loads(api.request_body())
+    except orjson.JSONDecodeError as error:
+        raise Problem(400, "/problems/invalid-json", "The body is not valid JSON", f"{error}.") from None
+
+
+def json_response(body: bytes):
+    return current_app.response_class(body, mimetype="application/json")
+
+
+def evaluation_body(document: object) -> bytes:
+    """The 200 body of POST /v1/evaluate for this document; raises what that route raises."""
+    request_graph = api.request_schema(current_app.config["MAX_NODES"]).load(document)
+    nodes = request_graph["nodes"]
+    output, values = graph.evaluate(nodes, request_graph.get("output"))
+    return api.evaluation_json(output, nodes, values)
+
+
+def grade_body(document: object) -> bytes:
+    """The 200 body of POST /v1/grade for this document; raises a Problem or GraphError otherwise."""
+    try:
+        grade_request = grade_schema(current_app.config["MAX_NODES"]).load(document)
+    except ValidationError as error:
+        raise grade_validation_problem(error) from None
+    nodes = grade_request["nodes"]
+    output, values = graph.evaluate(nodes, grade_request.get("output"))
+    given = grade_request.get("tolerance", {})
+    tolerance = Tolerance(rtol=float(given.get("rtol", DEFAULT_RTOL)), atol=float(given.get("atol", DEFAULT_ATOL)))
+    return orjson.dumps(grade(nodes, output, values, grade_request["submitted"], tolerance))
+
+
+@functools.cache
+def grade_schema(max_nodes):
+    return GradeRequestSchema(max_nodes=max_nodes)
+
+
+@functools.cache
+def batch_schema(max_graphs, max_nodes):
+    return BatchRequestSchema(max_graphs=max_graphs, max_nodes=max_nodes)
+
+
+def batch_body(document: object, answer: Callable[[object], bytes], member: bytes) -> bytes:
+    """{"results": [...]}: each item answered on its own, in order; only a bad envelope refuses it all."""
+    config = current_app.config
+    try:
+        graphs = batch_schema(config["MAX_BATCH_GRAPHS"], config["MAX_BATCH_NODES"]).load(document)["graphs"]
+    except ValidationError as error:
+        errors = [{"field": field, "message": text} for field, text in _paths(error.normalized_messages())]
+        raise Problem(
+            422,
+            "/problems/invalid-batch",
+            "The batch is not valid",
+            f"{len(errors)} problem{'s' if len(errors) > 1 else ''} found; see errors.",
+            errors=errors,
+        ) from None
+    results = []
+    for item in graphs:
+        status, body = item_result(answer, item)
+        results.append(b'{"status":%d,"%b":%b}' % (status, member if status == 200 else b"problem", body))
+    return b'{"results":[%b]}' % b",".join(results)
+
+
+def item_result(answer: Callable[[object], bytes], item: object) -> tuple[int, bytes]:
+    """(status, body) of one item, as its own request would get them."""
+    try:
+        return 200, answer(item)
+    except ValidationError as error:
+        problem = from_validation_error(error)
+    except graph.GraphError as error:
+        problem = from_graph_error(error)
+    except Problem as error:
+        problem = error
+    return problem.status, orjson.dumps(problem.body)
+
+
+def grade_validation_problem(error: ValidationError) -> Problem:
+    """The graph's problems as /v1/evaluate names them, and the submission's by entry and field
+    (`submitted[3].local_grads[1]`, `tolerance.rtol`)."""
+    messages = error.normalized_messages()
+    graph_messages = {key: value for key, value in messages.items() if key not in ("submitted", "tolerance")}
+    errors = []
+    if graph_messages:
+        errors += from_validation_error(ValidationError(graph_messages, data=error.data)).body["errors"]
+    document = error.data if isinstance(error.data, dict) else {}
+    entries = document.get("submitted")
+    for field, text in _paths({key: messages[key] for key in ("submitted", "tolerance") if key in messages}):
+        named = {}
+        if field.startswith("submitted[") and isinstance(entries, list):
+            entry = entries[int(field[len("submitted[") : field.index("]")])]
+            if isinstance(entry, dict) and is_id(entry.get("id")):
+                named = {"node": entry["id"]}
+        errors.append({**named, "field": field, "message": text})
+    return Problem(
+        422,
+        "/problems/invalid-graph",
+        "The graph is not valid",
+        f"{len(errors)} problem{'s' if len(errors) > 1 else ''} found; see errors.",
+        errors=errors,
+    )
+
+
+def _paths(messages, prefix=""):
+    """(field path, message) pairs from marshmallow's nested messages: `submitted[3].data`."""
+    if isinstance(messages, list):
+        return [(prefix or None, text) for text in messages]
+    pairs = []
+    for key, inner in messages.items():
+        if key == "_schema":
+            path = prefix
+        elif isinstance(key, int):
+            path = f"{prefix}[{key}]"
+        else:
+            path = f"{prefix}.{key}" if prefix else key
+        pairs += _paths(inner, path)
+    return pairs
