@@ -7,6 +7,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from schemas import graph
+from schemas.batch import BatchRequestSchema, EvaluateBatchSchema, GradeBatchSchema
+from schemas.grade import GradeRequestSchema, GradeSchema
 from schemas.graph import EvaluationSchema, GraphRequestSchema, LeafNodeSchema, OperationNodeSchema, RecordedNodeSchema
 from schemas.problem import ProblemSchema
 from schemas.status import StatusSchema
@@ -21,6 +23,11 @@ DESCRIPTION = "\n\n".join(
         "(422), and `about:blank` where the HTTP status says it all.",
         "Limits, set by environment variables: the body, `VALUEGRAPH_MAX_BODY_BYTES` (default 268435456 "
         "bytes; over it, 413); the nodes of one graph, `VALUEGRAPH_MAX_NODES` (default 1000000; over it, 422).",
+        "Grading and batches: `POST /v1/grade` compares a submission with the reference node by node and names "
+        "its root causes; `POST /v1/evaluate/batch` and `POST /v1/grade/batch` answer many requests at once, each "
+        "on its own. A batch's limits: `VALUEGRAPH_MAX_BATCH_GRAPHS` graphs (default 10000) and "
+        "`VALUEGRAPH_MAX_BATCH_NODES` nodes in all (default 1000000); over them, or a body that is not "
+        '`{"graphs": [...]}`, 422 `/problems/invalid-batch`.',
     ]
 )
 
@@ -40,6 +47,16 @@ SEED_EXAMPLE = {
         {"id": "d", "op": "mul", "children": ["c", "a"]},
         {"id": "e", "op": "log", "children": ["d"]},
     ]
+}
+
+#: The seed's example graded: a student's a.grad is 0.2, d's contribution dropped (`=` for `+=`).
+GRADE_EXAMPLE = {**SEED_EXAMPLE, "submitted": [{"id": "a", "data": 2.0, "grad": 0.2}, {"id": "e", "grad": 1.0}]}
+
+BATCH_PROBLEM_STATUSES = {
+    **PROBLEM_STATUSES,
+    422: 'The envelope is not `{"graphs": [...]}` with 1 to VALUEGRAPH_MAX_BATCH_GRAPHS items and at most '
+    "VALUEGRAPH_MAX_BATCH_NODES nodes in all (`/problems/invalid-batch`). An invalid item is answered in its "
+    "own result, never here.",
 }
 
 
@@ -80,6 +97,11 @@ def build_spec():
         ("GraphRequest", GraphRequestSchema),
         ("Evaluation", EvaluationSchema),
         ("Problem", ProblemSchema),
+        ("GradeRequest", GradeRequestSchema),
+        ("Grade", GradeSchema),
+        ("BatchRequest", BatchRequestSchema),
+        ("EvaluateBatch", EvaluateBatchSchema),
+        ("GradeBatch", GradeBatchSchema),
         ("Status", StatusSchema),
     ]:
         spec.components.schema(name, schema=schema)
@@ -103,6 +125,7 @@ def build_spec():
             }
         },
     )
+    add_grading_paths(spec)
     for path, summary, content, schema in [
         ("/healthz", "Liveness: the process answers.", "application/json", "Status"),
         ("/readyz", "Readiness: the contract is loaded and the engine differentiates.", "application/json", "Status"),
@@ -120,6 +143,60 @@ def build_spec():
             },
         )
     return spec
+
+
+def add_grading_paths(spec):
+    """POST /v1/grade, /v1/evaluate/batch and /v1/grade/batch."""
+    invalid_item = {"nodes": [{"id": "x", "op": "log", "children": ["y"]}]}
+    for path, operation_id, summary, request, example, answer, answer_text, problems in [
+        (
+            "/v1/grade",
+            "grade",
+            "Grade a submission node by node against the reference, and name the root causes of its mismatches.",
+            "GradeRequest",
+            GRADE_EXAMPLE,
+            "Grade",
+            "Every node with its reference values and verdicts, the score, and the root causes, children first.",
+            PROBLEM_STATUSES,
+        ),
+        (
+            "/v1/evaluate/batch",
+            "evaluateBatch",
+            "Evaluate many graphs, each on its own, as /v1/evaluate would.",
+            "BatchRequest",
+            {"graphs": [SEED_EXAMPLE, invalid_item]},
+            "EvaluateBatch",
+            "One result per graph, in request order: its status and its evaluation or problem.",
+            BATCH_PROBLEM_STATUSES,
+        ),
+        (
+            "/v1/grade/batch",
+            "gradeBatch",
+            "Grade many submissions, each on its own, as /v1/grade would.",
+            "BatchRequest",
+            {"graphs": [GRADE_EXAMPLE, {**invalid_item, "submitted": []}]},
+            "GradeBatch",
+            "One result per grade request, in request order: its status and its grade or problem.",
+            BATCH_PROBLEM_STATUSES,
+        ),
+    ]:
+        spec.path(
+            path=path,
+            operations={
+                "post": {
+                    "summary": summary,
+                    "operationId": operation_id,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": request, "example": example}},
+                    },
+                    "responses": {
+                        200: {"description": answer_text, "content": {"application/json": {"schema": answer}}},
+                        **{status: problem_response(status, text) for status, text in problems.items()},
+                    },
+                }
+            },
+        )
 
 
 if __name__ == "__main__":
