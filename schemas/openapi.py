@@ -191,12 +191,29 @@ def add_grading_paths(spec):
                         "content": {"application/json": {"schema": request, "example": example}},
                     },
                     "responses": {
-                        200: {"description": answer_text, "content": {"application/json": {"schema": answer}}},
+                        200: {
+                            "description": answer_text,
+                            "content": {
+                                "application/json": {"schema": answer}
+                                if path != "/v1/grade"
+                                else {"schema": answer, "example": graded_example()}
+                            },
+                        },
                         **{status: problem_response(status, text) for status, text in problems.items()},
                     },
                 }
             },
         )
+
+
+def graded_example():
+    """What the service answers to GRADE_EXAMPLE, computed by the engine and the grader themselves."""
+    from service.grading import Tolerance, grade
+    from service.graph import evaluate
+
+    nodes = GRADE_EXAMPLE["nodes"]
+    output, values = evaluate(nodes)
+    return grade(nodes, output, values, GRADE_EXAMPLE["submitted"], Tolerance())
 
 
 if __name__ == "__main__":

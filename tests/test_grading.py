@@ -354,3 +354,8 @@ def test_submitted_is_required_and_graph_and_submission_problems_come_together(p
         ("x", 0, "data"),
         ("x", None, "submitted[0].data"),
     ]
+
+
+def test_the_spec_shows_what_the_service_answers_to_its_grade_example(post, spec):
+    example = spec["paths"]["/v1/grade"]["post"]["responses"]["200"]["content"]["application/json"]["example"]
+    assert post(GRADE_EXAMPLE).get_json() == example
