@@ -27,6 +27,11 @@ FIELD_RANK = {"data": 0, "local_grads": 1, "grad": 2}
 
 #: Contributions up to this many are tried in every order and every subset to explain a wrong sum.
 MAX_ARRANGED_CONTRIBUTIONS = 6
+#: Accumulation causes whose wrong sum is searched for a known mistake; those after it say only what was
+#: expected, so that a huge graph wrong everywhere costs time linear in its size.
+MAX_SEARCHED_SUMS = 100
+#: Contributions listed one by one in a message; the rest are counted.
+MAX_LISTED_CONTRIBUTIONS = 10
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ class _Grading:
         for users in self.users:
             users.sort(key=lambda use: (self.rank[use[0]], use[1]))
         self.local = [self.reference_local_grads(i) for i in range(len(nodes))]
+        self.searches_left = MAX_SEARCHED_SUMS
         self.entry = [None] * len(nodes)
         for entry in submitted:
             self.entry[self.index[entry["id"]]] = entry
@@ -325,9 +331,17 @@ class _Grading:
             )
             return (i, "grad"), self.cause(i, "accumulation", "grad", message, submitted, expected)
         contributions = self.contributions(i)
-        users = _join([self.use_name(c) for c in contributions])
-        terms = " + ".join(f"{c.amount!r} from {self.use_name(c)}" for c in contributions)
-        explanation = self.explain_sum(contributions, submitted)
+        names = [self.use_name(c) for c in contributions[:MAX_LISTED_CONTRIBUTIONS]]
+        if len(contributions) > MAX_LISTED_CONTRIBUTIONS:
+            names.append(f"{len(contributions) - MAX_LISTED_CONTRIBUTIONS} more")
+        users = _join(names)
+        terms = " + ".join(f"{c.amount!r} from {self.use_name(c)}" for c in contributions[:MAX_LISTED_CONTRIBUTIONS])
+        if len(contributions) > MAX_LISTED_CONTRIBUTIONS:
+            terms += f" + {len(contributions) - MAX_LISTED_CONTRIBUTIONS} more"
+        explanation = None
+        if self.searches_left > 0:
+            self.searches_left -= 1
+            explanation = self.explain_sum(contributions, submitted)
         if len(contributions) > 1:
             message = (
                 f"{head}, while the grads and local gradients of the nodes that use it match. {self.name(i)} is used "

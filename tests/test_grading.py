@@ -359,3 +359,22 @@ def test_submitted_is_required_and_graph_and_submission_problems_come_together(p
 def test_the_spec_shows_what_the_service_answers_to_its_grade_example(post, spec):
     example = spec["paths"]["/v1/grade"]["post"]["responses"]["200"]["content"]["application/json"]["example"]
     assert post(GRADE_EXAMPLE).get_json() == example
+
+
+def test_a_node_used_many_times_lists_ten_uses_and_counts_the_rest(post):
+    nodes = [leaf("x", 1.0)] + [op(f"p{k}", "exp", "x") for k in range(12)]
+    nodes += [op("s1", "add", "p0", "p1")] + [op(f"s{k}", "add", f"s{k - 1}", f"p{k}") for k in range(2, 12)]
+    (cause,) = graded(post, nodes, [{"id": "x", "grad": 1.0}])["root_causes"]
+    assert "x is used by p0, p1, p2, p3, p4, p5, p6, p7, p8, p9 and 2 more" in cause["message"]
+    assert cause["message"].count(" from p") == 10 and "+ 2 more =" in cause["message"]
+
+
+def test_only_the_first_hundred_wrong_sums_are_searched_for_a_known_mistake(post):
+    """So that a huge graph wrong everywhere is graded in time linear in its size."""
+    nodes = [leaf(f"x{k}", 1.0 + k) for k in range(150)] + [op(f"y{k}", "mul", f"x{k}", f"x{k}") for k in range(150)]
+    nodes += [op("s1", "add", "y0", "y1")] + [op(f"s{k}", "add", f"s{k - 1}", f"y{k}") for k in range(2, 150)]
+    body = graded(post, nodes, [{"id": f"x{k}", "grad": 1.0 + k} for k in range(150)])
+    causes = body["root_causes"]
+    assert [c["node"] for c in causes] == [f"x{k}" for k in range(150)]
+    assert all(c["expected"] == 2 * (1.0 + k) for k, c in enumerate(causes))
+    assert ["contribution alone" in c["message"] for c in causes] == [True] * 100 + [False] * 50
