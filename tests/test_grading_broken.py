@@ -221,3 +221,47 @@ def test_assignment_instead_of_accumulation_on_random_graphs():
 
     check()
     assert found
+
+
+@SETTINGS
+@given(graphs(), st.data())
+def test_any_mismatch_has_a_root_cause_at_a_mismatched_or_unsent_field(case, data):
+    """A submission with some fields perturbed: it passes exactly when no root cause is named, each root
+    cause sits on a mismatched field (or, inferred, on local gradients that were not sent), children first."""
+    nodes, output = case
+    evaluated = reference(nodes, output)
+    assume(evaluated is not None)
+    output, values = evaluated
+    position = {node["id"]: i for i, node in enumerate(nodes)}
+    submitted = []
+    for node, value in zip(nodes, values):
+        entry = {"id": node["id"]}
+        for field in data.draw(st.sets(st.sampled_from(["data", "grad"]))):
+            entry[field] = getattr(value, field) + data.draw(st.sampled_from([0.0, 0.0, 1.0, -0.5]))
+        submitted.append(entry)
+    body = grade(nodes, output, values, submitted, Tolerance())
+    mismatched = {(n["id"], f) for n in body["nodes"] for f, v in n["verdict"].items() if v == "mismatch"}
+    assert body["passed"] == (not mismatched) == (not body["root_causes"])
+    assert body["score"]["checked"] - body["score"]["matched"] == len(mismatched)
+    for cause in body["root_causes"]:
+        if cause["submitted"] is None:
+            assert cause["kind"] == "local-gradient" and (cause["node"], "local_grads") not in mismatched
+        else:
+            assert (cause["node"], cause["field"]) in mismatched
+    causes = [(cause["node"], cause["field"]) for cause in body["root_causes"]]
+    assert len(set(causes)) == len(causes)
+    depends = {node["id"]: set(node.get("children", ())) for node in nodes}
+    for k, (later, _) in enumerate(causes):  # no root cause is listed after one of its ancestors
+        for earlier, _ in causes[:k]:
+            assert later not in descendants(earlier, depends), (earlier, later)
+    assert all(cause["node"] in position for cause in body["root_causes"])
+
+
+def descendants(node_id, children):
+    seen, stack = set(), [node_id]
+    while stack:
+        for child in children[stack.pop()]:
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen
