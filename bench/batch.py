@@ -217,8 +217,13 @@ def main(argv=None):
         tempfile.TemporaryDirectory(prefix="valuegraph-bench-batch-") as log_dir,
         Gunicorn(log_dir, workers=WORKERS) as server,
     ):
+        load_before = os.getloadavg()[0]
         results = measure(server, args.seconds, args.runs, args.connections)
     text = render(results, args.seconds, args.runs, WORKERS)
+    text += (
+        f"\n\nThe machine's load average (1 min) was {load_before:.1f} before and {os.getloadavg()[0]:.1f} after "
+        f"the run, on {os.cpu_count()} cores: wall-clock figures vary with what else runs."
+    )
     print(text)
     command = " ".join(["python -m bench.batch", *(sys.argv[1:] if argv is None else argv)])
     args.out.mkdir(parents=True, exist_ok=True)
