@@ -138,13 +138,19 @@ class _Grading:
         for entry in submitted:
             self.entry[self.index[entry["id"]]] = entry
 
+    def has_no_hidden_values(self, i):
+        """Whether node i's Value has the listed children's Values as its own children: then one backward
+        step sends each child its local gradient × grad, and there is nothing to rebuild."""
+        value = self.values[i]
+        return len(value._children) == len(self.kids[i]) and all(
+            map(operator.is_, value._children, (self.values[c] for c in self.kids[i]))
+        )
+
     def reference_local_grads(self, i):
         node, value, kids = self.nodes[i], self.values[i], self.kids[i]
         if not kids:
             return None
-        if len(value._children) == len(kids) and all(
-            map(operator.is_, value._children, (self.values[c] for c in kids))
-        ):
+        if self.has_no_hidden_values(i):
             return [float(0 + g * 1) for g in value._local_grads]  # no hidden Values: what one backward step sends
         children_data = [self.values[c].data for c in self.kids[i]]
         grads = [float(g) for g in unit_flow(node, children_data, 1)]
@@ -309,11 +315,10 @@ class _Grading:
         result = []
         for p, k in self.users[i]:
             grad = self.values[p].grad
-            if "op" in self.nodes[p]:
-                children_data = [self.values[c].data for c in self.kids[p]]
-                amount = unit_flow(self.nodes[p], children_data, grad)[k]
-            else:
+            if self.has_no_hidden_values(p):
                 amount = self.values[p]._local_grads[k] * grad
+            else:
+                amount = unit_flow(self.nodes[p], [self.values[c].data for c in self.kids[p]], grad)[k]
             result.append(Contribution(p, k, amount, self.local[p][k]))
         return result
 
@@ -427,6 +432,8 @@ def _name(node_id):
 def forward_order(kids: list[list[int]]) -> list[int]:
     """Node positions, children first (a depth-first post-order, request order among roots): the order
     in which the forward pass builds the nodes."""
+    if all(c < i for i, children in enumerate(kids) for c in children):
+        return list(range(len(kids)))  # listed children first, as a graph serialized while built is
     order, placed = [], bytearray(len(kids))
     for root in range(len(kids)):
         if placed[root]:
