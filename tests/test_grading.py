@@ -378,3 +378,14 @@ def test_only_the_first_hundred_wrong_sums_are_searched_for_a_known_mistake(post
     assert [c["node"] for c in causes] == [f"x{k}" for k in range(150)]
     assert all(c["expected"] == 2 * (1.0 + k) for k, c in enumerate(causes))
     assert ["contribution alone" in c["message"] for c in causes] == [True] * 100 + [False] * 50
+
+
+def test_a_local_gradient_beyond_the_doubles_is_a_numeric_error_not_a_500(post, client):
+    """a / b with a/b finite and a/b² not: /v1/evaluate answers (q's grad is small), a grade cannot state
+    q's local gradient for b."""
+    nodes = [leaf("a", 1e300), leaf("b", 1e-5), op("q", "div", "a", "b"), leaf("s", 1e-20), op("o", "mul", "q", "s")]
+    assert client.post("/v1/evaluate", json={"nodes": nodes}).status_code == 200
+    response = post({"nodes": nodes, "submitted": []})
+    assert response.status_code == 422
+    (error,) = response.get_json()["errors"]
+    assert (error["node"], error["op"], error["inputs"]) == ("q", "div", [1e300, 1e-5])
