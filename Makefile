@@ -1,10 +1,10 @@
 # make run: the service on 127.0.0.1:8000, in its own virtual environment.
-# make test: every test, with the development dependencies.
+# make test: ruff and every test, with the development dependencies; make test-fast: the fast set.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench openapi lock clean
+.PHONY: run test test-fast bench openapi lock clean contract-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,30 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime
 	$(BIN)/gunicorn --config gunicorn.conf.py
 
-test: $(VENV)/.dev
-	$(BIN)/python -m pytest
+test: $(VENV)/.dev contract-tools
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+# The fast set for the edit-run loop: no real server, Docker or benchmark.
+test-fast: $(VENV)/.dev
+	$(BIN)/pytest -m "not slow"
+
+# Prism, pinned in tools/contract/package-lock.json, for tests/test_contract_tools.py; without npm
+# those tests skip, and this says so.
+PRISM := tools/contract/node_modules/.bin/prism
+
+contract-tools:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(PRISM); \
+	else echo "npm not found: the Prism tests will skip (install Node.js and npm, e.g. apt-get install npm)"; fi
+
+$(PRISM): tools/contract/package.json tools/contract/package-lock.json
+	cd tools/contract && npm ci --no-audit --no-fund
+	touch $@
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.batch
 
 # openapi.yaml is generated from the marshmallow schemas; tests/test_openapi.py fails when it is stale.
@@ -43,4 +62,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis tools/contract/node_modules

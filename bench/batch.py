@@ -23,8 +23,8 @@ from pathlib import Path
 import orjson
 
 from bench.report import machine, table
-from bench.server import Gunicorn
 from bench.workloads import small_graph
+from tests.support import Gunicorn
 
 BATCH_SIZES = (1, 100, 1000)
 GOAL_RATIO = 10.0

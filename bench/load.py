@@ -1,8 +1,8 @@
 """The small-graph load: one body POSTed over many keep-alive connections for a while, counted.
 
 wrk (C, event-driven) is preferred, so that on a 2-core machine the load generator takes little of
-the CPU the server needs; where it is missing the bench installs it with apt-get if it can, and
-otherwise uses the asyncio client below, which costs more CPU but loads both peers the same way.
+the CPU the server needs; where it is missing the bench says how to install it and uses the asyncio
+client below, which costs more CPU but loads both peers the same way. The bench installs nothing.
 """
 
 import asyncio
@@ -15,20 +15,8 @@ from pathlib import Path
 LUA_SCRIPT = Path(__file__).resolve().parent / "post.lua"
 
 
-def wrk_available(install):
-    """Whether wrk can be used, installing the Debian package first when `install` and apt-get allow."""
-    if shutil.which("wrk"):
-        return True
-    if install and shutil.which("apt-get"):
-        for command in (
-            ["apt-get", "install", "-y", "-q", "wrk"],
-            ["apt-get", "update", "-q"],
-            ["apt-get", "install", "-y", "-q", "wrk"],
-        ):
-            subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-            if shutil.which("wrk"):
-                return True
-    return False
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
 
 
 def wrk(port, body_file, connections, seconds):

@@ -8,7 +8,7 @@ import sys
 import orjson
 
 from bench import load, peers
-from bench.server import Gunicorn
+from bench.server import BenchGunicorn as Gunicorn
 from bench.workloads import body, small_graph
 
 

@@ -1,94 +1,28 @@
-"""gunicorn as the bench runs it: the project's gunicorn.conf.py unchanged, on a free port.
+"""gunicorn as the bench runs it: the project's launcher (tests/support.py) and gunicorn.conf.py
+unchanged, on a free port.
 
 The only addition is on the command line: an access log format whose %(D)s, the microseconds
 gunicorn spent on the request (reading the body, the app, writing the answer), is the server-side
 time; nothing is added to the service for the bench.
 """
 
-import http.client
-import os
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT, Gunicorn
+
+__all__ = ["ROOT", "TAG_HEADER", "BenchGunicorn"]
+
 TAG_HEADER = "X-Bench-Request"
 ACCESS_LOG_FORMAT = 'bench-request %({x-bench-request}i)s %(D)s %(s)s "%(r)s"'
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Gunicorn:
-    """A running gunicorn (context manager): its port, its worker processes, its access log."""
+class BenchGunicorn(Gunicorn):
+    """The real server, with each request's server-side time in its access log, and its workers' memory."""
 
     def __init__(self, log_dir, workers, app=None, env=None):
-        self.workers, self.port = workers, free_port()
-        self.log = Path(log_dir) / f"gunicorn-{self.port}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            "gunicorn.conf.py",
-            "--access-logformat",
-            ACCESS_LOG_FORMAT,
-        ]
-        env = {
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "WEB_CONCURRENCY": str(workers),
-            **(env or {}),
-        }
-        with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(
-                command + ([app] if app else []), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    def __enter__(self):
-        deadline = time.monotonic() + 60
-        while not self._all_workers_answer():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.process.kill()
-                raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()}")
-            time.sleep(0.1)
-        return self
-
-    def __exit__(self, *exc):
-        self.process.terminate()
-        self.process.wait(timeout=60)
-
-    def _all_workers_answer(self):
-        if len(self.worker_pids()) < self.workers:
-            return False
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            connection.request("GET", "/healthz")
-            connection.getresponse().read()
-            connection.close()
-            return True
-        except OSError:
-            return False
-
-    def worker_pids(self):
-        """The master's children: gunicorn's workers."""
-        pids = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat") as stat:
-                        parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-                except OSError:
-                    continue
-                if parent == self.process.pid:
-                    pids.append(int(entry))
-        return pids
+        super().__init__(log_dir, workers, env, args=("--access-logformat", ACCESS_LOG_FORMAT, *([app] if app else [])))
+        if app:
+            self.ready_path = "/healthz"
 
     def worker_memory(self, field):
         """VmRSS or VmHWM of the only worker, in bytes."""
@@ -101,10 +35,10 @@ class Gunicorn:
         answer is written, which can be a moment after the client has it."""
         deadline = time.monotonic() + timeout
         while True:
-            for line in self.log.read_text(errors="replace").splitlines():
+            for line in self.stdout.read_text(errors="replace").splitlines():
                 fields = line.split()
                 if fields[:2] == ["bench-request", tag]:
                     return int(fields[2]) / 1e6
             if time.monotonic() > deadline:
-                raise RuntimeError(f"no access log line for request {tag} in {self.log}")
+                raise RuntimeError(f"no access log line for request {tag} in {self.stdout}")
             time.sleep(0.01)

@@ -1,7 +1,6 @@
 """The marshmallow schemas: valuegraph's contract, and the source of openapi.yaml."""
 
 from schemas.graph import (
-    OPERATIONS,
     EvaluationSchema,
     GraphRequestSchema,
     LeafNodeSchema,
@@ -11,9 +10,9 @@ from schemas.graph import (
     node_schema_for,
 )
 from schemas.problem import ProblemErrorSchema, ProblemSchema
+from schemas.validation import is_valid_request
 
 __all__ = [
-    "OPERATIONS",
     "EvaluationSchema",
     "GraphRequestSchema",
     "LeafNodeSchema",
@@ -22,5 +21,6 @@ __all__ = [
     "ProblemErrorSchema",
     "ProblemSchema",
     "RecordedNodeSchema",
+    "is_valid_request",
     "node_schema_for",
 ]

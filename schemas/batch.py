@@ -7,11 +7,11 @@ The envelope is all that can refuse the whole request: its items are any JSON va
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.grade import GradeSchema
-from schemas.graph import EvaluationSchema
+from schemas.graph import EvaluationSchema, StrictSchema
 from schemas.problem import ProblemSchema
 
 
-class BatchRequestSchema(Schema):
+class BatchRequestSchema(StrictSchema):
     """{"graphs": [...]}: at most `max_graphs` items and `max_nodes` nodes in all (the service's limits)."""
 
     graphs = fields.List(

@@ -9,13 +9,20 @@ def create_app(config: dict | None = None) -> Flask:
     The blueprints are imported here, as in Flask's tutorial, so that importing the engine or the op
     registry (`service.engine`, `service.ops`) never loads the web layer.
     """
+    from schemas import GraphRequestSchema
     from service import api, errors, grading_api, meta
     from service.config import from_environment
+    from service.limits import MemoryBudget
 
     app = Flask(__name__)
     app.config.from_mapping(from_environment())
     if config:
         app.config.from_mapping(config)
+    # Made once per app: making a schema deep-copies its fields, which costs more than loading a small graph.
+    app.extensions["valuegraph.request_schema"] = GraphRequestSchema(max_nodes=app.config["MAX_NODES"])
+    app.extensions["valuegraph.memory_budget"] = MemoryBudget(
+        app.config["MEMORY_BUDGET_BYTES"], app.config["ADMISSION_WAIT_SECONDS"]
+    )
     errors.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(meta.bp)

@@ -1,49 +1,39 @@
 """POST /v1/evaluate: request bytes -> JSON -> valid graph -> Values -> forward, backward -> response."""
 
-import functools
-import gc
-import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import orjson
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 
-from schemas import GraphRequestSchema
+from schemas import is_valid_request
 from service import graph
 from service.errors import Problem
+from service.gcpause import cyclic_gc_paused
+from service.limits import Deadline
 
 bp = Blueprint("api", __name__)
 
 
-_gc_pause_lock = threading.Lock()
-_gc_pauses = 0
+@bp.post("/v1/evaluate")
+def evaluate() -> Response:
+    deadline = Deadline(current_app.config["DEADLINE_SECONDS"])
+    with cyclic_gc_paused(), admitted_body() as body:
+        request_graph = parse_graph_request(body)
+        deadline.check()
+        nodes = request_graph["nodes"]
+        output, values = graph.evaluate(nodes, request_graph.get("output"), deadline.check)
+        body = evaluation_json(output, nodes, values, deadline.check)
+        return current_app.response_class(body, mimetype="application/json")
 
 
 @contextmanager
-def cyclic_gc_paused():
-    """A big graph is millions of container objects and no reference cycles; left on, the cyclic
-    collector walks them over and over (orjson.loads of a 1,000,000-node graph alone took 2.5 s with
-    it on, 0.45 s with it paused). Paused while any of the worker's threads evaluates."""
-    global _gc_pauses
-    with _gc_pause_lock:
-        _gc_pauses += 1
-        gc.disable()
-    try:
-        yield
-    finally:
-        with _gc_pause_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0:
-                gc.enable()
+def admitted_body() -> Iterator[bytes]:
+    """The JSON body, holding its place in the worker's memory budget until the answer is made.
 
-
-@bp.post("/v1/evaluate")
-def evaluate():
-    with cyclic_gc_paused():
-        return _evaluate()
-
-
-def _evaluate():
+    A body of known length is admitted before it is read, so a refusal costs nothing; a chunked body is
+    read first (within the body limit), then admitted for what it turned out to be.
+    """
     if request.mimetype != "application/json":
         raise Problem(
             415,
@@ -51,24 +41,32 @@ def _evaluate():
             "Unsupported Media Type",
             f"The body must be application/json, not {request.mimetype or 'untyped'}.",
         )
+    budget = current_app.extensions["valuegraph.memory_budget"]
+    if request.content_length is not None:
+        with budget.admit(request.content_length):
+            yield request_body()
+    else:
+        body = request_body()
+        with budget.admit(len(body)):
+            yield body
+
+
+def parse_graph_request(body: bytes) -> dict:
+    """The request's graph, valid by the contract: a refusal raises, with the schemas' explanation."""
+    document = parse_json(body)
+    if is_valid_request(document, current_app.config["MAX_NODES"]):
+        return document
+    return current_app.extensions["valuegraph.request_schema"].load(document)
+
+
+def parse_json(body: bytes) -> object:
     try:
-        document = orjson.loads(request_body())
+        return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise Problem(400, "/problems/invalid-json", "The body is not valid JSON", f"{error}.") from None
-    request_graph = request_schema(current_app.config["MAX_NODES"]).load(document)
-    nodes = request_graph["nodes"]
-    output, values = graph.evaluate(nodes, request_graph.get("output"))
-    return current_app.response_class(evaluation_json(output, nodes, values), mimetype="application/json")
 
 
-@functools.cache
-def request_schema(max_nodes):
-    """One schema instance per limit: making one deep-copies its fields, which costs more than
-    loading a small graph with it."""
-    return GraphRequestSchema(max_nodes=max_nodes)
-
-
-def request_body():
+def request_body() -> bytes:
     """The body, refused with 413 when it is over MAX_CONTENT_LENGTH, read straight from the server:
     Content-Length says how much, or, for a chunked body, reading one byte past the limit tells."""
     limit = current_app.config["MAX_CONTENT_LENGTH"]
@@ -83,7 +81,7 @@ def request_body():
     return body
 
 
-def body_too_large(limit):
+def body_too_large(limit: int) -> Problem:
     return Problem(
         413,
         "about:blank",
@@ -92,16 +90,24 @@ def body_too_large(limit):
     )
 
 
-def evaluation_json(output, nodes, values, slice_size=10_000):
+def evaluation_json(
+    output: graph.NodeId,
+    nodes: list[dict],
+    values: list,
+    checkpoint: graph.Checkpoint = lambda: None,
+    slice_size: int = 10_000,
+) -> bytes:
     """The 200 body, serialized a slice of nodes at a time: a dict per node for all of a big graph at
     once would cost more memory than its Values."""
-    slices = (
-        orjson.dumps(
+
+    def slice_json(start):
+        checkpoint()
+        return orjson.dumps(
             [
                 {"id": node["id"], "data": value.data, "grad": value.grad}
                 for node, value in zip(nodes[start : start + slice_size], values[start : start + slice_size])
             ]
         )[1:-1]
-        for start in range(0, len(nodes), slice_size)
-    )
+
+    slices = (slice_json(start) for start in range(0, len(nodes), slice_size))
     return b'{"output":%b,"nodes":[%b]}' % (orjson.dumps(output), b",".join(slices))

@@ -4,13 +4,40 @@ The app (`from_environment`), gunicorn.conf.py, the spec's text and the README r
 value stops the process at start with a message that names the variable, never a traceback.
 """
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from service.limits import default_memory_budget
+
 
 class ConfigError(SystemExit):
     """A setting's value is unusable; exits the process with the message."""
+
+
+def finite_number(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be finite, not {raw!r}")
+    return value
+
+
+def positive_number(name: str, raw: str) -> float:
+    value = finite_number(name, raw)
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, not {raw!r}")
+    return value
+
+
+def non_negative_number(name: str, raw: str) -> float:
+    value = finite_number(name, raw)
+    if value < 0:
+        raise ConfigError(f"{name} must be zero or more, not {raw!r}")
+    return value
 
 
 def positive_int(name: str, raw: str) -> int:
@@ -50,6 +77,29 @@ MAX_NODES = Setting(
     "VALUEGRAPH_MAX_NODES", "MAX_NODES", 1_000_000, positive_int, "the most nodes in one graph; over it, 422"
 )
 
+DEADLINE_SECONDS = Setting(
+    "VALUEGRAPH_DEADLINE_SECONDS",
+    "DEADLINE_SECONDS",
+    60.0,
+    positive_number,
+    "the most time one evaluation may take; past it, 503 and the worker goes on serving",
+)
+MEMORY_BUDGET_BYTES = Setting(
+    "VALUEGRAPH_MEMORY_BUDGET_BYTES",
+    "MEMORY_BUDGET_BYTES",
+    None,
+    positive_int,
+    "the memory one worker's requests may hold at once; default: 80 % of the cgroup memory limit "
+    "(or of the machine's memory) split over WEB_CONCURRENCY workers, less 64 MiB each",
+)
+ADMISSION_WAIT_SECONDS = Setting(
+    "VALUEGRAPH_ADMISSION_WAIT_SECONDS",
+    "ADMISSION_WAIT_SECONDS",
+    2.0,
+    non_negative_number,
+    "how long a request that does not fit the memory budget waits for others to finish before its 503",
+)
+
 MAX_BATCH_GRAPHS = Setting(
     "VALUEGRAPH_MAX_BATCH_GRAPHS",
     "MAX_BATCH_GRAPHS",
@@ -65,9 +115,22 @@ MAX_BATCH_NODES = Setting(
     "the most nodes in all the graphs of one batch; over it, 422",
 )
 
-SETTINGS: tuple[Setting, ...] = (MAX_BODY_BYTES, MAX_NODES, MAX_BATCH_GRAPHS, MAX_BATCH_NODES)
+SETTINGS: tuple[Setting, ...] = (
+    MAX_BODY_BYTES,
+    MAX_NODES,
+    DEADLINE_SECONDS,
+    MEMORY_BUDGET_BYTES,
+    ADMISSION_WAIT_SECONDS,
+    MAX_BATCH_GRAPHS,
+    MAX_BATCH_NODES,
+)
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, object]:
     """The app's settings, read from the environment."""
-    return {setting.key: setting.read(environ) for setting in SETTINGS}
+    settings = {setting.key: setting.read(environ) for setting in SETTINGS}
+    if settings["MEMORY_BUDGET_BYTES"] is None:
+        workers_raw = environ.get("WEB_CONCURRENCY")
+        workers = positive_int("WEB_CONCURRENCY", workers_raw) if workers_raw else os.cpu_count() or 1
+        settings["MEMORY_BUDGET_BYTES"] = default_memory_budget(workers)
+    return settings

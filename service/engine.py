@@ -3,7 +3,10 @@
 Kept free of Flask and of JSON so that it reads like the seed and can be checked against it alone.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable
 
 
 class Value:
@@ -11,66 +14,72 @@ class Value:
 
     __slots__ = ("data", "grad", "_children", "_local_grads")
 
-    def __init__(self, data, children=(), local_grads=()):
+    def __init__(self, data: float, children: tuple[Value, ...] = (), local_grads: tuple[float, ...] = ()):
         self.data = data  # scalar value of this node
         self.grad = 0  # derivative of the loss w.r.t. this node
         self._children = children  # children of this node in the computation graph
         self._local_grads = local_grads  # local derivative of this node w.r.t. its children
 
-    def __add__(self, other):
+    def __add__(self, other: Value | float) -> Value:
         other = other if isinstance(other, Value) else Value(other)
         return Value(self.data + other.data, (self, other), (1, 1))
 
-    def __mul__(self, other):
+    def __mul__(self, other: Value | float) -> Value:
         other = other if isinstance(other, Value) else Value(other)
         return Value(self.data * other.data, (self, other), (other.data, self.data))
 
-    def __pow__(self, other):
+    def __pow__(self, other: float) -> Value:
         return Value(self.data**other, (self,), (other * self.data ** (other - 1),))
 
-    def log(self):
+    def log(self) -> Value:
         return Value(math.log(self.data), (self,), (1 / self.data,))
 
-    def exp(self):
+    def exp(self) -> Value:
         return Value(math.exp(self.data), (self,), (math.exp(self.data),))
 
-    def relu(self):
+    def relu(self) -> Value:
         return Value(max(0, self.data), (self,), (float(self.data > 0),))
 
-    def __neg__(self):
+    def __neg__(self) -> Value:
         return self * -1
 
-    def __radd__(self, other):
+    def __radd__(self, other: Value | float) -> Value:
         return self + other
 
-    def __sub__(self, other):
+    def __sub__(self, other: Value | float) -> Value:
         return self + (-other)
 
-    def __rsub__(self, other):
+    def __rsub__(self, other: Value | float) -> Value:
         return other + (-self)
 
-    def __rmul__(self, other):
+    def __rmul__(self, other: Value | float) -> Value:
         return self * other
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: Value | float) -> Value:
         return self * other**-1
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self, other: Value | float) -> Value:
         return other * self**-1
 
-    def backward(self):
+    def backward(self, checkpoint: Callable[[], None] | None = None) -> None:
         """Accumulate d(self)/d(node) into every node's grad, in the seed's order.
 
         The order is the seed's depth-first post-order from self, children in their listed order,
-        walked with an explicit stack so that a graph of any depth works.
+        walked with an explicit stack so that a graph of any depth works. `checkpoint`, when given,
+        is called every CHECKPOINT_EVERY nodes: a caller's deadline can stop a long pass there.
         """
         self.grad = 1
-        for v in reversed(topological_order(self)):
+        for k, v in enumerate(reversed(topological_order(self, checkpoint))):
+            if checkpoint and not k % CHECKPOINT_EVERY:
+                checkpoint()
             for child, local_grad in zip(v._children, v._local_grads):
                 child.grad += local_grad * v.grad
 
 
-def topological_order(root):
+CHECKPOINT_EVERY = 4096
+
+
+def topological_order(root: Value, checkpoint: Callable[[], None] | None = None) -> list[Value]:
     """Depth-first post-order from root: the list the seed's recursive build_topo makes."""
     topo = []
     visited = {root}
@@ -85,4 +94,6 @@ def topological_order(root):
         else:
             stack.pop()
             topo.append(v)
+            if checkpoint and not len(topo) % CHECKPOINT_EVERY:
+                checkpoint()
     return topo

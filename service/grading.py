@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from service.engine import Value, topological_order
-from service.graph import GraphError
+from service.graph import MAX_FAULTS, Fault, GraphError
 from service.ops import OPS
 
 MATCH, MISMATCH, NOT_SUBMITTED = "match", "mismatch", "not-submitted"
@@ -62,45 +62,40 @@ class Contribution:
 def check_submissions(nodes: list[dict], submitted: list[dict]) -> None:
     """Raise an invalid-graph GraphError for entries that do not fit the graph, naming entry and field."""
     index = {node["id"]: i for i, node in enumerate(nodes)}
-    seen, errors = {}, []
+    seen, faults = {}, []
     for k, entry in enumerate(submitted):
         node_id = entry["id"]
-        named = {"node": node_id}
         if node_id not in index:
-            errors.append({"field": f"submitted[{k}].id", "message": f"No node has the id {node_id!r}."})
+            faults.append(Fault(f"No node has the id {node_id!r}.", field=f"submitted[{k}].id"))
             continue
+        at = {"index": index[node_id], "node": node_id}
         if node_id in seen:
-            errors.append(
-                {
-                    **named,
-                    "field": f"submitted[{k}].id",
-                    "message": f"Duplicate id: submitted[{seen[node_id]}] has it too.",
-                }
+            faults.append(
+                Fault(f"Duplicate id: submitted[{seen[node_id]}] has it too.", field=f"submitted[{k}].id", **at)
             )
             continue
         seen[node_id] = k
         if "local_grads" not in entry:
             continue
         children = nodes[index[node_id]].get("children", ())
+        field = f"submitted[{k}].local_grads"
         if not children:
-            errors.append(
-                {
-                    **named,
-                    "field": f"submitted[{k}].local_grads",
-                    "message": f"Node {node_id!r} is a leaf: it has no children, so no local gradients.",
-                }
+            faults.append(
+                Fault(f"Node {node_id!r} is a leaf: it has no children, so no local gradients.", field=field, **at)
             )
         elif len(entry["local_grads"]) != len(children):
-            errors.append(
-                {
-                    **named,
-                    "field": f"submitted[{k}].local_grads",
-                    "message": f"{len(entry['local_grads'])} local_grads for {len(children)} children; "
-                    "there must be one per child, in the node's children order.",
-                }
+            message = (
+                f"{len(entry['local_grads'])} local_grads for {len(children)} children; "
+                "there must be one per child, in the node's children order."
             )
-    if errors:
-        raise GraphError("invalid-graph", "A submitted entry does not fit the graph.", errors)
+            faults.append(Fault(message, field=field, **at))
+    if faults:
+        raise GraphError(
+            "invalid-graph",
+            "A submitted entry does not fit the graph.",
+            faults[:MAX_FAULTS],
+            max(0, len(faults) - MAX_FAULTS),
+        )
 
 
 def unit_flow(node: dict, children_data: Sequence[float], seed: float) -> list[float]:
@@ -156,20 +151,8 @@ class _Grading:
         grads = [float(g) for g in unit_flow(node, children_data, 1)]
         if not all(map(math.isfinite, grads)):
             reason = OPS[node["op"]].why_not_finite(children_data, node.get("exponent"))
-            raise GraphError(
-                "numeric-error",
-                "A local gradient is not a finite number.",
-                [
-                    {
-                        "node": node["id"],
-                        "index": i,
-                        "field": None,
-                        "message": reason,
-                        "op": node["op"],
-                        "inputs": children_data,
-                    }
-                ],
-            )
+            fault = Fault(reason, index=i, node=node["id"], op=node["op"], inputs=children_data)
+            raise GraphError("numeric-error", "A local gradient is not a finite number.", [fault])
         return grads
 
     def verdict(self, i, field):

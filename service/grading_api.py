@@ -1,83 +1,82 @@
 """POST /v1/grade, /v1/evaluate/batch and /v1/grade/batch.
 
-One request document becomes one answer body through `evaluation_body` or `grade_body`, which call the
-same functions as POST /v1/evaluate; a batch runs them once per item and turns each item's problem into
-its own result, so that one bad graph spoils no other.
+A request is admitted, parsed and timed as POST /v1/evaluate's is (service.api, service.limits); one
+document becomes one answer body through `evaluation_body` or `grade_body`, which call the same
+functions as /v1/evaluate; a batch runs them once per item and turns each item's problem into its
+own result, so that one bad graph spoils no other.
 """
 
 import functools
 from collections.abc import Callable
 
 import orjson
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app
 from marshmallow import ValidationError
 
+from schemas import is_valid_request
 from schemas.batch import BatchRequestSchema
 from schemas.grade import DEFAULT_ATOL, DEFAULT_RTOL, GradeRequestSchema
 from schemas.graph import is_id
 from service import api, graph
 from service.errors import Problem, from_graph_error, from_validation_error
+from service.gcpause import cyclic_gc_paused
 from service.grading import Tolerance, grade
+from service.limits import Deadline
 
 bp = Blueprint("grading", __name__)
 
+Checkpoint = Callable[[], None]
+
 
 @bp.post("/v1/grade")
-def grade_route():
-    with api.cyclic_gc_paused():
-        return json_response(grade_body(request_document()))
+def grade_route() -> Response:
+    return answer(lambda document, checkpoint: grade_body(document, checkpoint))
 
 
 @bp.post("/v1/evaluate/batch")
-def evaluate_batch():
-    with api.cyclic_gc_paused():
-        return json_response(batch_body(request_document(), evaluation_body, b"evaluation"))
+def evaluate_batch() -> Response:
+    return answer(lambda document, checkpoint: batch_body(document, evaluation_body, b"evaluation", checkpoint))
 
 
 @bp.post("/v1/grade/batch")
-def grade_batch():
-    with api.cyclic_gc_paused():
-        return json_response(batch_body(request_document(), grade_body, b"grade"))
+def grade_batch() -> Response:
+    return answer(lambda document, checkpoint: batch_body(document, grade_body, b"grade", checkpoint))
 
 
-def request_document():
-    """The JSON body, refused as /v1/evaluate refuses it (415, 413, 400)."""
-    if request.mimetype != "application/json":
-        raise Problem(
-            415,
-            "about:blank",
-            "Unsupported Media Type",
-            f"The body must be application/json, not {request.mimetype or 'untyped'}.",
-        )
-    try:
-        return orjson.loads(api.request_body())
-    except orjson.JSONDecodeError as error:
-        raise Problem(400, "/problems/invalid-json", "The body is not valid JSON", f"{error}.") from None
+def answer(body_of: Callable[[object, Checkpoint], bytes]) -> Response:
+    """The body admitted, parsed and refused as /v1/evaluate's is (415, 413, 400, 503), then answered."""
+    deadline = Deadline(current_app.config["DEADLINE_SECONDS"])
+    with cyclic_gc_paused(), api.admitted_body() as body:
+        document = api.parse_json(body)
+        return current_app.response_class(body_of(document, deadline.check), mimetype="application/json")
 
 
-def json_response(body: bytes):
-    return current_app.response_class(body, mimetype="application/json")
-
-
-def evaluation_body(document: object) -> bytes:
+def evaluation_body(document: object, checkpoint: Checkpoint) -> bytes:
     """The 200 body of POST /v1/evaluate for this document; raises what that route raises."""
-    request_graph = api.request_schema(current_app.config["MAX_NODES"]).load(document)
+    if is_valid_request(document, current_app.config["MAX_NODES"]):
+        request_graph = document
+    else:
+        request_graph = current_app.extensions["valuegraph.request_schema"].load(document)
+    checkpoint()
     nodes = request_graph["nodes"]
-    output, values = graph.evaluate(nodes, request_graph.get("output"))
-    return api.evaluation_json(output, nodes, values)
+    output, values = graph.evaluate(nodes, request_graph.get("output"), checkpoint)
+    return api.evaluation_json(output, nodes, values, checkpoint)
 
 
-def grade_body(document: object) -> bytes:
+def grade_body(document: object, checkpoint: Checkpoint) -> bytes:
     """The 200 body of POST /v1/grade for this document; raises a Problem or GraphError otherwise."""
     try:
         grade_request = grade_schema(current_app.config["MAX_NODES"]).load(document)
     except ValidationError as error:
         raise grade_validation_problem(error) from None
+    checkpoint()
     nodes = grade_request["nodes"]
-    output, values = graph.evaluate(nodes, grade_request.get("output"))
+    output, values = graph.evaluate(nodes, grade_request.get("output"), checkpoint)
     given = grade_request.get("tolerance", {})
     tolerance = Tolerance(rtol=float(given.get("rtol", DEFAULT_RTOL)), atol=float(given.get("atol", DEFAULT_ATOL)))
-    return orjson.dumps(grade(nodes, output, values, grade_request["submitted"], tolerance))
+    body = grade(nodes, output, values, grade_request["submitted"], tolerance)
+    checkpoint()
+    return orjson.dumps(body)
 
 
 @functools.cache
@@ -90,7 +89,9 @@ def batch_schema(max_graphs, max_nodes):
     return BatchRequestSchema(max_graphs=max_graphs, max_nodes=max_nodes)
 
 
-def batch_body(document: object, answer: Callable[[object], bytes], member: bytes) -> bytes:
+def batch_body(
+    document: object, answer_item: Callable[[object, Checkpoint], bytes], member: bytes, checkpoint: Checkpoint
+) -> bytes:
     """{"results": [...]}: each item answered on its own, in order; only a bad envelope refuses it all."""
     config = current_app.config
     try:
@@ -106,15 +107,18 @@ def batch_body(document: object, answer: Callable[[object], bytes], member: byte
         ) from None
     results = []
     for item in graphs:
-        status, body = item_result(answer, item)
+        status, body = item_result(answer_item, item, checkpoint)
         results.append(b'{"status":%d,"%b":%b}' % (status, member if status == 200 else b"problem", body))
     return b'{"results":[%b]}' % b",".join(results)
 
 
-def item_result(answer: Callable[[object], bytes], item: object) -> tuple[int, bytes]:
-    """(status, body) of one item, as its own request would get them."""
+def item_result(
+    answer_item: Callable[[object, Checkpoint], bytes], item: object, checkpoint: Checkpoint
+) -> tuple[int, bytes]:
+    """(status, body) of one item, as its own request would get them. The deadline is the whole
+    batch's: past it, the batch is answered 503 as /v1/evaluate would be."""
     try:
-        return 200, answer(item)
+        return 200, answer_item(item, checkpoint)
     except ValidationError as error:
         problem = from_validation_error(error)
     except graph.GraphError as error:

@@ -5,33 +5,66 @@ Everything wrong with a graph that the schemas cannot see (ids, cycles, the choi
 numbers that leave the finite doubles) is found here and raised as a GraphError.
 """
 
+import itertools
 import math
 import operator
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from service.engine import Value, topological_order
+from service.engine import CHECKPOINT_EVERY, Value, topological_order
 from service.ops import OPS
+
+NodeId = int | str
+Checkpoint = Callable[[], None]
+
+#: How many faults one GraphError lists; the rest are counted, not found one by one.
+MAX_FAULTS = 100
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One thing wrong with a graph: where (the node's position and id, the field) and why."""
+
+    message: str
+    index: int | None = None
+    node: NodeId | None = None
+    field: str | None = None
+    op: str | None = None
+    inputs: list[float] | None = None
+    cycle: list[NodeId] | None = None
 
 
 class GraphError(Exception):
-    """The graph cannot be evaluated; `errors` says at which nodes and why."""
+    """The graph cannot be evaluated. `kind` is "invalid-graph" or "numeric-error"; `faults` lists at
+    most MAX_FAULTS of them and `more` counts those left out."""
 
-    def __init__(self, kind, detail, errors):
+    def __init__(self, kind: str, detail: str, faults: list[Fault], more: int = 0):
         super().__init__(detail)
-        self.kind, self.detail, self.errors = kind, detail, errors
+        self.kind, self.detail, self.faults, self.more = kind, detail, faults, more
 
 
-def evaluate(nodes, output=None):
-    """Evaluate a schema-valid node list: returns the output's id and one Value per node, in order."""
-    values = build_values(nodes)
+def evaluate(
+    nodes: list[dict], output: NodeId | None = None, checkpoint: Checkpoint | None = None
+) -> tuple[NodeId, list[Value]]:
+    """Evaluate a schema-valid node list: returns the output's id and one Value per node, in order.
+
+    Duplicate ids are reported before anything else, whatever the order of the nodes. `checkpoint`,
+    when given, is called every few thousand nodes of every pass (a deadline raises there).
+    """
+    try:
+        values = build_values(nodes, checkpoint)
+    except GraphError:
+        index_ids(nodes)
+        raise
     output = choose_output(nodes, values, output)
     root = values[output]
-    root.backward()
+    root.backward(checkpoint)
     ordered = list(values.values())
-    check_grads(nodes, ordered, root)
+    check_grads(nodes, ordered, root, checkpoint)
     return output, ordered
 
 
-def build_values(nodes):
+def build_values(nodes: list[dict], checkpoint: Checkpoint | None = None) -> dict[NodeId, Value]:
     """Every node's Value by id, in request order, each built after its children.
 
     A graph serialized the way it was built lists children first and takes one pass; a graph in any
@@ -39,19 +72,23 @@ def build_values(nodes):
     """
     values = {}
     for i, node in enumerate(nodes):
+        if checkpoint and not i % CHECKPOINT_EVERY:
+            checkpoint()
         try:
             inputs = [values[child] for child in node["children"]] if "children" in node else ()
         except KeyError:
-            return build_in_dependency_order(nodes)
+            return build_in_dependency_order(nodes, checkpoint)
+        if node["id"] in values:
+            index_ids(nodes)  # raises, naming the duplicates
         values[node["id"]] = build_value(nodes, i, inputs)
-    if len(values) != len(nodes):
-        index_ids(nodes)  # raises, naming the duplicates
     return values
 
 
-def build_in_dependency_order(nodes):
+def build_in_dependency_order(nodes, checkpoint):
     values = {}
-    for i in dependency_order(nodes):
+    for k, i in enumerate(dependency_order(nodes, checkpoint)):
+        if checkpoint and not k % CHECKPOINT_EVERY:
+            checkpoint()
         node = nodes[i]
         values[node["id"]] = build_value(nodes, i, [values[child] for child in node.get("children", ())])
     return {node["id"]: values[node["id"]] for node in nodes}
@@ -75,11 +112,11 @@ def build_value(nodes, i, inputs):
     raise GraphError(
         "numeric-error",
         "A node's value is not a finite number.",
-        [_node_error(nodes, i, None, OPS[op].why_not_finite(data, node.get("exponent")), op=op, inputs=data)],
+        [_fault(nodes, i, None, OPS[op].why_not_finite(data, node.get("exponent")), op=op, inputs=data)],
     )
 
 
-def dependency_order(nodes):
+def dependency_order(nodes: list[dict], checkpoint: Checkpoint | None = None) -> list[int]:
     """Node positions, each after its children's: a depth-first post-order, walked with a stack."""
     children = resolve_children(nodes, index_ids(nodes))
     order = []
@@ -102,45 +139,47 @@ def dependency_order(nodes):
                 stack.pop()
                 state[i] = 2
                 order.append(i)
+                if checkpoint and not len(order) % CHECKPOINT_EVERY:
+                    checkpoint()
     return order
 
 
-def index_ids(nodes):
+def index_ids(nodes: list[dict]) -> dict[NodeId, int]:
     """Each id's position in `nodes`; ids must be unique."""
     index = {node["id"]: i for i, node in enumerate(nodes)}
     if len(index) == len(nodes):
         return index
-    first, errors = {}, []
-    for i, node in enumerate(nodes):
-        if node["id"] in first:
-            errors.append(_node_error(nodes, i, "id", f"Duplicate id: node {first[node['id']]} has it too."))
-        else:
-            first[node["id"]] = i
-    raise GraphError("invalid-graph", "Node ids must be unique.", errors)
+    first = {}
+    duplicates = (i for i, node in enumerate(nodes) if first.setdefault(node["id"], i) != i)
+    listed, more = _first_and_count(duplicates)
+    faults = [_fault(nodes, i, "id", f"Duplicate id: node {first[nodes[i]['id']]} has it too.") for i in listed]
+    raise GraphError("invalid-graph", "Node ids must be unique.", faults, more)
 
 
-def resolve_children(nodes, index):
+def resolve_children(nodes: list[dict], index: dict[NodeId, int]) -> list[list[int]]:
     """Each node's children as positions in `nodes`; every child must name a node."""
     try:
         return [[index[child] for child in node["children"]] if "children" in node else () for node in nodes]
     except KeyError:
-        errors = [
-            _node_error(nodes, i, f"children[{k}]", f"No node has the id {child!r}.")
+        missing = (
+            (i, k, child)
             for i, node in enumerate(nodes)
             for k, child in enumerate(node.get("children", ()))
             if child not in index
-        ]
-        raise GraphError("invalid-graph", "A child names no node.", errors) from None
+        )
+        listed, more = _first_and_count(missing)
+        faults = [_fault(nodes, i, f"children[{k}]", f"No node has the id {child!r}.") for i, k, child in listed]
+        raise GraphError("invalid-graph", "A child names no node.", faults, more) from None
 
 
-def choose_output(nodes, values, output):
+def choose_output(nodes: list[dict], values: dict[NodeId, Value], output: NodeId | None) -> NodeId:
     """The output's id: the one given, or else the one node that no other node uses."""
     if output is not None:
         if output not in values:
             raise GraphError(
                 "invalid-graph",
                 "The output is not a node.",
-                [{"field": "output", "message": f"No node has the id {output!r}."}],
+                [Fault(f"No node has the id {output!r}.", field="output")],
             )
         return output
     used = set()
@@ -153,21 +192,16 @@ def choose_output(nodes, values, output):
     raise GraphError(
         "invalid-graph",
         "Several nodes are used by no other node; name the one to differentiate.",
-        [
-            {
-                "field": "output",
-                "message": f"No output was given and {len(sinks)} nodes are used by no other node: {shown}.",
-            }
-        ],
+        [Fault(f"No output was given and {len(sinks)} nodes are used by no other node: {shown}.", field="output")],
     )
 
 
-def check_grads(nodes, values, root):
+def check_grads(nodes: list[dict], values: list[Value], root: Value, checkpoint: Checkpoint | None = None) -> None:
     """Every grad must be finite; if one is not, name the node nearest the output where it went wrong."""
     if all(map(math.isfinite, map(operator.attrgetter("grad"), values))):
         return
     position = {id(v): i for i, v in enumerate(values)}
-    for v in reversed(topological_order(root)):
+    for v in reversed(topological_order(root, checkpoint)):
         i = position.get(id(v))
         if i is None or (math.isfinite(v.grad) and all(map(math.isfinite, v._local_grads))):
             continue
@@ -179,13 +213,13 @@ def check_grads(nodes, values, root):
             raise GraphError(
                 "numeric-error",
                 "A local gradient is not a finite number.",
-                [_node_error(nodes, i, None, reason, op=op, inputs=data)],
+                [_fault(nodes, i, None, reason, op=op, inputs=data)],
             )
         raise GraphError(
             "numeric-error",
             "A gradient is not a finite number.",
             [
-                _node_error(
+                _fault(
                     nodes,
                     i,
                     None,
@@ -196,13 +230,27 @@ def check_grads(nodes, values, root):
         )
 
 
-def _node_error(nodes, i, field, message, **extra):
-    return {"node": nodes[i]["id"], "index": i, "field": field, "message": message, **extra}
+def _fault(nodes, i, field, message, **facts):
+    return Fault(message, index=i, node=nodes[i]["id"], field=field, **facts)
+
+
+def _first_and_count(items):
+    """The first MAX_FAULTS of an iterator, and how many more it has: only the listed ones are explained."""
+    listed = list(itertools.islice(items, MAX_FAULTS))
+    return listed, sum(1 for _ in items)
 
 
 def _cycle_error(nodes, path, repeated):
-    cycle = [nodes[k]["id"] for k in path[path.index(repeated) :]] + [nodes[repeated]["id"]]
-    message = "This node depends on itself: " + " -> ".join(map(repr, cycle)) + "."
+    """The cycle's ids in order, the first repeated at the end; a cycle longer than MAX_FAULTS is cut
+    after its first MAX_FAULTS ids."""
+    on_cycle = path[path.index(repeated) :]
+    if len(on_cycle) < MAX_FAULTS:
+        cycle = [nodes[k]["id"] for k in on_cycle] + [nodes[repeated]["id"]]
+        message = "This node depends on itself: " + " -> ".join(map(repr, cycle)) + "."
+    else:
+        cycle = [nodes[k]["id"] for k in on_cycle[:MAX_FAULTS]]
+        shown = " -> ".join(map(repr, cycle))
+        message = f"This node depends on itself through a cycle of {len(on_cycle)} nodes: {shown} -> ... (the first {MAX_FAULTS} shown)."
     return GraphError(
-        "invalid-graph", "The graph has a cycle.", [_node_error(nodes, repeated, "children", message, cycle=cycle)]
+        "invalid-graph", "The graph has a cycle.", [_fault(nodes, repeated, "children", message, cycle=cycle)]
     )

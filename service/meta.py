@@ -4,7 +4,8 @@ import functools
 from pathlib import Path
 
 import yaml
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
+from flask.typing import ResponseReturnValue
 
 from service import graph
 
@@ -24,13 +25,13 @@ def spec_document():
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> Response:
     """Liveness: the process answers."""
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
-def readyz():
+def readyz() -> ResponseReturnValue:
     """Readiness: the contract is loaded and the engine differentiates a product."""
     spec_document()
     _, (x, y, product) = graph.evaluate(
@@ -46,10 +47,10 @@ def readyz():
 
 
 @bp.get("/openapi.yaml")
-def openapi_yaml():
+def openapi_yaml() -> Response:
     return current_app.response_class(spec_text(), mimetype="application/yaml")
 
 
 @bp.get("/openapi.json")
-def openapi_json():
+def openapi_json() -> Response:
     return jsonify(spec_document())

@@ -2,7 +2,7 @@
 
 from hypothesis import strategies as st
 
-from schemas import OPERATIONS
+from service.ops import OPS
 
 EXPONENTS = st.one_of(st.sampled_from([2.0, 3.0, -1.0, -2.0, 0.5, -0.5, 1.5, 0.0, 1.0]), st.floats(-4, 4))
 
@@ -11,7 +11,7 @@ DATA = st.floats(-3, 3)
 
 
 @st.composite
-def graphs(draw, ops=tuple(OPERATIONS), data=DATA, exponents=EXPONENTS, max_ops=12, recorded=True, shuffle=True):
+def graphs(draw, ops=tuple(OPS), data=DATA, exponents=EXPONENTS, max_ops=12, recorded=True, shuffle=True):
     """(nodes, output): leaves, then op (and recorded) nodes over earlier nodes, maybe shuffled.
 
     Ids mix strings and integers; a child may repeat; the output is any node.
@@ -32,7 +32,7 @@ def graphs(draw, ops=tuple(OPERATIONS), data=DATA, exponents=EXPONENTS, max_ops=
             children = draw(st.lists(earlier, max_size=3))
             node = {"data": draw(data), "children": children, "local_grads": [draw(data) for _ in children]}
         else:
-            node = {"op": kind, "children": [draw(earlier) for _ in range(OPERATIONS[kind])]}
+            node = {"op": kind, "children": [draw(earlier) for _ in range(OPS[kind].arity)]}
             if kind == "pow":
                 node["exponent"] = draw(exponents)
         nodes.append({"id": new_id(), **node})

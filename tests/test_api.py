@@ -3,6 +3,7 @@ Every response is checked against openapi.yaml."""
 
 import gc
 import math
+import threading
 
 import orjson
 import pytest
@@ -10,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service import create_app, graph
-from tests.conftest import SEED_GRAPH
 from tests.seed_value import evaluate_with_seed
 from tests.strategies import graphs
+from tests.support import SEED_GRAPH
 
 PATH = "/v1/evaluate"
 
@@ -131,12 +132,19 @@ INVALID_GRAPHS = {
     "missing data": ({"nodes": [{"id": "a", "op": "value"}]}, ("a", "data", "Missing data for required field")),
     "missing id": ({"nodes": [{"data": 1.0}]}, (None, "id", "Missing data for required field")),
     "unknown node field": ({"nodes": [{**leaf("a", 1.0), "grad": 0}]}, ("a", "grad", "Unknown field")),
-    "string for a number": ({"nodes": [leaf("a", "2.0")]}, ("a", "data", "Not a valid number")),
-    "true for a number": ({"nodes": [leaf("a", True)]}, ("a", "data", "Not a valid number")),
-    "boolean id": ({"nodes": [leaf(True, 1.0)]}, (None, "id", "Not a valid id")),
-    "empty id": ({"nodes": [leaf("", 1.0)]}, (None, "id", "Not a valid id")),
-    "id of 257 characters": ({"nodes": [leaf("x" * 257, 1.0)]}, (None, "id", "Not a valid id")),
-    "unknown op": ({"nodes": [leaf("a", 1.0), op("b", "tanh", "a")]}, ("b", "op", "Must be one of: add, mul")),
+    "string for a number": ({"nodes": [leaf("a", "2.0")]}, ("a", "data", "Not a valid number: '2.0';")),
+    "true for a number": ({"nodes": [leaf("a", True)]}, ("a", "data", "Not a valid number: true;")),
+    "boolean id": ({"nodes": [leaf(True, 1.0)]}, (None, "id", "Not a valid id: true;")),
+    "empty id": ({"nodes": [leaf("", 1.0)]}, (None, "id", "Not a valid id: '';")),
+    "id of 257 characters": ({"nodes": [leaf("x" * 257, 1.0)]}, (None, "id", f"Not a valid id: {'x' * 40!r}...;")),
+    "unknown op": (
+        {"nodes": [leaf("a", 1.0), op("b", "tanh", "a")]},
+        ("b", "op", "Unknown op 'tanh'; one of: add, mul"),
+    ),
+    "op not a string": (
+        {"nodes": [leaf("a", 1.0), op("b", ["add"], "a")]},
+        ("b", "op", "Not a valid op: a list of 1 items"),
+    ),
     "two children for neg": (
         {"nodes": [leaf("a", 1.0), op("b", "neg", "a", "a")]},
         ("b", "children", "neg takes 1 children, not 2"),
@@ -147,7 +155,7 @@ INVALID_GRAPHS = {
     ),
     "child id of the wrong type": (
         {"nodes": [leaf("a", 1.0), op("b", "exp", 1.5)]},
-        ("b", "children[0]", "Not a valid id"),
+        ("b", "children[0]", "Not a valid id: 1.5;"),
     ),
     "pow without exponent": (
         {"nodes": [leaf("a", 1.0), op("b", "pow", "a")]},
@@ -161,9 +169,21 @@ INVALID_GRAPHS = {
         {"nodes": [leaf("a", 1.0), {"id": "r", "data": 1.0, "children": ["a", "a"], "local_grads": [1.0]}]},
         ("r", "local_grads", "1 local_grads for 2 children"),
     ),
-    "output id of the wrong type": ({**SEED_GRAPH, "output": 2.5}, (None, "output", "Not a valid id")),
+    "output id of the wrong type": ({**SEED_GRAPH, "output": 2.5}, (None, "output", "Not a valid id: 2.5;")),
     "duplicate id": (
         {"nodes": [leaf("a", 1.0), leaf("a", 2.0), op("s", "add", "a", "a")]},
+        ("a", "id", "Duplicate id: node 0 has it too"),
+    ),
+    "duplicate id before a numeric error": (
+        {"nodes": [leaf("a", 1.0), leaf("a", -1.0), op("l", "log", "a")]},
+        ("a", "id", "Duplicate id: node 0 has it too"),
+    ),
+    "duplicate id listed after a numeric error": (
+        {"nodes": [op("l", "log", "a"), leaf("a", -1.0), leaf("a", 1.0)]},
+        ("a", "id", "Duplicate id: node 1 has it too"),
+    ),
+    "duplicate id after a numeric error in dependency order": (
+        {"nodes": [leaf("a", -1.0), op("l", "log", "a"), leaf("a", 1.0)]},
         ("a", "id", "Duplicate id: node 0 has it too"),
     ),
     "child names no node": (
@@ -332,3 +352,101 @@ def test_no_input_gets_a_500_or_an_answer_outside_the_contract(post, case):
         body = {"nodes": body, "output": output}
     response = post(body)  # post checks the answer against the contract
     assert response.status_code in (200, 400, 422)
+
+
+@pytest.mark.parametrize(
+    "node, field",
+    [
+        ({"id": "s", "op": "add", "children": [True] * 5000}, "children"),
+        ({"id": "r", "data": 1.0, "children": ["a"] * 5000, "local_grads": [None] * 5000}, "local_grads"),
+    ],
+    ids=["children", "local_grads"],
+)
+def test_a_list_of_thousands_of_bad_items_explains_the_first_hundred(post, node, field):
+    errors = post({"nodes": [leaf("a", 1.0), node]}).get_json()["errors"]
+    items = [entry for entry in errors if entry["field"].startswith(f"{field}[")]
+    assert [entry["field"] for entry in items] == [f"{field}[{k}]" for k in range(100)]
+    assert {
+        "node": node["id"],
+        "index": 1,
+        "field": field,
+        "message": "4900 more items are invalid; the first 100 are listed.",
+    } in errors
+
+
+def test_thousands_of_unknown_keys_are_counted_not_listed(post):
+    node = {**leaf("a", 1.0), **{f"k{k}": 0 for k in range(3000)}}
+    errors = post({"nodes": [node]}).get_json()["errors"]
+    assert len(errors) == 101
+    assert errors[-1]["message"] == "2900 more unknown fields; the first 100 are listed."
+
+
+def test_thousands_of_missing_children_are_counted_not_listed(post):
+    nodes = [leaf("a", 1.0), *(op(f"s{k}", "add", "a", f"missing{k}") for k in range(300))]
+    errors = post({"nodes": nodes, "output": "a"}).get_json()["errors"]
+    assert [entry["field"] for entry in errors[:100]] == ["children[1]"] * 100
+    assert errors[100] == {"field": None, "message": "200 more like these; the first 100 are listed."}
+    assert len(errors) == 101
+
+
+def test_a_cycle_of_thousands_of_nodes_is_shown_by_its_first_hundred(post):
+    n = 5000
+    nodes = [op(k, "neg", (k + 1) % n) for k in range(n)]
+    (error,) = post({"nodes": nodes}).get_json()["errors"]
+    assert error["cycle"] == list(range(100))
+    assert error["message"].startswith("This node depends on itself through a cycle of 5000 nodes: 0 -> 1 -> 2")
+    assert error["message"].endswith("-> 99 -> ... (the first 100 shown).")
+
+
+def test_thousands_of_duplicate_ids_are_counted_not_listed(post):
+    errors = post({"nodes": [leaf("a", 1.0)] * 3000}).get_json()["errors"]
+    assert [entry["index"] for entry in errors[:100]] == list(range(1, 101))
+    assert errors[100] == {"field": None, "message": "2899 more like these; the first 100 are listed."}
+
+
+def chain(length):
+    return {"nodes": [leaf(0, 1.0), *(op(k, "exp", k - 1) for k in range(1, length))], "output": length - 1}
+
+
+def test_a_graph_past_the_deadline_is_503_and_the_app_goes_on_serving(conforms):
+    app = create_app({"TESTING": True, "DEADLINE_SECONDS": 0.05})
+    client = app.test_client()
+    big = {"nodes": [leaf(0, 0.0), leaf("k", 1e-9), *(op(k, "add", k - 1, "k") for k in range(1, 300_000))]}
+    response = client.post(PATH, json=big)
+    conforms(PATH, "post", response.status_code, response.content_type, response.data)
+    problem = response.get_json()
+    assert response.status_code == 503 and problem["type"] == "/problems/deadline-exceeded"
+    assert "VALUEGRAPH_DEADLINE_SECONDS" in problem["detail"] and "0.05 seconds" in problem["detail"]
+    assert client.post(PATH, json=SEED_GRAPH).status_code == 200
+
+
+def test_a_body_that_can_never_fit_the_memory_budget_is_413_naming_it(conforms):
+    client = create_app({"TESTING": True, "MEMORY_BUDGET_BYTES": 30 * 1000}).test_client()
+    response = client.post(PATH, json={"nodes": [leaf(k, 1.0) for k in range(100)]})
+    conforms(PATH, "post", response.status_code, response.content_type, response.data)
+    problem = response.get_json()
+    assert response.status_code == 413 and problem["type"] == "/problems/over-memory-budget"
+    assert "VALUEGRAPH_MEMORY_BUDGET_BYTES" in problem["detail"]
+    assert client.post(PATH, json=SEED_GRAPH).status_code == 200
+
+
+def test_a_body_that_does_not_fit_beside_those_in_progress_waits_then_gets_503(conforms):
+    app = create_app({"TESTING": True, "MEMORY_BUDGET_BYTES": 30 * 10_000, "ADMISSION_WAIT_SECONDS": 0.05})
+    budget = app.extensions["valuegraph.memory_budget"]
+    with budget.admit(9_900):
+        response = app.test_client().post(PATH, json=SEED_GRAPH)
+    conforms(PATH, "post", response.status_code, response.content_type, response.data)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.get_json()["type"] == "/problems/over-memory-budget"
+    assert budget.admitted == 0
+    assert app.test_client().post(PATH, json=SEED_GRAPH).status_code == 200
+
+
+def test_a_request_waiting_for_the_budget_is_admitted_when_another_finishes():
+    app = create_app({"TESTING": True, "MEMORY_BUDGET_BYTES": 30 * 10_000, "ADMISSION_WAIT_SECONDS": 10})
+    budget = app.extensions["valuegraph.memory_budget"]
+    holding = budget.admit(9_900)
+    holding.__enter__()
+    threading.Timer(0.1, holding.__exit__, (None, None, None)).start()
+    assert app.test_client().post(PATH, json=SEED_GRAPH).status_code == 200
+    assert budget.admitted == 0

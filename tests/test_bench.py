@@ -5,12 +5,13 @@ assertions. The load uses the bench's own Python client, so that neither wrk nor
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import orjson
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

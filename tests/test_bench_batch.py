@@ -7,7 +7,7 @@ import sys
 import orjson
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 
 @pytest.mark.slow

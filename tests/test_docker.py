@@ -4,7 +4,7 @@ The Docker engine and the base image come from ../shared/docker/base-image.sh (b
 which starts an engine when none answers and makes a Debian bookworm image with python3 and venv
 for an engine that can pull no images; it prints that image's tag last. Where the script is missing
 or fails, these tests skip and say why. The first run of the script takes a few minutes; after it,
-this file takes well under a minute (a cached build, ~10 s until the HEALTHCHECK first passes).
+this file is quick: the build is cached, and a container is healthy within seconds.
 
 It uses no fixture from conftest.py, only its seed example and free_port.
 """
@@ -15,14 +15,18 @@ import shutil
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import orjson
 import pytest
 import requests
 import yaml
 
-from tests.conftest import ROOT, SEED_GRAPH, free_port
 from tests.seed_value import evaluate_with_seed
+from tests.support import ROOT, SEED_GRAPH, free_port
+
+pytestmark = pytest.mark.slow
 
 BASE_IMAGE_SCRIPT = Path(__file__).resolve().parents[2] / "shared/docker/base-image.sh"
 IMAGE = "valuegraph-test"
@@ -224,3 +228,67 @@ def test_compose_runs_the_service_healthy(base_image):
         subprocess.run(
             [*project, "down", "--volumes", "--rmi", "local"], cwd=ROOT, env=env, capture_output=True, timeout=120
         )
+
+
+def test_concurrent_worst_case_bodies_in_a_memory_limited_container_get_503s_not_an_oom_kill(image):
+    """1 GiB for two workers: each admits what its budget (derived from the cgroup limit) allows, and
+    refuses the rest with 503 or, for a body that could never fit, 413. No worker is killed."""
+    shape = {"id": "r", "data": 0.0, "children": ["a"] * 1_000_000, "local_grads": [1] * 1_000_000}
+    worst = orjson.dumps({"nodes": [{"id": "a", "data": 1.0}, shape]})
+    never_fits = orjson.dumps(
+        {"nodes": [{"id": "a", "data": 1.0}, {**shape, "children": ["a"] * 5_000_000, "local_grads": [1] * 5_000_000}]}
+    )
+    container = f"valuegraph-test-{uuid.uuid4().hex[:12]}"
+    try:
+        run(
+            [
+                "docker",
+                "run",
+                "--detach",
+                "--name",
+                container,
+                "--memory",
+                "1g",
+                "--memory-swap",
+                "1g",
+                "--env",
+                "WEB_CONCURRENCY=2",
+                "--publish",
+                "127.0.0.1::8000",
+                image,
+            ],
+            timeout=60,
+        )
+        wait_healthy(container)
+        port = run(["docker", "port", container, "8000/tcp"], timeout=30).stdout.split()[0].rpartition(":")[2]
+        url = f"http://127.0.0.1:{port}/v1/evaluate"
+
+        def post(body):
+            response = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=120)
+            return response.status_code, response.headers.get("Content-Type"), response.headers.get("Retry-After")
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            answers = list(pool.map(post, [worst] * 12))
+        statuses = sorted(status for status, _, _ in answers)
+        assert set(statuses) <= {200, 503} and 200 in statuses and 503 in statuses, statuses
+        assert all(
+            kind == "application/problem+json" and retry == "1" for status, kind, retry in answers if status == 503
+        )
+        assert post(never_fits)[0] == 413
+
+        assert inspect(container, "{{.State.Status}} {{.State.OOMKilled}} {{.RestartCount}}") == "running false 0"
+        logs = (
+            run(["docker", "logs", container], timeout=30).stderr
+            + run(["docker", "logs", container], timeout=30).stdout
+        )
+        assert "SIGKILL" not in logs and "out of memory" not in logs.lower()
+        response = requests.post(url, json=SEED_GRAPH, timeout=30)
+        assert (
+            response.status_code == 200
+            and {n["id"]: (n["data"], n["grad"]) for n in response.json()["nodes"]} == seed_in_process()
+        )
+        print(
+            f"\n12 concurrent {len(worst) / 1e6:.1f} MB worst-shape bodies in 1 GiB: {statuses.count(200)} answered, {statuses.count(503)} got 503"
+        )
+    finally:
+        run(["docker", "rm", "--force", container], timeout=60, check=False)

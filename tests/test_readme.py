@@ -5,7 +5,7 @@ import re
 import orjson
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 EXAMPLE = re.compile(r"```sh\n(curl[^`]*?)```\n```json\n(.*?)\n```", re.S)
 
