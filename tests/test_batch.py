@@ -177,3 +177,13 @@ def test_a_batch_of_1000_graphs_through_gunicorn(live_server, conforms):
         response = session.post(live_server + "/v1/grade", data=orjson.dumps(GRADE_EXAMPLE), headers=JSON, timeout=60)
         conforms("/v1/grade", "post", response.status_code, response.headers["Content-Type"], response.content)
         assert orjson.loads(response.content)["root_causes"][0]["kind"] == "accumulation"
+
+
+@pytest.mark.parametrize("path", [EVALUATE_BATCH, GRADE_BATCH])
+def test_the_deadline_is_the_whole_batchs(post, path):
+    """Past VALUEGRAPH_DEADLINE_SECONDS the batch is answered 503, as one request would be; the app goes on."""
+    client = create_app({"TESTING": True, "DEADLINE_SECONDS": 0.05}).test_client()
+    item = {**SEED_EXAMPLE, "submitted": []} if path == GRADE_BATCH else SEED_EXAMPLE
+    response = post(path, {"graphs": [item] * 10_000}, test_client=client)
+    assert response.status_code == 503 and response.get_json()["type"] == "/problems/deadline-exceeded"
+    assert post(path, {"graphs": [item]}, test_client=client).status_code == 200
