@@ -150,7 +150,7 @@ class OperationNodeSchema(StrictSchema):
         Id(),
         is_id,
         required=True,
-        metadata={"description": "add, mul, sub and div take two children; the other ops one."},
+        metadata={"description": "As many as the op's arity, from the op registry."},
     )
     exponent = Number(
         metadata={"description": "Required by pow (a plain number, as in the seed); no other op takes it."}

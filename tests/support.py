@@ -72,7 +72,7 @@ class Gunicorn:
             return False
         try:
             return requests.get(self.base + self.ready_path, timeout=5).status_code == 200
-        except requests.ConnectionError:
+        except requests.RequestException:
             return False
 
     def worker_pids(self) -> list[int]:

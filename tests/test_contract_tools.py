@@ -82,6 +82,23 @@ def test_each_node_shape_survives_the_generated_client_unchanged(generated_clien
     assert parsed.to_dict() == request
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"nodes": [BARE_LEAF, BARE_LEAF]},
+        {"nodes": [{"id": "a", "data": -1.0}, {"id": "l", "op": "log", "children": ["a"]}]},
+        {"nodes": [{"id": "a", "data": "2.0"}]},
+        {"nodes": [{"id": "x", "op": "exp", "children": ["y"]}, {"id": "y", "op": "exp", "children": ["x"]}]},
+    ],
+    ids=["duplicate id", "numeric error", "string data", "cycle"],
+)
+def test_every_kind_of_problem_survives_the_generated_client_unchanged(generated_client, client, body):
+    models, *_ = generated_client
+    problem = client.post("/v1/evaluate", json=body).get_json()
+    assert problem["status"] == 422
+    assert models.Problem.from_dict(problem).to_dict() == problem
+
+
 def test_the_generated_client_evaluates_a_graph_on_the_real_server(generated_client, live_server):
     models, evaluate, Client, _ = generated_client
     graph = {"nodes": [BARE_LEAF, LEAF, RECORDED, POW, {"id": "s", "op": "add", "children": ["r", "p"]}]}
