@@ -45,6 +45,7 @@ $(PRISM): tools/contract/package.json tools/contract/package-lock.json
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.batch
 
 # openapi.yaml is generated from the marshmallow schemas; tests/test_openapi.py fails when it is stale.
 openapi: $(VENV)/.dev

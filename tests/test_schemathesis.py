@@ -29,6 +29,7 @@ import pytest
 from marshmallow import ValidationError
 
 from schemas import GraphRequestSchema
+from schemas.grade import GradeRequestSchema
 from service.config import MAX_NODES
 from tests.support import ROOT
 
@@ -71,10 +72,11 @@ def checked_cases(events):
 
 def breaks_only_graph_level_rules(case, response) -> bool:
     body = orjson.loads(base64.b64decode(response["content"]["$base64"]))
-    if case["path"] != "/v1/evaluate" or response["status_code"] != 422 or body.get("type") not in GRAPH_PROBLEMS:
+    schema = {"/v1/evaluate": GraphRequestSchema, "/v1/grade": GradeRequestSchema}.get(case["path"])
+    if schema is None or response["status_code"] != 422 or body.get("type") not in GRAPH_PROBLEMS:
         return False
     try:
-        GraphRequestSchema(max_nodes=MAX_NODES.default).load(with_one_local_grad_per_child(case["body"]))
+        schema(max_nodes=MAX_NODES.default).load(with_one_local_grad_per_child(case["body"]))
     except ValidationError:
         return False
     return True
