@@ -52,6 +52,7 @@ system-tools:
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.batch
 
 # openapi.yaml is generated from the marshmallow schemas; tests/test_openapi.py fails when it is stale.
 openapi: $(VENV)/.dev

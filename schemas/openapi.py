@@ -12,10 +12,19 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields
 
 from schemas import graph
+from schemas.batch import BatchRequestSchema, EvaluateBatchSchema, GradeBatchSchema
+from schemas.grade import DEFAULT_ATOL, DEFAULT_RTOL, GradeRequestSchema, GradeSchema
 from schemas.graph import EvaluationSchema, GraphRequestSchema, LeafNodeSchema, OperationNodeSchema, RecordedNodeSchema
 from schemas.problem import ProblemSchema
 from schemas.status import StatusSchema
-from service.config import DEADLINE_SECONDS, MAX_BODY_BYTES, MAX_NODES, MEMORY_BUDGET_BYTES
+from service.config import (
+    DEADLINE_SECONDS,
+    MAX_BATCH_GRAPHS,
+    MAX_BATCH_NODES,
+    MAX_BODY_BYTES,
+    MAX_NODES,
+    MEMORY_BUDGET_BYTES,
+)
 from service.ops import OPS
 
 #: 3.0.3 rather than 3.1: in 3.1 (JSON Schema 2020-12) `2.0` is an integer, which the service refuses as
@@ -51,7 +60,7 @@ DESCRIPTION = "\n\n".join(
         "Numbers are IEEE 754 doubles. Every error is RFC 9457 problem details (`application/problem+json`); "
         "a 422 carries `errors`, one entry per problem, naming the node (`node`, `index`) and the `field`. "
         "Problem types: `/problems/invalid-json` (400), `/problems/invalid-graph` and `/problems/numeric-error` "
-        "(422), `/problems/over-memory-budget` (413, 503) and `/problems/deadline-exceeded` (503), and "
+        "(422), `/problems/over-memory-budget` (413, 503) and `/problems/deadline-exceeded` (504), and "
         "`about:blank` where the HTTP status says it all.",
         "A node has one of the shapes in `GraphRequest.nodes`: a leaf, a recorded node, or one shape per op "
         "with exactly the op's number of children (and pow's exponent). The shapes exclude one another. "
@@ -59,11 +68,16 @@ DESCRIPTION = "\n\n".join(
         f"Limits, set by environment variables: the body, `{MAX_BODY_BYTES.variable}` (default "
         f"{MAX_BODY_BYTES.default} bytes; over it, 413); the nodes of one graph, `{MAX_NODES.variable}` "
         f"(default {MAX_NODES.default}; over it, 422); the time of one evaluation, `{DEADLINE_SECONDS.variable}` "
-        f"(default {DEADLINE_SECONDS.default} s; past it, 503); the memory a worker's requests may hold at once, "
+        f"(default {DEADLINE_SECONDS.default} s; past it, 504); the memory a worker's requests may hold at once, "
         f"`{MEMORY_BUDGET_BYTES.variable}` (default: from the machine's or container's memory; a body that could "
         "never fit, 413; one that does not fit now, 503 with `Retry-After`).",
         "Any path not listed here answers 404 (`components.responses.NotFound`); a method a path does not take "
         "answers 405, with an `Allow` header; any route can answer 500 if the server fails.",
+        "Grading and batches: `POST /v1/grade` compares a submission with the reference node by node and names "
+        "its root causes; `POST /v1/evaluate/batch` and `POST /v1/grade/batch` answer many requests at once, each "
+        f"on its own. A batch's limits: `{MAX_BATCH_GRAPHS.variable}` graphs (default {MAX_BATCH_GRAPHS.default}) "
+        f"and `{MAX_BATCH_NODES.variable}` nodes in all (default {MAX_BATCH_NODES.default}); over them, or a body "
+        'that is not `{"graphs": [...]}`, 422 `/problems/invalid-batch`.',
     ]
 )
 
@@ -75,7 +89,9 @@ EVALUATE_PROBLEMS = {
     415: "The body is not `application/json`.",
     422: "The JSON is not a valid graph (`/problems/invalid-graph`), or the graph leaves the finite doubles (`/problems/numeric-error`).",
     503: "The requests in progress hold the worker's memory budget (`/problems/over-memory-budget`, with "
-    f"`Retry-After`), or the evaluation ran past `{DEADLINE_SECONDS.variable}` (`/problems/deadline-exceeded`).",
+    "`Retry-After`): retry shortly, here or on another replica.",
+    504: f"The evaluation ran past `{DEADLINE_SECONDS.variable}` and was stopped (`/problems/deadline-exceeded`). "
+    "A 504, not a 503: the graph would take as long on another replica, so a proxy should not retry it.",
 }
 
 #: Answers any route can give, whatever its operation: a method the path does not take, a failure.
@@ -95,6 +111,22 @@ SEED_EXAMPLE = {
         {"id": "d", "op": "mul", "children": ["c", "a"]},
         {"id": "e", "op": "log", "children": ["d"]},
     ]
+}
+
+#: The seed's example graded: a student's a.grad is 0.2, d's contribution dropped (`=` for `+=`).
+GRADE_EXAMPLE = {**SEED_EXAMPLE, "submitted": [{"id": "a", "data": 2.0, "grad": 0.2}, {"id": "e", "grad": 1.0}]}
+
+GRADE_PROBLEMS = {
+    **EVALUATE_PROBLEMS,
+    422: "The JSON is not a valid grade request, or the graph is not valid (`/problems/invalid-graph`: also a "
+    "submitted id that names no node, a duplicate submitted id, local_grads of the wrong length or for a leaf, a "
+    "negative tolerance), or the graph leaves the finite doubles (`/problems/numeric-error`).",
+}
+BATCH_PROBLEMS = {
+    **EVALUATE_PROBLEMS,
+    422: f'The envelope is not `{{"graphs": [...]}}` with 1 to {MAX_BATCH_GRAPHS.variable} items and at most '
+    f"{MAX_BATCH_NODES.variable} nodes in all (`/problems/invalid-batch`). An invalid item is answered in its own "
+    "result, never here.",
 }
 
 
@@ -186,6 +218,11 @@ def build_spec() -> APISpec:
         ("Evaluation", EvaluationSchema),
         ("Problem", ProblemSchema),
         ("Status", StatusSchema),
+        ("GradeRequest", GradeRequestSchema),
+        ("Grade", GradeSchema),
+        ("BatchRequest", BatchRequestSchema),
+        ("EvaluateBatch", EvaluateBatchSchema),
+        ("GradeBatch", GradeBatchSchema),
     ]:
         spec.components.schema(name, schema=schema)
     spec.components.response(NOT_FOUND[1], problem_response(NOT_FOUND[2]))
@@ -217,6 +254,7 @@ def build_spec() -> APISpec:
         },
     )
     add_expression_and_render(spec)
+    add_grading_paths(spec, any_route)
     for path, summary, responses in [
         ("/healthz", "Liveness: the process answers.", {200: "Status"}),
         (
@@ -355,6 +393,72 @@ def _seed_picture(format):
 
     output, values = graph.evaluate(SEED_EXAMPLE["nodes"])
     return render.render(SEED_EXAMPLE["nodes"], output, values, format)
+
+
+def add_grading_paths(spec: APISpec, any_route: dict) -> None:
+    """POST /v1/grade, /v1/evaluate/batch and /v1/grade/batch."""
+    invalid_item = {"nodes": [{"id": "x", "op": "log", "children": ["y"]}]}
+    for path, operation_id, summary, request, example, answer, answer_text, problems in [
+        (
+            "/v1/grade",
+            "grade",
+            "Grade a submission node by node against the reference, and name the root causes of its mismatches.",
+            "GradeRequest",
+            GRADE_EXAMPLE,
+            "Grade",
+            "Every node with its reference values and verdicts, the score, and the root causes, children first.",
+            GRADE_PROBLEMS,
+        ),
+        (
+            "/v1/evaluate/batch",
+            "evaluateBatch",
+            "Evaluate many graphs, each on its own, as /v1/evaluate would.",
+            "BatchRequest",
+            {"graphs": [SEED_EXAMPLE, invalid_item]},
+            "EvaluateBatch",
+            "One result per graph, in request order: its status and its evaluation or problem.",
+            BATCH_PROBLEMS,
+        ),
+        (
+            "/v1/grade/batch",
+            "gradeBatch",
+            "Grade many submissions, each on its own, as /v1/grade would.",
+            "BatchRequest",
+            {"graphs": [GRADE_EXAMPLE, {**invalid_item, "submitted": []}]},
+            "GradeBatch",
+            "One result per grade request, in request order: its status and its grade or problem.",
+            BATCH_PROBLEMS,
+        ),
+    ]:
+        content = {"schema": answer, **({"example": graded_example()} if path == "/v1/grade" else {})}
+        spec.path(
+            path=path,
+            operations={
+                "post": {
+                    "summary": summary,
+                    "operationId": operation_id,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": request, "example": example}},
+                    },
+                    "responses": {
+                        200: {"description": answer_text, "content": {"application/json": content}},
+                        **{status: problem_response(text, status=status) for status, text in problems.items()},
+                        **any_route,
+                    },
+                }
+            },
+        )
+
+
+def graded_example() -> dict:
+    """What the service answers to GRADE_EXAMPLE, computed by the engine and the grader themselves."""
+    from service.grading import Tolerance, grade
+    from service.graph import evaluate
+
+    nodes = GRADE_EXAMPLE["nodes"]
+    output, values = evaluate(nodes)
+    return grade(nodes, output, values, GRADE_EXAMPLE["submitted"], Tolerance(DEFAULT_RTOL, DEFAULT_ATOL))
 
 
 if __name__ == "__main__":

@@ -121,12 +121,29 @@ MAX_RENDER_NODES = Setting(
     "the most nodes in a graph drawn by POST /v1/render; over it, 422",
 )
 
+MAX_BATCH_GRAPHS = Setting(
+    "VALUEGRAPH_MAX_BATCH_GRAPHS",
+    "MAX_BATCH_GRAPHS",
+    10_000,
+    positive_int,
+    "the most graphs in one batch (/v1/evaluate/batch, /v1/grade/batch); over it, 422",
+)
+MAX_BATCH_NODES = Setting(
+    "VALUEGRAPH_MAX_BATCH_NODES",
+    "MAX_BATCH_NODES",
+    1_000_000,
+    positive_int,
+    "the most nodes in all the graphs of one batch; over it, 422",
+)
+
 SETTINGS: tuple[Setting, ...] = (
     MAX_BODY_BYTES,
     MAX_NODES,
     DEADLINE_SECONDS,
     MEMORY_BUDGET_BYTES,
     ADMISSION_WAIT_SECONDS,
+    MAX_BATCH_GRAPHS,
+    MAX_BATCH_NODES,
     MAX_EXPRESSION_LENGTH,
     MAX_EXPRESSION_NODES,
     MAX_RENDER_NODES,

@@ -116,7 +116,7 @@ def from_over_budget(error: OverBudget) -> Problem:
 
 def from_deadline_exceeded(error: DeadlineExceeded) -> Problem:
     return Problem(
-        503,
+        504,
         "/problems/deadline-exceeded",
         "The evaluation took too long",
         f"The evaluation ran past the deadline of {error.seconds:g} seconds (VALUEGRAPH_DEADLINE_SECONDS) "

@@ -12,7 +12,8 @@ from tests.support import ROOT
 
 def test_the_readme_documents_every_setting():
     readme = (ROOT / "README.md").read_text()
-    documented = set(re.findall(r"^\| `(VALUEGRAPH_[A-Z_]+)`", readme, re.MULTILINE))
+    configuration = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(VALUEGRAPH_[A-Z_]+)`", configuration, re.MULTILINE))
     assert documented == {setting.variable for setting in SETTINGS}
 
 

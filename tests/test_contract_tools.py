@@ -17,7 +17,7 @@ import orjson
 import pytest
 import requests
 
-from schemas.openapi import SEED_EXAMPLE
+from schemas.openapi import GRADE_EXAMPLE, SEED_EXAMPLE
 from tests.support import ROOT, free_port, gunicorn_server
 
 pytestmark = pytest.mark.slow
@@ -188,6 +188,9 @@ VALID = [
     ("GET", "/openapi.json", None),
     ("POST", "/v1/evaluate", SEED_EXAMPLE),
     ("POST", "/v1/evaluate", graph(BARE_LEAF, LEAF, RECORDED, POW, {"id": "s", "op": "add", "children": ["r", "p"]})),
+    ("POST", "/v1/grade", GRADE_EXAMPLE),
+    ("POST", "/v1/evaluate/batch", {"graphs": [SEED_EXAMPLE, graph(A, A), 3]}),
+    ("POST", "/v1/grade/batch", {"graphs": [GRADE_EXAMPLE, {**SEED_EXAMPLE, "submitted": [{"id": "z"}]}]}),
 ]
 REFUSED_BY_THE_GRAPH_RULES = {
     "duplicate id": graph(A, A),

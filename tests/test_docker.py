@@ -1,4 +1,4 @@
-"""The container: the Dockerfile built and run for real, and docker-compose.yml checked by compose.
+"""The container: the Dockerfile built and run for real (docker-compose.yml: tests/test_deploy.py).
 
 The Docker engine and the base image come from ../shared/docker/base-image.sh (beside the repo),
 which starts an engine when none answers and makes a Debian bookworm image with python3 and venv
@@ -6,11 +6,10 @@ for an engine that can pull no images; it prints that image's tag last. Where th
 or fails, these tests skip and say why. The first run of the script takes a few minutes; after it,
 this file is quick: the build is cached, and a container is healthy within seconds.
 
-It uses no fixture from conftest.py, only its seed example and free_port.
+It uses no fixture from conftest.py, only the seed example.
 """
 
 import math
-import os
 import shutil
 import subprocess
 import time
@@ -21,10 +20,9 @@ from pathlib import Path
 import orjson
 import pytest
 import requests
-import yaml
 
 from tests.seed_value import evaluate_with_seed
-from tests.support import ROOT, SEED_GRAPH, free_port
+from tests.support import ROOT, SEED_GRAPH
 
 pytestmark = pytest.mark.slow
 
@@ -137,97 +135,6 @@ def test_image_serves_the_seed_example_healthy_and_not_as_root(image):
         assert real == effective == uid
     finally:
         subprocess.run(["docker", "rm", "--force", "--volumes", container], capture_output=True, timeout=60)
-
-
-def compose_command():
-    if (
-        shutil.which("docker")
-        and subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0
-    ):
-        return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    return None
-
-
-def compose_config(command, **env):
-    """docker-compose.yml as compose resolves it, with only `env` set of the variables it reads."""
-    environment = {
-        key: value
-        for key, value in os.environ.items()
-        if key
-        not in ("BASE_IMAGE", "VALUEGRAPH_PORT", "VALUEGRAPH_MAX_BODY_BYTES", "VALUEGRAPH_MAX_NODES", "WEB_CONCURRENCY")
-    }
-    environment.update(env)
-    result = run(
-        [*command, "--project-name", f"vgtest{uuid.uuid4().hex[:8]}", "config"], cwd=ROOT, env=environment, timeout=60
-    )
-    return yaml.safe_load(result.stdout)["services"]["valuegraph"]
-
-
-def test_compose_file_is_valid_with_the_healthcheck_and_the_limits():
-    command = compose_command()
-    if command is None and BASE_IMAGE_SCRIPT.is_file():
-        subprocess.run(["bash", str(BASE_IMAGE_SCRIPT)], capture_output=True, timeout=1200)  # installs docker-compose
-        command = compose_command()
-    if command is None:
-        pytest.skip(
-            "no compose test: neither `docker compose` nor `docker-compose` is installed, "
-            f"and {BASE_IMAGE_SCRIPT} could not install it"
-        )
-
-    service = compose_config(command)
-    assert service["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim"
-    assert Path(service["build"]["context"]).resolve() == ROOT
-    assert [
-        (str(port["published"]), int(port["target"])) if isinstance(port, dict) else port for port in service["ports"]
-    ] in ([("8000", 8000)], ["8000:8000"])
-    assert service["environment"] == {
-        "VALUEGRAPH_MAX_BODY_BYTES": "268435456",
-        "VALUEGRAPH_MAX_NODES": "1000000",
-        "WEB_CONCURRENCY": "2",
-    }
-    healthcheck = service["healthcheck"]
-    assert healthcheck["test"][0] == "CMD" and "/healthz" in " ".join(healthcheck["test"])
-    assert {"interval", "timeout", "retries"} <= set(healthcheck)
-
-    service = compose_config(
-        command,
-        BASE_IMAGE="local/python:3.11-bookworm",
-        VALUEGRAPH_MAX_BODY_BYTES="1024",
-        VALUEGRAPH_MAX_NODES="10",
-        WEB_CONCURRENCY="3",
-    )
-    assert service["build"]["args"]["BASE_IMAGE"] == "local/python:3.11-bookworm"
-    assert service["environment"] == {
-        "VALUEGRAPH_MAX_BODY_BYTES": "1024",
-        "VALUEGRAPH_MAX_NODES": "10",
-        "WEB_CONCURRENCY": "3",
-    }
-
-
-def test_compose_runs_the_service_healthy(base_image):
-    """`docker-compose up` for real: the service's own health check passes and it answers the seed."""
-    command = compose_command()
-    if command is None:
-        pytest.skip("no compose test: neither `docker compose` nor `docker-compose` is installed")
-    port = free_port()
-    project = [*command, "--project-name", f"vgtest{uuid.uuid4().hex[:8]}"]
-    env = {**os.environ, "BASE_IMAGE": base_image, "VALUEGRAPH_PORT": str(port), "VALUEGRAPH_MAX_NODES": "5"}
-    try:
-        run([*project, "up", "--detach", "--build"], cwd=ROOT, env=env, timeout=600)
-        container = run([*project, "ps", "--quiet", "valuegraph"], cwd=ROOT, env=env, timeout=60).stdout.strip()
-        wait_healthy(container)
-        base = f"http://127.0.0.1:{port}"
-        body = requests.post(f"{base}/v1/evaluate", json=SEED_GRAPH, timeout=30).json()
-        assert {node["id"]: (node["data"], node["grad"]) for node in body["nodes"]} == seed_in_process()
-        six_nodes = {"nodes": [*SEED_GRAPH["nodes"], {"id": "f", "op": "value", "data": 1.0}], "output": "e"}
-        too_many = requests.post(f"{base}/v1/evaluate", json=six_nodes, timeout=30)
-        assert too_many.status_code == 422 and "at most 5 nodes" in too_many.text
-    finally:
-        subprocess.run(
-            [*project, "down", "--volumes", "--rmi", "local"], cwd=ROOT, env=env, capture_output=True, timeout=120
-        )
 
 
 def test_concurrent_worst_case_bodies_in_a_memory_limited_container_get_503s_not_an_oom_kill(image):

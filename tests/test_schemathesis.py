@@ -32,6 +32,7 @@ from marshmallow import ValidationError
 
 from schemas import GraphRequestSchema
 from schemas.expression import ExpressionRequestSchema
+from schemas.grade import GradeRequestSchema
 from service.config import MAX_NODES
 from tests.support import ROOT
 
@@ -39,8 +40,6 @@ pytestmark = pytest.mark.slow
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 GRAPH_PROBLEMS = {"/problems/invalid-graph", "/problems/numeric-error"}
-#: The operations whose body is a graph request: /v1/render draws what /v1/evaluate answers.
-GRAPH_PATHS = {"/v1/evaluate", "/v1/render"}
 EXPRESSION_PROBLEMS = {"/problems/invalid-expression", "/problems/numeric-error"}
 
 
@@ -79,10 +78,15 @@ def breaks_only_graph_level_rules(case, response) -> bool:
     body = orjson.loads(base64.b64decode(response["content"]["$base64"]))
     if case["path"] == "/v1/expression":
         return breaks_only_expression_rules(case, response, body)
-    if case["path"] not in GRAPH_PATHS or response["status_code"] != 422 or body.get("type") not in GRAPH_PROBLEMS:
+    schema = {
+        "/v1/evaluate": GraphRequestSchema,
+        "/v1/render": GraphRequestSchema,
+        "/v1/grade": GradeRequestSchema,
+    }.get(case["path"])
+    if schema is None or response["status_code"] != 422 or body.get("type") not in GRAPH_PROBLEMS:
         return False
     try:
-        GraphRequestSchema(max_nodes=MAX_NODES.default).load(with_one_local_grad_per_child(case["body"]))
+        schema(max_nodes=MAX_NODES.default).load(with_one_local_grad_per_child(case["body"]))
     except ValidationError:
         return False
     return True

@@ -1,0 +1,85 @@
+"""The bodies of POST /v1/evaluate/batch and POST /v1/grade/batch: many graphs, each answered on its own.
+
+The envelope is all that can refuse the whole request: its items are any JSON values, each validated
+(as a GraphRequest or a GradeRequest) and answered on its own, in request order.
+"""
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from schemas.grade import GradeSchema
+from schemas.graph import EvaluationSchema, StrictSchema
+from schemas.problem import ProblemSchema
+
+
+class BatchRequestSchema(StrictSchema):
+    """{"graphs": [...]}: at most `max_graphs` items and `max_nodes` nodes in all (the service's limits)."""
+
+    graphs = fields.List(
+        fields.Raw(),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The requests, each evaluated on its own; an invalid one spoils no other."},
+    )
+
+    def __init__(self, *, max_graphs=None, max_nodes=None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_graphs, self.max_nodes = max_graphs, max_nodes
+
+    def load(self, data, **kwargs):
+        """A valid envelope comes back as it came; marshmallow runs only to explain a refusal."""
+        if not kwargs and self.accepts(data):
+            return data
+        return super().load(data, **kwargs)
+
+    def accepts(self, document):
+        if type(document) is not dict or document.keys() != {"graphs"}:
+            return False
+        graphs = document["graphs"]
+        return type(graphs) is list and not self.limits_exceeded(graphs)
+
+    def limits_exceeded(self, graphs):
+        """The messages of the limits the list breaks (and emptiness)."""
+        messages = []
+        if not graphs:
+            messages.append("A batch needs at least one graph.")
+        if self.max_graphs is not None and len(graphs) > self.max_graphs:
+            messages.append(f"A batch may have at most {self.max_graphs} graphs; this one has {len(graphs)}.")
+        if self.max_nodes is not None:
+            total = sum(len(g["nodes"]) for g in graphs if type(g) is dict and type(g.get("nodes")) is list)
+            if total > self.max_nodes:
+                messages.append(f"A batch may have at most {self.max_nodes} nodes in all; this one has {total}.")
+        return messages
+
+    @validates_schema
+    def check_limits(self, document, **kwargs):
+        messages = self.limits_exceeded(document["graphs"])
+        if messages:
+            raise ValidationError(messages, "graphs")
+
+
+class EvaluateBatchResultSchema(Schema):
+    """One graph's answer: its status and either the evaluation (200) or the problem (4xx)."""
+
+    status = fields.Integer(required=True, metadata={"description": "The status /v1/evaluate gives this graph."})
+    evaluation = fields.Nested(EvaluationSchema, metadata={"description": "When status is 200."})
+    problem = fields.Nested(ProblemSchema, metadata={"description": "When status is not 200."})
+
+
+class EvaluateBatchSchema(Schema):
+    """The answer to POST /v1/evaluate/batch: one result per graph, in request order."""
+
+    results = fields.List(fields.Nested(EvaluateBatchResultSchema), required=True)
+
+
+class GradeBatchResultSchema(Schema):
+    """One grade request's answer: its status and either the grade (200) or the problem (4xx)."""
+
+    status = fields.Integer(required=True, metadata={"description": "The status /v1/grade gives this request."})
+    grade = fields.Nested(GradeSchema, metadata={"description": "When status is 200."})
+    problem = fields.Nested(ProblemSchema, metadata={"description": "When status is not 200."})
+
+
+class GradeBatchSchema(Schema):
+    """The answer to POST /v1/grade/batch: one result per grade request, in request order."""
+
+    results = fields.List(fields.Nested(GradeBatchResultSchema), required=True)

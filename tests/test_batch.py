@@ -1,0 +1,189 @@
+"""POST /v1/evaluate/batch and /v1/grade/batch: each item answered exactly as its own request would be,
+in request order, one bad item spoiling no other; only the envelope refuses the whole request. Through
+Flask's test client and through the real gunicorn; every response is checked against openapi.yaml."""
+
+import random
+
+import orjson
+import pytest
+import requests
+
+from bench.workloads import random_dag
+from schemas.openapi import GRADE_EXAMPLE, SEED_EXAMPLE
+from service import create_app
+from tests.seed_value import evaluate_with_seed
+
+EVALUATE_BATCH, GRADE_BATCH = "/v1/evaluate/batch", "/v1/grade/batch"
+JSON = {"Content-Type": "application/json"}
+
+INVALID_GRAPHS = [
+    3,
+    [SEED_EXAMPLE],
+    {"nodes": []},
+    {"nodes": [{"id": "x", "op": "log", "children": ["y"]}]},
+    {"nodes": [{"id": "x", "op": "neg", "children": ["y"]}, {"id": "y", "op": "neg", "children": ["x"]}]},
+    {"nodes": [{"id": "x", "data": -1.0}, {"id": "y", "op": "log", "children": ["x"]}]},
+    {**SEED_EXAMPLE, "output": "nope"},
+    {**SEED_EXAMPLE, "submitted": []},
+    {"nodes": [{"id": "x", "data": "2.0"}, {"id": "y", "op": "pow", "children": ["x"]}]},
+]
+
+
+@pytest.fixture
+def post(client, conforms):
+    def send(path, body, test_client=client):
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        response = test_client.post(path, data=data, content_type="application/json")
+        conforms(path, "post", response.status_code, response.content_type, response.data)
+        return response
+
+    return send
+
+
+def mixed_batch(count, every=7, seed=8):
+    """`count` random 10-node graphs, every `every`-th replaced by one of INVALID_GRAPHS."""
+    rng = random.Random(seed)
+    graphs = []
+    for k in range(count):
+        if k % every == every - 1:
+            graphs.append(INVALID_GRAPHS[(k // every) % len(INVALID_GRAPHS)])
+        else:
+            graphs.append({"nodes": random_dag(10, rng)})
+    return graphs
+
+
+def single(post, path, item):
+    """The item's own answer: {"status", member: body}."""
+    response = post(path, item)
+    member = ("evaluation" if path == "/v1/evaluate" else "grade") if response.status_code == 200 else "problem"
+    return {"status": response.status_code, member: orjson.loads(response.data)}
+
+
+@pytest.mark.slow
+def test_a_batch_of_1000_graphs_answers_each_as_its_own_request(post):
+    graphs = mixed_batch(1000)
+    response = post(EVALUATE_BATCH, {"graphs": graphs})
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert len(results) == 1000
+    for item, result in zip(graphs, results):
+        assert result == single(post, "/v1/evaluate", item)
+        if result["status"] == 200:
+            nodes = item["nodes"]
+            output = result["evaluation"]["output"]
+            expected = evaluate_with_seed(nodes, output)
+            assert {n["id"]: (n["data"], n["grad"]) for n in result["evaluation"]["nodes"]} == expected
+    statuses = [result["status"] for result in results]
+    assert statuses.count(200) == 1000 - 1000 // 7 and set(statuses) == {200, 422}
+
+
+def test_the_batch_answer_embeds_each_evaluation_byte_for_byte(post, client):
+    response = post(EVALUATE_BATCH, {"graphs": [SEED_EXAMPLE, SEED_EXAMPLE]})
+    single_body = client.post("/v1/evaluate", json=SEED_EXAMPLE).data
+    assert response.data == b'{"results":[{"status":200,"evaluation":%b},{"status":200,"evaluation":%b}]}' % (
+        single_body,
+        single_body,
+    )
+
+
+def test_a_grade_batch_answers_each_as_its_own_request(post):
+    items = [
+        GRADE_EXAMPLE,
+        {**SEED_EXAMPLE, "submitted": [{"id": "nope"}]},
+        SEED_EXAMPLE,
+        {**SEED_EXAMPLE, "submitted": [], "tolerance": {"rtol": -1}},
+        {**SEED_EXAMPLE, "submitted": [{"id": "d", "data": 7.0}], "tolerance": {"rtol": 0, "atol": 0}},
+        *INVALID_GRAPHS[:3],
+    ]
+    response = post(GRADE_BATCH, {"graphs": items})
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert results == [single(post, "/v1/grade", item) for item in items]
+    assert [r["status"] for r in results] == [200, 422, 422, 422, 200, 422, 422, 422]
+    assert results[0]["grade"]["root_causes"][0]["node"] == "a"
+
+
+@pytest.mark.parametrize(
+    "body, field, words",
+    [
+        ([SEED_EXAMPLE], None, "Invalid input type"),
+        ({}, "graphs", "Missing data"),
+        ({"graphs": SEED_EXAMPLE}, "graphs", "Not a valid list"),
+        ({"graphs": []}, "graphs", "Shorter than minimum length 1"),
+        ({"graphs": [SEED_EXAMPLE], "output": "e"}, "output", "Unknown field"),
+    ],
+)
+@pytest.mark.parametrize("path", [EVALUATE_BATCH, GRADE_BATCH])
+def test_only_an_invalid_envelope_refuses_the_whole_batch(post, path, body, field, words):
+    response = post(path, body)
+    assert response.status_code == 422
+    problem = response.get_json()
+    assert problem["type"] == "/problems/invalid-batch"
+    (error,) = problem["errors"]
+    assert error["field"] == field and words in error["message"]
+
+
+@pytest.mark.parametrize("path", [EVALUATE_BATCH, GRADE_BATCH])
+def test_the_batch_limits_are_settings(post, path):
+    client = create_app({"TESTING": True, "MAX_BATCH_GRAPHS": 3, "MAX_BATCH_NODES": 12}).test_client()
+    response = post(path, {"graphs": [SEED_EXAMPLE] * 4}, test_client=client)
+    assert response.status_code == 422
+    assert [e["message"] for e in response.get_json()["errors"]] == [
+        "A batch may have at most 3 graphs; this one has 4.",
+        "A batch may have at most 12 nodes in all; this one has 20.",
+    ]
+    item = {**SEED_EXAMPLE, "submitted": []} if path == GRADE_BATCH else SEED_EXAMPLE
+    assert post(path, {"graphs": [item] * 2}, test_client=client).status_code == 200
+
+
+def test_the_default_limits_take_10000_graphs_of_10_nodes(app):
+    assert app.config["MAX_BATCH_GRAPHS"] >= 10_000
+    assert app.config["MAX_BATCH_NODES"] >= 10_000 * 10
+
+
+@pytest.mark.parametrize("path", [EVALUATE_BATCH, GRADE_BATCH, "/v1/grade"])
+def test_not_json_and_not_typed_json_are_refused_as_evaluate_refuses_them(client, conforms, path):
+    response = client.post(path, data=b'{"graphs": [', content_type="application/json")
+    assert response.status_code == 400
+    conforms(path, "post", 400, response.content_type, response.data)
+    response = client.post(path, data=b"{}", content_type="text/plain")
+    assert response.status_code == 415
+    conforms(path, "post", 415, response.content_type, response.data)
+
+
+@pytest.mark.slow
+def test_a_batch_of_1000_graphs_through_gunicorn(live_server, conforms):
+    graphs = mixed_batch(1000, every=5, seed=9)
+    with requests.Session() as session:
+        response = session.post(
+            live_server + EVALUATE_BATCH, data=orjson.dumps({"graphs": graphs}), headers=JSON, timeout=60
+        )
+        conforms(EVALUATE_BATCH, "post", response.status_code, response.headers["Content-Type"], response.content)
+        results = orjson.loads(response.content)["results"]
+        assert len(results) == 1000
+        for k in (0, 1, 4, 9, 500, 999):
+            single_response = session.post(live_server + "/v1/evaluate", json=graphs[k], timeout=60)
+            member = "evaluation" if single_response.status_code == 200 else "problem"
+            assert results[k] == {"status": single_response.status_code, member: orjson.loads(single_response.content)}
+        assert [r["status"] != 200 for r in results] == [k % 5 == 4 for k in range(1000)]
+        grades = [{**g, "submitted": []} if isinstance(g, dict) and "nodes" in g else g for g in graphs]
+        response = session.post(
+            live_server + GRADE_BATCH, data=orjson.dumps({"graphs": grades}), headers=JSON, timeout=60
+        )
+        conforms(GRADE_BATCH, "post", response.status_code, response.headers["Content-Type"], response.content)
+        statuses = [r["status"] for r in orjson.loads(response.content)["results"]]
+        already_graded = [isinstance(g, dict) and "submitted" in g for g in graphs]  # valid only as grade requests
+        assert statuses == [200 if graded else r["status"] for graded, r in zip(already_graded, results)]
+        response = session.post(live_server + "/v1/grade", data=orjson.dumps(GRADE_EXAMPLE), headers=JSON, timeout=60)
+        conforms("/v1/grade", "post", response.status_code, response.headers["Content-Type"], response.content)
+        assert orjson.loads(response.content)["root_causes"][0]["kind"] == "accumulation"
+
+
+@pytest.mark.parametrize("path", [EVALUATE_BATCH, GRADE_BATCH])
+def test_the_deadline_is_the_whole_batchs(post, path):
+    """Past VALUEGRAPH_DEADLINE_SECONDS the batch is answered 503, as one request would be; the app goes on."""
+    client = create_app({"TESTING": True, "DEADLINE_SECONDS": 0.05}).test_client()
+    item = {**SEED_EXAMPLE, "submitted": []} if path == GRADE_BATCH else SEED_EXAMPLE
+    response = post(path, {"graphs": [item] * 10_000}, test_client=client)
+    assert response.status_code == 504 and response.get_json()["type"] == "/problems/deadline-exceeded"
+    assert post(path, {"graphs": [item]}, test_client=client).status_code == 200

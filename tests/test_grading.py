@@ -1,0 +1,391 @@
+"""POST /v1/grade on hand-made graphs: verdicts, score, each kind of root cause and its message, the
+tolerance, and every refusal. Expected numbers come from the seed's class; every response is checked
+against openapi.yaml."""
+
+import itertools
+import math
+
+import orjson
+import pytest
+
+from schemas.openapi import GRADE_EXAMPLE, SEED_EXAMPLE
+from tests.seed_value import OPS as SEED_OPS
+from tests.seed_value import Value, evaluate_with_seed
+
+PATH = "/v1/grade"
+
+
+@pytest.fixture
+def post(client, conforms):
+    """post(body): send a JSON-able body (or bytes), check the answer against the contract."""
+
+    def send(body, path=PATH):
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        response = client.post(path, data=data, content_type="application/json")
+        conforms(path, "post", response.status_code, response.content_type, response.data)
+        return response
+
+    return send
+
+
+def leaf(node_id, data):
+    return {"id": node_id, "op": "value", "data": data}
+
+
+def op(node_id, name, *children, **extra):
+    return {"id": node_id, "op": name, "children": list(children), **extra}
+
+
+def seed(nodes, output):
+    """{id: (data, grad)} by the seed's class."""
+    return evaluate_with_seed(nodes, output)
+
+
+def graded(post, nodes, submitted, output=None, tolerance=None):
+    body = {"nodes": nodes, "submitted": submitted}
+    if output is not None:
+        body["output"] = output
+    if tolerance is not None:
+        body["tolerance"] = tolerance
+    response = post(body)
+    assert response.status_code == 200, response.data
+    return response.get_json()
+
+
+def verdicts(body):
+    return {node["id"]: node["verdict"] for node in body["nodes"]}
+
+
+# --- the issue's example ------------------------------------------------------------------------------
+
+
+def test_the_seed_example_with_a_grad_of_0_2_has_one_root_cause_accumulation_at_a(post):
+    body = graded(post, SEED_EXAMPLE["nodes"], [{"id": "a", "grad": 0.2}])
+    assert body["passed"] is False
+    assert body["score"] == {"checked": 1, "matched": 0}
+    (cause,) = body["root_causes"]
+    reference = seed(SEED_EXAMPLE["nodes"], "e")
+    assert cause["node"] == "a" and cause["kind"] == "accumulation" and cause["field"] == "grad"
+    assert cause["expected"] == reference["a"][1] and cause["submitted"] == 0.2
+    assert "a is used by c and d" in cause["message"]
+    assert "0.2 is c's contribution alone" in cause["message"]
+    assert "child.grad +=" in cause["message"]
+
+
+def test_the_spec_example_grades_as_described(post):
+    body = post(GRADE_EXAMPLE).get_json()
+    assert [(c["node"], c["kind"]) for c in body["root_causes"]] == [("a", "accumulation")]
+    assert body["score"] == {"checked": 3, "matched": 2}
+
+
+def test_a_correct_submission_passes_with_every_field_matched(post):
+    nodes = SEED_EXAMPLE["nodes"]
+    reference = seed(nodes, "e")
+    locals_ = {"c": [1.0, 1.0], "d": [2.0, 5.0], "e": [1 / 10.0]}
+    submitted = [
+        {"id": i, "data": d, "grad": g, **({"local_grads": locals_[i]} if i in locals_ else {})}
+        for i, (d, g) in reference.items()
+    ]
+    body = graded(post, nodes, submitted, tolerance={"rtol": 0, "atol": 0})
+    assert body["passed"] is True and body["root_causes"] == []
+    assert body["score"] == {"checked": 13, "matched": 13}
+    assert all(
+        v == {"data": "match", "grad": "match", **{"local_grads": v["local_grads"]}} for v in verdicts(body).values()
+    )
+    assert [n["id"] for n in body["nodes"]] == ["a", "b", "c", "d", "e"]
+    assert {n["id"]: n.get("local_grads") for n in body["nodes"]} == {"a": None, "b": None, **locals_}
+
+
+# --- forward ---------------------------------------------------------------------------------------------
+
+
+def test_a_wrong_forward_rule_is_the_root_cause_and_what_follows_is_only_marked(post):
+    nodes = SEED_EXAMPLE["nodes"]
+    wrong_d = 5.0 + 2.0  # mul computed as add
+    submitted = [
+        {"id": "c", "data": 5.0},
+        {"id": "d", "data": wrong_d},
+        {"id": "e", "data": math.log(wrong_d)},
+        {"id": "a", "grad": 0.3},
+    ]
+    body = graded(post, nodes, submitted)
+    (cause,) = body["root_causes"]
+    assert (cause["node"], cause["kind"], cause["field"]) == ("d", "forward", "data")
+    assert cause["expected"] == 10.0 and cause["submitted"] == wrong_d
+    assert "d = mul(c, a)" in cause["message"] and "looks like add's" in cause["message"]
+    assert verdicts(body)["e"]["data"] == "mismatch"
+    assert verdicts(body)["a"]["grad"] == "mismatch"  # explained: d's data is wrong, so e's local gradient is suspect
+
+
+def test_a_wrong_leaf_is_a_forward_root_cause(post):
+    body = graded(post, SEED_EXAMPLE["nodes"], [{"id": "b", "data": 4.0}, {"id": "c", "data": 6.0}])
+    (cause,) = body["root_causes"]
+    assert (cause["node"], cause["kind"]) == ("b", "forward")
+    assert "leaf" in cause["message"]
+
+
+def test_an_unsubmitted_child_does_not_hide_an_earlier_mismatch(post):
+    """c's data is not submitted; d's wrong data is explained by a's, through c."""
+    body = graded(post, SEED_EXAMPLE["nodes"], [{"id": "a", "data": 2.5}, {"id": "d", "data": 13.75}])
+    assert [(c["node"], c["kind"]) for c in body["root_causes"]] == [("a", "forward")]
+    assert verdicts(body)["d"]["data"] == "mismatch"
+
+
+def test_root_causes_come_children_first_whatever_the_request_order(post):
+    nodes = [
+        op("late", "exp", "early"),
+        op("early", "mul", "x", "y"),
+        leaf("x", 2.0),
+        leaf("y", 3.0),
+        op("other", "log", "y"),
+        op("out", "add", "late", "other"),
+    ]
+    submitted = [{"id": "late", "data": 1.0}, {"id": "early", "data": 5.0}]
+    body = graded(post, nodes, submitted)
+    assert [c["node"] for c in body["root_causes"]] == ["early"]  # late's data is explained by early's
+    submitted = [{"id": "other", "data": 7.0}, {"id": "early", "data": 5.0}]
+    body = graded(post, nodes, submitted)
+    assert [c["node"] for c in body["root_causes"]] == ["early", "other"]
+
+
+# --- local gradients --------------------------------------------------------------------------------------
+
+
+def seed_local_grads(name, *data, exponent=None):
+    """Per unit of the node's grad, what the seed's backward passes to each listed child."""
+    leaves = [Value(x) for x in data]
+    out = leaves[0] ** exponent if name == "pow" else SEED_OPS[name](*leaves)
+    out.backward()
+    return [x.grad for x in leaves]
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("sub", (2.0, 3.0)),
+        ("div", (2.0, 3.0)),
+        ("div", (0.7, -0.3)),
+        ("neg", (1.5,)),
+        ("mul", (2.0, 3.0)),
+        ("log", (0.3,)),
+    ],
+)
+def test_reference_local_grads_are_what_the_seed_passes_per_unit_of_grad(post, name, data):
+    nodes = [leaf(f"x{k}", x) for k, x in enumerate(data)] + [op("y", name, *(f"x{k}" for k in range(len(data))))]
+    body = graded(post, nodes, [])
+    assert body["nodes"][-1]["local_grads"] == seed_local_grads(name, *data)
+    assert all("local_grads" not in n for n in body["nodes"][:-1])
+
+
+def test_sub_of_a_node_with_itself_has_a_local_gradient_per_listed_child(post):
+    body = graded(post, [leaf("x", 2.0), op("y", "sub", "x", "x")], [])
+    assert body["nodes"][1]["local_grads"] == [1.0, -1.0]
+
+
+def test_a_wrong_local_gradient_is_the_root_cause(post):
+    nodes = SEED_EXAMPLE["nodes"]
+    reference = seed(nodes, "e")
+    wrong = 1 / 10.0**2  # log's derivative as 1/x**2
+    submitted = [
+        {"id": "e", "local_grads": [wrong], "grad": 1},
+        {"id": "d", "grad": wrong, "local_grads": [2.0, 5.0]},
+        {"id": "a", "grad": 5 * wrong + 2 * wrong},
+    ]
+    body = graded(post, nodes, submitted)
+    (cause,) = body["root_causes"]
+    assert (cause["node"], cause["kind"], cause["field"]) == ("e", "local-gradient", "local_grads")
+    assert cause["expected"] == [0.1] and cause["submitted"] == [wrong]
+    assert "log" in cause["message"]
+    assert verdicts(body)["d"]["grad"] == "mismatch" and verdicts(body)["a"]["grad"] == "mismatch"
+    assert body["nodes"][0]["grad"] == reference["a"][1]
+
+
+def test_mul_local_grads_not_swapped_are_named(post):
+    body = graded(post, SEED_EXAMPLE["nodes"], [{"id": "d", "local_grads": [5.0, 2.0]}])
+    (cause,) = body["root_causes"]
+    assert (cause["node"], cause["kind"]) == ("d", "local-gradient")
+    assert "reverse order" in cause["message"] and "OTHER factor" in cause["message"]
+
+
+def test_a_wrong_grad_under_a_user_whose_local_grads_were_not_sent_points_at_that_user(post):
+    """d's grad matches, e is d's only user and sent no local_grads: e's derivative rule is the likely mistake."""
+    body = graded(post, SEED_EXAMPLE["nodes"], [{"id": "e", "grad": 1}, {"id": "d", "grad": 0.01}])
+    (cause,) = body["root_causes"]
+    assert (cause["node"], cause["kind"], cause["field"]) == ("e", "local-gradient", "local_grads")
+    assert cause["submitted"] is None and cause["expected"] == [0.1]
+
+
+# --- accumulation -----------------------------------------------------------------------------------------
+
+
+def test_a_square_with_assignment_instead_of_accumulation(post):
+    nodes = [leaf("x", 3.0), op("y", "mul", "x", "x")]
+    body = graded(post, nodes, [{"id": "x", "grad": 3.0}])
+    (cause,) = body["root_causes"]
+    assert (cause["node"], cause["kind"], cause["expected"]) == ("x", "accumulation", 6.0)
+    assert "x is used by y (child 0) and y (child 1)" in cause["message"]
+    assert "contribution alone" in cause["message"]
+
+
+def three_uses(weights=(0.1, 0.2, 0.3)):
+    """x used by three products x * w_i, summed: x's contributions are the weights."""
+    nodes = [leaf("x", 1.0)] + [leaf(f"w{k}", w) for k, w in enumerate(weights)]
+    nodes += [op(f"p{k}", "mul", "x", f"w{k}") for k in range(len(weights))]
+    nodes += [op("s", "add", "p0", "p1"), op("t", "add", "s", "p2")]
+    return nodes
+
+
+def test_a_missing_contribution_is_named(post):
+    body = graded(post, three_uses(), [{"id": "x", "grad": 0.1 + 0.3}])
+    (cause,) = body["root_causes"]
+    assert cause["kind"] == "accumulation" and "without p1's" in cause["message"]
+
+
+def test_the_sum_in_another_order_is_named_when_bit_exact(post):
+    nodes = three_uses()
+    reference = seed(nodes, "t")["x"][1]
+    other = next(
+        total
+        for order in itertools.permutations((0.1, 0.2, 0.3))
+        if (total := (order[0] + order[1]) + order[2]) != reference
+    )
+    exact = {"rtol": 0, "atol": 0}
+    body = graded(post, nodes, [{"id": "x", "grad": other}], tolerance=exact)
+    (cause,) = body["root_causes"]
+    assert cause["kind"] == "accumulation" and "another order" in cause["message"]
+    assert graded(post, nodes, [{"id": "x", "grad": other}])["passed"] is True  # within the default rtol
+
+
+def test_local_gradients_without_the_chain_rule_factor_are_named(post):
+    nodes = [leaf("x", 2.0), op("y", "exp", "x"), op("z", "mul", "y", "k"), leaf("k", 4.0)]
+    body = graded(post, nodes, [{"id": "x", "grad": math.exp(2.0)}, {"id": "y", "grad": 4.0}])
+    (cause,) = body["root_causes"]
+    assert (cause["node"], cause["kind"]) == ("x", "accumulation")
+    assert "local gradients alone" in cause["message"]
+
+
+def test_the_outputs_grad_and_an_unreached_nodes_grad(post):
+    nodes = [*SEED_EXAMPLE["nodes"], op("side", "exp", "b")]
+    body = graded(post, nodes, [{"id": "e", "grad": 2.0}, {"id": "side", "grad": 1.0}], output="e")
+    causes = {c["node"]: c for c in body["root_causes"]}
+    assert "starts by setting its grad to 1" in causes["e"]["message"]
+    assert "does not depend on side" in causes["side"]["message"]
+    assert [c["node"] for c in body["root_causes"]] == ["e", "side"]
+
+
+def test_integer_ids_are_named_in_messages(post):
+    nodes = [leaf(1, 3.0), op(2, "mul", 1, 1)]
+    (cause,) = graded(post, nodes, [{"id": 1, "grad": 3.0}])["root_causes"]
+    assert cause["node"] == 1 and "#1 is used by #2 (child 0) and #2 (child 1)" in cause["message"]
+
+
+# --- tolerance ---------------------------------------------------------------------------------------------
+
+
+def test_tolerance_default_exact_and_absolute(post):
+    nodes = SEED_EXAMPLE["nodes"]
+    near = math.nextafter(0.7, 1.0)
+    assert graded(post, nodes, [{"id": "a", "grad": near}])["passed"] is True
+    assert graded(post, nodes, [{"id": "a", "grad": near}], tolerance={"rtol": 0, "atol": 0})["passed"] is False
+    assert graded(post, nodes, [{"id": "a", "grad": 0.7001}], tolerance={"atol": 1e-3})["passed"] is True
+    assert graded(post, nodes, [{"id": "a", "grad": 0.7001}], tolerance={"rtol": 1e-4})["passed"] is False
+    body = graded(post, nodes, [{"id": "a", "grad": 0.7}], tolerance={"rtol": 0, "atol": 0})
+    assert body["passed"] is True and body["score"] == {"checked": 1, "matched": 1}
+
+
+# --- refusals ----------------------------------------------------------------------------------------------
+
+
+def refused(post, body):
+    response = post(body)
+    assert response.status_code == 422, response.data
+    assert response.content_type == "application/problem+json"
+    return response.get_json()["errors"]
+
+
+@pytest.mark.parametrize(
+    "submitted, field, words",
+    [
+        ([{"id": "nope", "grad": 1.0}], "submitted[0].id", "No node has the id 'nope'"),
+        ([{"id": "a"}, {"id": "a", "grad": 1.0}], "submitted[1].id", "Duplicate id: submitted[0]"),
+        ([{"id": "d", "local_grads": [1.0]}], "submitted[0].local_grads", "1 local_grads for 2 children"),
+        ([{"id": "a", "local_grads": [1.0]}], "submitted[0].local_grads", "is a leaf"),
+        ([{"id": "a", "grad": "0.7"}], "submitted[0].grad", "Not a valid number"),
+        ([{"id": "a", "grad": True}], "submitted[0].grad", "Not a valid number"),
+        ([{"id": "e", "local_grads": [1.0, None]}], "submitted[0].local_grads[1]", "Field may not be null"),
+        ([{"id": "a", "gard": 1.0}], "submitted[0].gard", "Unknown field"),
+        ([{"grad": 1.0}], "submitted[0].id", "Missing data"),
+        ([3], "submitted[0]", "Invalid input type"),
+    ],
+)
+def test_a_submitted_entry_that_does_not_fit_is_refused_by_index_and_field(post, submitted, field, words):
+    errors = refused(post, {**SEED_EXAMPLE, "submitted": submitted})
+    (error,) = [e for e in errors if e["field"] == field]
+    assert words in error["message"]
+
+
+@pytest.mark.parametrize(
+    "tolerance, field",
+    [({"rtol": -1e-9}, "tolerance.rtol"), ({"atol": -1}, "tolerance.atol"), ({"rtol": "0"}, "tolerance.rtol")],
+)
+def test_a_bad_tolerance_is_refused(post, tolerance, field):
+    errors = refused(post, {**SEED_EXAMPLE, "submitted": [], "tolerance": tolerance})
+    assert [e["field"] for e in errors] == [field]
+
+
+def test_non_finite_tolerance_cannot_be_sent(post):
+    response = post(b'{"nodes": [{"id": "a", "data": 1}], "submitted": [], "tolerance": {"rtol": Infinity}}')
+    assert response.status_code == 400
+
+
+def test_an_invalid_graph_is_refused_as_evaluate_refuses_it(post, client):
+    graph = {"nodes": [{"id": "x", "op": "value", "data": "2.0"}, {"id": "y", "op": "pow", "children": ["x"]}]}
+    errors = refused(post, {**graph, "submitted": [{"id": "x", "data": 2}]})
+    assert errors == client.post("/v1/evaluate", json=graph).get_json()["errors"]
+    numeric = {"nodes": [leaf("x", -1.0), op("y", "log", "x")], "submitted": []}
+    response = post(numeric)
+    assert response.status_code == 422 and response.get_json()["type"] == "/problems/numeric-error"
+
+
+def test_submitted_is_required_and_graph_and_submission_problems_come_together(post):
+    assert [e["field"] for e in refused(post, SEED_EXAMPLE)] == ["submitted"]
+    errors = refused(post, {"nodes": [{"id": "x", "data": "1"}], "submitted": [{"id": "x", "data": "1"}]})
+    assert [(e.get("node"), e.get("index"), e["field"]) for e in errors] == [
+        ("x", 0, "data"),
+        ("x", None, "submitted[0].data"),
+    ]
+
+
+def test_the_spec_shows_what_the_service_answers_to_its_grade_example(post, spec):
+    example = spec["paths"]["/v1/grade"]["post"]["responses"]["200"]["content"]["application/json"]["example"]
+    assert post(GRADE_EXAMPLE).get_json() == example
+
+
+def test_a_node_used_many_times_lists_ten_uses_and_counts_the_rest(post):
+    nodes = [leaf("x", 1.0)] + [op(f"p{k}", "exp", "x") for k in range(12)]
+    nodes += [op("s1", "add", "p0", "p1")] + [op(f"s{k}", "add", f"s{k - 1}", f"p{k}") for k in range(2, 12)]
+    (cause,) = graded(post, nodes, [{"id": "x", "grad": 1.0}])["root_causes"]
+    assert "x is used by p0, p1, p2, p3, p4, p5, p6, p7, p8, p9 and 2 more" in cause["message"]
+    assert cause["message"].count(" from p") == 10 and "+ 2 more =" in cause["message"]
+
+
+def test_only_the_first_hundred_wrong_sums_are_searched_for_a_known_mistake(post):
+    """So that a huge graph wrong everywhere is graded in time linear in its size."""
+    nodes = [leaf(f"x{k}", 1.0 + k) for k in range(150)] + [op(f"y{k}", "mul", f"x{k}", f"x{k}") for k in range(150)]
+    nodes += [op("s1", "add", "y0", "y1")] + [op(f"s{k}", "add", f"s{k - 1}", f"y{k}") for k in range(2, 150)]
+    body = graded(post, nodes, [{"id": f"x{k}", "grad": 1.0 + k} for k in range(150)])
+    causes = body["root_causes"]
+    assert [c["node"] for c in causes] == [f"x{k}" for k in range(150)]
+    assert all(c["expected"] == 2 * (1.0 + k) for k, c in enumerate(causes))
+    assert ["contribution alone" in c["message"] for c in causes] == [True] * 100 + [False] * 50
+
+
+def test_a_local_gradient_beyond_the_doubles_is_a_numeric_error_not_a_500(post, client):
+    """a / b with a/b finite and a/b² not: /v1/evaluate answers (q's grad is small), a grade cannot state
+    q's local gradient for b."""
+    nodes = [leaf("a", 1e300), leaf("b", 1e-5), op("q", "div", "a", "b"), leaf("s", 1e-20), op("o", "mul", "q", "s")]
+    assert client.post("/v1/evaluate", json={"nodes": nodes}).status_code == 200
+    response = post({"nodes": nodes, "submitted": []})
+    assert response.status_code == 422
+    (error,) = response.get_json()["errors"]
+    assert (error["node"], error["op"], error["inputs"]) == ("q", "div", [1e300, 1e-5])
