@@ -9,7 +9,7 @@ def create_app(config: dict | None = None) -> Flask:
     The blueprints are imported here, as in Flask's tutorial, so that importing the engine or the op
     registry (`service.engine`, `service.ops`) never loads the web layer.
     """
-    from service import api, errors, meta
+    from service import api, auth, errors, meta, metrics, observe
     from service.config import from_environment
 
     app = Flask(__name__)
@@ -19,4 +19,7 @@ def create_app(config: dict | None = None) -> Flask:
     errors.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(meta.bp)
+    metrics.register(app)
+    auth.register(app)
+    observe.register(app)
     return app

@@ -11,6 +11,8 @@ from flask import Blueprint, current_app, request
 from schemas import GraphRequestSchema
 from service import graph
 from service.errors import Problem
+from service.observe import note_graph_size
+from service.timing import phase
 
 bp = Blueprint("api", __name__)
 
@@ -52,13 +54,18 @@ def _evaluate():
             f"The body must be application/json, not {request.mimetype or 'untyped'}.",
         )
     try:
-        document = orjson.loads(request_body())
+        with phase("parse"):
+            document = orjson.loads(request_body())
     except orjson.JSONDecodeError as error:
         raise Problem(400, "/problems/invalid-json", "The body is not valid JSON", f"{error}.") from None
-    request_graph = request_schema(current_app.config["MAX_NODES"]).load(document)
+    with phase("validate"):
+        request_graph = request_schema(current_app.config["MAX_NODES"]).load(document)
     nodes = request_graph["nodes"]
+    note_graph_size(len(nodes))
     output, values = graph.evaluate(nodes, request_graph.get("output"))
-    return current_app.response_class(evaluation_json(output, nodes, values), mimetype="application/json")
+    with phase("write"):
+        body = evaluation_json(output, nodes, values)
+    return current_app.response_class(body, mimetype="application/json")
 
 
 @functools.cache

@@ -10,6 +10,7 @@ import operator
 
 from service.engine import Value, topological_order
 from service.ops import OPS
+from service.timing import phase
 
 
 class GraphError(Exception):
@@ -22,10 +23,12 @@ class GraphError(Exception):
 
 def evaluate(nodes, output=None):
     """Evaluate a schema-valid node list: returns the output's id and one Value per node, in order."""
-    values = build_values(nodes)
+    with phase("build"):
+        values = build_values(nodes)
     output = choose_output(nodes, values, output)
     root = values[output]
-    root.backward()
+    with phase("backward"):
+        root.backward()
     ordered = list(values.values())
     check_grads(nodes, ordered, root)
     return output, ordered
