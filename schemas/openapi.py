@@ -8,6 +8,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from schemas import graph
 from schemas.graph import EvaluationSchema, GraphRequestSchema, LeafNodeSchema, OperationNodeSchema, RecordedNodeSchema
+from schemas.observability import ObservabilityPlugin
 from schemas.problem import ProblemSchema
 from schemas.status import StatusSchema
 
@@ -21,6 +22,10 @@ DESCRIPTION = "\n\n".join(
         "(422), and `about:blank` where the HTTP status says it all.",
         "Limits, set by environment variables: the body, `VALUEGRAPH_MAX_BODY_BYTES` (default 268435456 "
         "bytes; over it, 413); the nodes of one graph, `VALUEGRAPH_MAX_NODES` (default 1000000; over it, 422).",
+        "Every answer carries `X-Request-ID` (the request's own when acceptable, else a new one), as does every "
+        "problem (`request_id`); evaluations carry `Server-Timing`. Started with bearer tokens (`VALUEGRAPH_TOKENS`, "
+        "`VALUEGRAPH_TOKENS_FILE`), the service answers 401 without a valid `Authorization: Bearer TOKEN`, except "
+        "on the health probes and this contract.",
     ]
 )
 
@@ -69,7 +74,7 @@ def build_spec():
         title="valuegraph",
         version="1.0.0",
         openapi_version="3.0.3",
-        plugins=[plugin],
+        plugins=[plugin, ObservabilityPlugin()],
         info={"description": DESCRIPTION},
     )
     plugin.converter.add_attribute_function(node_field_to_oneof)
@@ -108,6 +113,12 @@ def build_spec():
         ("/readyz", "Readiness: the contract is loaded and the engine differentiates.", "application/json", "Status"),
         ("/openapi.yaml", "This contract, as YAML.", "application/yaml", {"type": "object"}),
         ("/openapi.json", "This contract, as JSON.", "application/json", {"type": "object"}),
+        (
+            "/metrics",
+            "Prometheus metrics, all workers' together (text format 0.0.4).",
+            "text/plain",
+            {"type": "string"},
+        ),
     ]:
         spec.path(
             path=path,

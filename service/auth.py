@@ -16,9 +16,9 @@ import hmac
 
 from flask import Flask, request
 
+from schemas.observability import OPEN_PATHS
 from service.errors import Problem
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.yaml", "/openapi.json"})
 REALM = 'Bearer realm="valuegraph"'
 
 
