@@ -17,7 +17,6 @@ import re
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -80,7 +79,7 @@ def request_id_from(header: str | None) -> str:
     """The client's X-Request-ID when it is a plain, short one; a new random one otherwise."""
     if header and REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 class CountingInput:
@@ -90,9 +89,7 @@ class CountingInput:
         self._stream, self._exchange = stream, exchange
 
     def _counted(self, data: bytes) -> bytes:
-        if data:
-            self._exchange.body_bytes += len(data)
-            metrics.IN_FLIGHT_BODY_BYTES.inc(len(data))
+        self._exchange.body_bytes += len(data)
         return data
 
     def read(self, *args) -> bytes:
@@ -174,11 +171,10 @@ class RequestObserver:
         timing.stop_recording()
         route = exchange.route or "unmatched"
         metrics.IN_FLIGHT.dec()
-        metrics.IN_FLIGHT_BODY_BYTES.dec(exchange.body_bytes)
-        metrics.REQUESTS.labels(route, exchange.method, str(exchange.status)).inc()
-        metrics.LATENCY.labels(route).observe(seconds)
+        metrics.requests(route, exchange.method, exchange.status).inc()
+        metrics.latency(route).observe(seconds)
         metrics.WORKER_REQUESTS.inc()
-        if exchange.status != 413:
+        if exchange.body_bytes and exchange.status != 413:
             metrics.ADMITTED_BODY_BYTES.inc(exchange.body_bytes)
         if exchange.nodes is not None:
             metrics.GRAPH_NODES.observe(exchange.nodes)

@@ -6,8 +6,6 @@ without importing the web layer, and `phase` costs nothing outside a request (th
 of the engine), where no recording was started.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from time import perf_counter
 
@@ -16,18 +14,23 @@ Phases = list[tuple[str, float]]
 _phases: ContextVar[Phases | None] = ContextVar("valuegraph_phases", default=None)
 
 
-@contextmanager
-def phase(name: str) -> Iterator[None]:
-    """Time the block as the phase `name` of the current request, if one is being recorded."""
-    phases = _phases.get()
-    if phases is None:
-        yield
-        return
-    started = perf_counter()
-    try:
-        yield
-    finally:
-        phases.append((name, perf_counter() - started))
+class phase:
+    """Time the block as the phase `name` of the current request, if one is being recorded.
+
+    A class rather than a @contextmanager generator, which costs several times as much on every request."""
+
+    __slots__ = ("name", "phases", "started")
+
+    def __init__(self, name: str) -> None:
+        self.name, self.phases = name, _phases.get()
+
+    def __enter__(self) -> None:
+        if self.phases is not None:
+            self.started = perf_counter()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.phases is not None:
+            self.phases.append((self.name, perf_counter() - self.started))
 
 
 def start_recording() -> Phases:
