@@ -34,7 +34,7 @@ MAX_LOGGED_PATH = 1024
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
 
 
-@dataclass
+@dataclass(slots=True)
 class Exchange:
     """What is known of one request while it is served."""
 
@@ -186,7 +186,7 @@ class RequestObserver:
 def log_line(exchange: Exchange, seconds: float) -> bytes:
     return orjson.dumps(
         {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "time": datetime.now(UTC),
             "request_id": exchange.request_id,
             "method": exchange.method,
             "path": exchange.path,
@@ -199,7 +199,7 @@ def log_line(exchange: Exchange, seconds: float) -> bytes:
             "problem": exchange.problem_type,
             "pid": os.getpid(),
         },
-        option=orjson.OPT_APPEND_NEWLINE,
+        option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z,
     )
 
 
