@@ -91,7 +91,7 @@ def gunicorn_server(directory, **env):
             try:
                 if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a worker still booting under load
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"gunicorn did not become ready:\n{stdout.read_text()}\n{stderr.read_text()}")
