@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
@@ -41,13 +41,13 @@ class Exchange:
     request_id: str
     method: str
     path: str
+    phases: timing.Phases
     route: str | None = None
     status: int = 0
     nodes: int | None = None
     problem_type: str | None = None
     body_bytes: int = 0
     response_bytes: int | None = None
-    phases: timing.Phases = field(default_factory=list)
     finished: bool = False
 
 
@@ -137,9 +137,9 @@ class RequestObserver:
             request_id_from(environ.get("HTTP_X_REQUEST_ID")),
             method if method in METHODS else "other",
             (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))[:MAX_LOGGED_PATH],
+            timing.start_recording(),
         )
         _current.set(exchange)
-        exchange.phases = timing.start_recording()
         environ["wsgi.input"] = CountingInput(environ["wsgi.input"], exchange)
         metrics.IN_FLIGHT.inc()
 
