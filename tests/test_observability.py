@@ -5,6 +5,7 @@ The app's tests use the Flask test client (metrics in memory); the server's run 
 workers, where the metrics live in PROMETHEUS_MULTIPROC_DIR and each worker writes its own log lines.
 """
 
+import itertools
 import os
 import re
 import signal
@@ -292,21 +293,26 @@ def server(tmp_path_factory):
         yield running
 
 
-def scrape(server) -> dict[tuple, float]:
-    response = requests.get(server.base + "/metrics", timeout=10)
+def scrape(server, request_id: str | None = None) -> dict[tuple, float]:
+    response = requests.get(
+        server.base + "/metrics", headers={"X-Request-ID": request_id} if request_id else {}, timeout=10
+    )
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     return samples(response.text)
 
 
-def server_log(server, until_request_id: str) -> list[dict]:
-    """The server's log lines, once the line of `until_request_id` is in (a worker writes it after answering)."""
-    deadline = time.monotonic() + 10
+def server_log(server, *request_ids: str) -> list[dict]:
+    """The server's log lines, once those of `request_ids` are all in: a worker finishes a request (its
+    metrics, then its log line) just after the client has the answer."""
+    deadline = time.monotonic() + 20
     while True:
-        lines = log_lines(server.stdout.read_text())
-        if any(line["request_id"] == until_request_id for line in lines):
+        text = server.stdout.read_text()
+        lines = log_lines(text[: text.rfind("\n") + 1])
+        missing = set(request_ids) - {line["request_id"] for line in lines}
+        if not missing:
             return lines
-        assert time.monotonic() < deadline, f"no log line for {until_request_id}:\n{server.stdout.read_text()}"
+        assert time.monotonic() < deadline, f"no log line for {sorted(missing)[:5]}:\n{text[-4000:]}"
         time.sleep(0.05)
 
 
@@ -336,7 +342,7 @@ def test_metrics_and_log_lines_cover_both_workers(server, conforms):
                 assert answer == expected
                 assert phases_of(response.headers["Server-Timing"]) == PHASES
             sent += 32
-            lines = server_log(server, f"both-{run}-{sent - 1}")
+            lines = server_log(server, *(f"both-{run}-{k}" for k in range(sent)))
             pids = {line["pid"] for line in lines if line["request_id"].startswith(f"both-{run}-")}
             if len(pids) == 2:
                 break
@@ -414,15 +420,16 @@ def test_a_killed_workers_live_gauges_go_with_it(server):
     victim = min(worker_pids)
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 20
-    while True:
-        found = scrape(server)
+    for attempt in itertools.count():
+        found = scrape(server, f"after-kill-{attempt}")
         live = {int(dict(labels)["pid"]) for (name, labels) in found if name == "valuegraph_worker_requests"}
         if victim not in live:
             break
         assert time.monotonic() < deadline, f"worker {victim} is still in /metrics: {live}"
         time.sleep(0.1)
     assert value(found, "valuegraph_requests_total", route="/healthz", method="GET", status="200") >= served
-    assert value(found, "valuegraph_in_flight_requests") == 1
+    server_log(server, f"after-kill-{attempt}")
+    assert value(scrape(server), "valuegraph_in_flight_requests") == 1  # only that scrape: the victim's is gone
 
 
 @pytest.mark.slow
