@@ -15,6 +15,7 @@ from schemas import graph
 from schemas.batch import BatchRequestSchema, EvaluateBatchSchema, GradeBatchSchema
 from schemas.grade import DEFAULT_ATOL, DEFAULT_RTOL, GradeRequestSchema, GradeSchema
 from schemas.graph import EvaluationSchema, GraphRequestSchema, LeafNodeSchema, OperationNodeSchema, RecordedNodeSchema
+from schemas.observability import ObservabilityPlugin
 from schemas.problem import ProblemSchema
 from schemas.status import StatusSchema
 from service.config import (
@@ -78,6 +79,10 @@ DESCRIPTION = "\n\n".join(
         f"on its own. A batch's limits: `{MAX_BATCH_GRAPHS.variable}` graphs (default {MAX_BATCH_GRAPHS.default}) "
         f"and `{MAX_BATCH_NODES.variable}` nodes in all (default {MAX_BATCH_NODES.default}); over them, or a body "
         'that is not `{"graphs": [...]}`, 422 `/problems/invalid-batch`.',
+        "Every answer carries `X-Request-ID` (the request's own when acceptable, else a new one), as does every "
+        "problem (`request_id`); evaluations carry `Server-Timing`. Started with bearer tokens (`VALUEGRAPH_TOKENS`, "
+        "`VALUEGRAPH_TOKENS_FILE`), the service answers 401 without a valid `Authorization: Bearer TOKEN`, except "
+        "on the health probes and this contract.",
     ]
 )
 
@@ -205,7 +210,7 @@ def build_spec() -> APISpec:
         title="valuegraph",
         version="1.0.0",
         openapi_version=OPENAPI_VERSION,
-        plugins=[plugin],
+        plugins=[plugin, ObservabilityPlugin()],
         info={"description": DESCRIPTION},
     )
     plugin.converter.add_attribute_function(field_to_schema)
@@ -264,6 +269,11 @@ def build_spec() -> APISpec:
         ),
         ("/openapi.yaml", "This contract, as YAML.", {200: ("application/yaml", {"type": "string"})}),
         ("/openapi.json", "This contract, as JSON.", {200: ("application/json", {"type": "object"})}),
+        (
+            "/metrics",
+            "Prometheus metrics, all workers' together (text format 0.0.4).",
+            {200: ("text/plain", {"type": "string"})},
+        ),
     ]:
         descriptions = {200: summary, 503: "Not ready: the engine's check failed."}
         spec.path(

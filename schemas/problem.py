@@ -36,6 +36,9 @@ class ProblemSchema(Schema):
     title = fields.String(required=True)
     status = fields.Integer(required=True)
     detail = fields.String(required=True)
+    request_id = fields.String(
+        metadata={"description": "The request's id, as in the answer's X-Request-ID header and the service's log."}
+    )
     errors = fields.List(
         fields.Nested(ProblemErrorSchema), metadata={"description": "For 422: every problem found, node by node."}
     )

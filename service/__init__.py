@@ -10,7 +10,7 @@ def create_app(config: dict | None = None) -> Flask:
     registry (`service.engine`, `service.ops`) never loads the web layer.
     """
     from schemas import GraphRequestSchema
-    from service import api, errors, grading_api, meta, tools
+    from service import api, auth, errors, grading_api, meta, metrics, observe, tools
     from service.config import from_environment
     from service.limits import MemoryBudget
 
@@ -28,4 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(meta.bp)
     app.register_blueprint(grading_api.bp)
     app.register_blueprint(tools.bp)
+    metrics.register(app)
+    auth.register(app)
+    observe.register(app)
     return app

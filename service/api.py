@@ -11,6 +11,8 @@ from service import graph
 from service.errors import Problem
 from service.gcpause import cyclic_gc_paused
 from service.limits import Deadline
+from service.observe import note_graph_size
+from service.timing import phase
 
 bp = Blueprint("api", __name__)
 
@@ -22,8 +24,10 @@ def evaluate() -> Response:
         request_graph = parse_graph_request(body)
         deadline.check()
         nodes = request_graph["nodes"]
+        note_graph_size(len(nodes))
         output, values = graph.evaluate(nodes, request_graph.get("output"), deadline.check)
-        body = evaluation_json(output, nodes, values, deadline.check)
+        with phase("write"):
+            body = evaluation_json(output, nodes, values, deadline.check)
         return current_app.response_class(body, mimetype="application/json")
 
 
@@ -54,14 +58,16 @@ def admitted_body() -> Iterator[bytes]:
 def parse_graph_request(body: bytes) -> dict:
     """The request's graph, valid by the contract: a refusal raises, with the schemas' explanation."""
     document = parse_json(body)
-    if is_valid_request(document, current_app.config["MAX_NODES"]):
-        return document
-    return current_app.extensions["valuegraph.request_schema"].load(document)
+    with phase("validate"):
+        if is_valid_request(document, current_app.config["MAX_NODES"]):
+            return document
+        return current_app.extensions["valuegraph.request_schema"].load(document)
 
 
 def parse_json(body: bytes) -> object:
     try:
-        return orjson.loads(body)
+        with phase("parse"):
+            return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise Problem(400, "/problems/invalid-json", "The body is not valid JSON", f"{error}.") from None
 

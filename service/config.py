@@ -6,8 +6,10 @@ value stops the process at start with a message that names the variable, never a
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from service.limits import default_memory_budget
 
@@ -82,7 +84,7 @@ DEADLINE_SECONDS = Setting(
     "DEADLINE_SECONDS",
     60.0,
     positive_number,
-    "the most time one evaluation may take; past it, 503 and the worker goes on serving",
+    "the most time one evaluation may take; past it, 504 and the worker goes on serving",
 )
 MEMORY_BUDGET_BYTES = Setting(
     "VALUEGRAPH_MEMORY_BUDGET_BYTES",
@@ -136,6 +138,49 @@ MAX_BATCH_NODES = Setting(
     "the most nodes in all the graphs of one batch; over it, 422",
 )
 
+TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+
+
+def tokens(name: str, raw: str) -> tuple[str, ...]:
+    """Bearer tokens separated by commas; each must be an RFC 6750 token (no spaces, no quotes)."""
+    return _checked_tokens(name, raw.split(","))
+
+
+def tokens_file(name: str, raw: str) -> tuple[str, ...]:
+    """Bearer tokens read from the file named, one a line; blank lines and lines starting with # are skipped."""
+    try:
+        lines = Path(raw).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{name}: cannot read the tokens file {raw!r}: {error}") from None
+    return _checked_tokens(name, [line for line in lines if not line.lstrip().startswith("#")])
+
+
+def _checked_tokens(name: str, candidates: list[str]) -> tuple[str, ...]:
+    found = tuple(token for token in (candidate.strip() for candidate in candidates) if token)
+    for position, token in enumerate(found, 1):
+        if not TOKEN.fullmatch(token):
+            raise ConfigError(f"{name}: token {position} has characters a bearer token cannot have")
+    if not found:
+        raise ConfigError(f"{name} is set but holds no token")
+    return found
+
+
+API_TOKENS = Setting(
+    "VALUEGRAPH_TOKENS",
+    "API_TOKENS",
+    (),
+    tokens,
+    "bearer tokens, comma-separated; when any is set (here or in the file), every route but the health probes "
+    "and the contract needs `Authorization: Bearer TOKEN`, else 401",
+)
+API_TOKENS_FILE = Setting(
+    "VALUEGRAPH_TOKENS_FILE",
+    "API_TOKENS_FROM_FILE",
+    (),
+    tokens_file,
+    "a file of bearer tokens, one a line, read at start; added to VALUEGRAPH_TOKENS",
+)
+
 SETTINGS: tuple[Setting, ...] = (
     MAX_BODY_BYTES,
     MAX_NODES,
@@ -144,6 +189,8 @@ SETTINGS: tuple[Setting, ...] = (
     ADMISSION_WAIT_SECONDS,
     MAX_BATCH_GRAPHS,
     MAX_BATCH_NODES,
+    API_TOKENS,
+    API_TOKENS_FILE,
     MAX_EXPRESSION_LENGTH,
     MAX_EXPRESSION_NODES,
     MAX_RENDER_NODES,

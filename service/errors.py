@@ -8,6 +8,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from schemas.graph import is_id
+from service import observe
 from service.graph import Fault, GraphError
 from service.limits import DeadlineExceeded, OverBudget
 
@@ -29,7 +30,8 @@ class Problem(Exception):
 
 
 def problem_response(problem: Problem) -> Response:
-    response = current_app.response_class(orjson.dumps(problem.body), status=problem.status, mimetype=PROBLEM_MIMETYPE)
+    body = observe.refusal(problem.body)
+    response = current_app.response_class(orjson.dumps(body), status=problem.status, mimetype=PROBLEM_MIMETYPE)
     response.headers.update(problem.headers)
     return response
 

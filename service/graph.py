@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from service.engine import CHECKPOINT_EVERY, Value, topological_order
 from service.ops import OPS
+from service.timing import phase
 
 NodeId = int | str
 Checkpoint = Callable[[], None]
@@ -52,13 +53,15 @@ def evaluate(
     when given, is called every few thousand nodes of every pass (a deadline raises there).
     """
     try:
-        values = build_values(nodes, checkpoint)
+        with phase("build"):
+            values = build_values(nodes, checkpoint)
     except GraphError:
         index_ids(nodes)
         raise
     output = choose_output(nodes, values, output)
     root = values[output]
-    root.backward(checkpoint)
+    with phase("backward"):
+        root.backward(checkpoint)
     ordered = list(values.values())
     check_grads(nodes, ordered, root, checkpoint)
     return output, ordered

@@ -1,5 +1,5 @@
-"""The README's examples of expressions, pictures, the Python client and the command give what the
-README prints (tests/test_readme.py covers the /v1/evaluate examples)."""
+"""The README's picture, Python client and command give what the README prints (tests/test_readme.py
+covers the curl examples answered in JSON, /v1/expression's among them)."""
 
 import contextlib
 import io
@@ -14,9 +14,6 @@ from valuegraph import cli
 from valuegraph.graph import serialize
 
 README = (ROOT / "README.md").read_text()
-EXPRESSIONS = re.findall(
-    r"```sh\n(curl -s localhost:8000/v1/expression[^`]*?)```\nanswers:\n```json\n(.*?)\n```", README
-)
 PICTURES = re.findall(
     r"```sh\n(curl -s 'localhost:8000(/v1/render\?format=\w+)'[^`]*?)```\nanswers[^\n]*\n```mermaid\n(.*?)```",
     README,
@@ -31,13 +28,12 @@ def payload(command):
 
 
 def test_the_readme_has_the_examples():
-    assert len(EXPRESSIONS) >= 2 and len(PICTURES) == 1 and len(PYTHON) >= 2 and len(CONSOLE) >= 1
-
-
-@pytest.mark.parametrize("command, answer", EXPRESSIONS)
-def test_expression_examples_answer_as_printed(client, command, answer):
-    response = client.post("/v1/expression", data=payload(command), content_type="application/json")
-    assert response.data == answer.encode()
+    assert (
+        "curl -s localhost:8000/v1/expression" in README
+        and len(PICTURES) == 1
+        and len(PYTHON) >= 2
+        and len(CONSOLE) >= 1
+    )
 
 
 @pytest.mark.parametrize("command, path, picture", PICTURES)

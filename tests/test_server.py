@@ -280,10 +280,12 @@ def test_chunked_body_over_the_limit_is_413(small_body_server, checked, body):
 
 
 def test_access_log_goes_to_stdout(small_body_server):
-    response = requests.get(small_body_server.base + "/healthz?access-log-probe=1", timeout=10)
+    response = requests.get(
+        small_body_server.base + "/healthz", headers={"X-Request-ID": "access-log-probe"}, timeout=10
+    )
     assert response.status_code == 200
     deadline = time.monotonic() + 5
-    while "GET /healthz?access-log-probe=1 HTTP/1.1" not in small_body_server.stdout.read_text():
+    while '"request_id":"access-log-probe"' not in small_body_server.stdout.read_text():
         assert time.monotonic() < deadline, (
             f"no access log line on stdout:\n{small_body_server.stdout.read_text()}\n"
             f"stderr:\n{small_body_server.stderr.read_text()}"
