@@ -15,7 +15,7 @@ from micrograd.nn import MLP
 import valuegraph
 from service import engine
 from tests import seed_value
-from tests.support import SEED_GRAPH, free_port
+from tests.support import SEED_GRAPH, free_port, gunicorn_server
 from valuegraph.graph import serialize
 
 
@@ -302,3 +302,12 @@ def test_retry_after_reads_seconds_and_http_dates():
     in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
     assert 50 < retry_after(in_a_minute) <= 60
     assert retry_after("Thu, 01 Jan 1970 00:00:00 GMT") == 0.0
+
+
+@pytest.mark.slow
+def test_the_token_opens_a_server_that_requires_one(tmp_path):
+    with gunicorn_server(tmp_path, VALUEGRAPH_TOKENS="s3cret") as server:
+        assert valuegraph.Client(server.base, token="s3cret").expression("a * 2", a=1.5)["grads"] == {"a": 2}
+        with pytest.raises(valuegraph.ProblemError) as caught:
+            valuegraph.Client(server.base, sleep=lambda seconds: None).evaluate(SEED_GRAPH)
+        assert caught.value.status == 401
