@@ -2,6 +2,7 @@
 differentiated remotely equal their local backward bit for bit; retries; problems as exceptions."""
 
 import http.server
+import io
 import json
 import random
 import threading
@@ -16,6 +17,7 @@ import valuegraph
 from service import engine
 from tests import seed_value
 from tests.support import SEED_GRAPH, free_port, gunicorn_server
+from valuegraph import cli
 from valuegraph.graph import serialize
 
 
@@ -311,3 +313,8 @@ def test_the_token_opens_a_server_that_requires_one(tmp_path):
         with pytest.raises(valuegraph.ProblemError) as caught:
             valuegraph.Client(server.base, sleep=lambda seconds: None).evaluate(SEED_GRAPH)
         assert caught.value.status == 401
+        out, err = io.StringIO(), io.StringIO()
+        assert cli.main(["--url", server.base, "--token", "s3cret", "expr", "a * 2", "a=1.5"], out, err) == 0
+        assert out.getvalue().splitlines()[1] == "a.grad = 2"
+        assert cli.main(["--url", server.base, "expr", "a * 2", "a=1.5"], out, err) == 1
+        assert "401" in err.getvalue()

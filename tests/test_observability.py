@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service import create_app, timing
 from service.config import ConfigError, from_environment
-from tests.support import SEED_GRAPH, gunicorn_server
 from tests.seed_value import evaluate_with_seed
+from tests.support import SEED_GRAPH, gunicorn_server
 
 EVALUATE = "/v1/evaluate"
 PHASES = ["parse", "validate", "build", "backward", "write"]

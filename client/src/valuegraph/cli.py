@@ -22,7 +22,8 @@ EXAMPLES = """examples:
   valuegraph expr "log((a + b) * a)" a=2 b=3
   valuegraph render graph.json --format dot | dot -Tsvg > graph.svg
 
-The service is at --url, else $VALUEGRAPH_URL, else http://127.0.0.1:8000."""
+The service is at --url, else $VALUEGRAPH_URL, else http://127.0.0.1:8000; a service that
+requires a token gets --token, else $VALUEGRAPH_TOKEN."""
 
 
 class UsageError(Exception):
@@ -34,8 +35,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     parser = _parser()
     args = parser.parse_args(argv)
     url = getattr(args, "url", None) or os.environ.get("VALUEGRAPH_URL") or DEFAULT_URL
+    token = getattr(args, "token", None) or os.environ.get("VALUEGRAPH_TOKEN") or None
     try:
-        with Client(url, timeout=args.timeout, retries=args.retries) as client:
+        with Client(url, timeout=args.timeout, retries=args.retries, token=token) as client:
             args.run(client, args, stdout)
     except UsageError as error:
         print(f"valuegraph: {error}", file=stderr)
@@ -56,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--url", default=argparse.SUPPRESS, help=f"the service (default: $VALUEGRAPH_URL or {DEFAULT_URL})"
+    )
+    common.add_argument(
+        "--token",
+        default=argparse.SUPPRESS,
+        help="a bearer token, for a service that requires one (default: $VALUEGRAPH_TOKEN)",
     )
     common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds per request (default 60)")
     common.add_argument(
