@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, request
 
 from schemas import GraphRequestSchema
 from service import graph
+from service.body import request_body
 from service.errors import Problem
 
 bp = Blueprint("api", __name__)
@@ -66,30 +67,6 @@ def request_schema(max_nodes):
     """One schema instance per limit: making one deep-copies its fields, which costs more than
     loading a small graph with it."""
     return GraphRequestSchema(max_nodes=max_nodes)
-
-
-def request_body():
-    """The body, refused with 413 when it is over MAX_CONTENT_LENGTH, read straight from the server:
-    Content-Length says how much, or, for a chunked body, reading one byte past the limit tells."""
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    length = request.content_length
-    if length is not None and length > limit:
-        raise body_too_large(limit)
-    if length is None and not request.environ.get("wsgi.input_terminated"):
-        return b""
-    body = request.environ["wsgi.input"].read(limit + 1 if length is None else length)
-    if len(body) > limit:
-        raise body_too_large(limit)
-    return body
-
-
-def body_too_large(limit):
-    return Problem(
-        413,
-        "about:blank",
-        "Content Too Large",
-        f"The body is over the limit of {limit} bytes (VALUEGRAPH_MAX_BODY_BYTES).",
-    )
 
 
 def evaluation_json(output, nodes, values, slice_size=10_000):

@@ -1,0 +1,200 @@
+"""valuegraph's gunicorn worker: gunicorn's gthread worker with clients held to a pace, connections
+that rotate over the workers, readiness that turns 503 on SIGTERM, and gunicorn's own error answers
+as problem details.
+
+Why gthread and not an async worker (gevent, eventlet): evaluation is CPU-bound Python that never
+yields. Under an async worker one large graph stops every other connection of that worker, health
+checks included, for seconds; threads at least share the GIL every few milliseconds. What the async
+workers do better, holding slow clients for free, this worker gets from three bounds instead:
+
+- a new connection waits for its first byte in the worker's event loop, not in a thread;
+- from then on, a request must arrive at an average of `VALUEGRAPH_CLIENT_MIN_BYTES_PER_SECOND`
+  after `VALUEGRAPH_CLIENT_GRACE_SECONDS` of slack, headers and body alike, and an answer must be read
+  at that pace too; past it the connection is closed (with a 408 problem if nothing was answered yet),
+  so a slow or stalled client holds a thread for seconds, not forever;
+- a keep-alive connection is closed after `GUNICORN_KEEPALIVE_REQUESTS` requests, so the client
+  reconnects and the kernel's accept queue, shared by the workers, spreads it again: after a worker
+  is killed and replaced, the load comes back to the new one.
+"""
+
+import errno
+import selectors
+import socket
+import time
+from functools import partial
+
+import orjson
+from gunicorn import util
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from service import lifecycle
+from service.body import ClientTooSlow
+from service.config import server_from_environment
+
+
+class PacedSocket(socket.socket):
+    """A client connection whose blocking reads and writes must keep up an average pace.
+
+    A phase (reading a request, writing its answer) may take `grace` seconds plus its bytes divided
+    by `min_rate`; each blocking call waits at most until then. Outside a phase (gunicorn's own
+    lingering close) the socket is an ordinary one.
+    """
+
+    grace: float = 10.0
+    min_rate: float = 65536.0
+
+    def pace(self, grace: float, min_rate: float) -> None:
+        self.grace, self.min_rate = grace, min_rate
+        self._requested_timeout = None
+        self._phase = None
+        self._phase_start = 0.0
+        self._phase_bytes = 0
+
+    def begin_request(self) -> None:
+        self._phase, self._phase_start, self._phase_bytes = "read", time.monotonic(), 0
+
+    def _remaining(self, phase: str, more: int = 0) -> float:
+        if self._phase != phase:
+            self._phase, self._phase_start, self._phase_bytes = phase, time.monotonic(), 0
+        deadline = self._phase_start + self.grace + (self._phase_bytes + more) / self.min_rate
+        return deadline - time.monotonic()
+
+    def _wait(self, remaining: float) -> None:
+        requested = self._requested_timeout
+        super().settimeout(remaining if requested is None else min(requested, remaining))
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        if self._phase is None or self._requested_timeout == 0.0:
+            return super().recv(size, flags)
+        remaining = self._remaining("read")
+        if remaining <= 0:
+            raise self._too_slow("send its request")
+        self._wait(remaining)
+        try:
+            data = super().recv(size, flags)
+        except TimeoutError:
+            if self._requested_timeout is not None and self._remaining("read") > 0:
+                raise  # the caller's own, shorter timeout
+            raise self._too_slow("send its request") from None
+        self._phase_bytes += len(data)
+        return data
+
+    def sendall(self, data, flags: int = 0) -> None:
+        if self._phase is None or self._requested_timeout == 0.0:
+            return super().sendall(data, flags)
+        remaining = self._remaining("write", len(data))
+        self._wait(max(remaining, 0.001))
+        try:
+            super().sendall(data, flags)
+        except TimeoutError:
+            self._phase = None
+            raise BrokenPipeError(errno.EPIPE, "the client reads its answer too slowly; connection closed") from None
+        self._phase_bytes += len(data)
+        return None
+
+    def settimeout(self, value) -> None:
+        self._requested_timeout = value
+        super().settimeout(value)
+
+    def setblocking(self, flag: bool) -> None:
+        self._requested_timeout = None if flag else 0.0
+        super().setblocking(flag)
+
+    def gettimeout(self):
+        return self._requested_timeout
+
+    def shutdown(self, how: int) -> None:
+        self._phase = None
+        super().shutdown(how)
+
+    def _too_slow(self, what: str) -> ClientTooSlow:
+        self._phase = None
+        return ClientTooSlow(
+            f"The client did not {what} within {self.grace:g} s plus 1 s per {self.min_rate:g} bytes "
+            "(VALUEGRAPH_CLIENT_GRACE_SECONDS, VALUEGRAPH_CLIENT_MIN_BYTES_PER_SECOND)."
+        )
+
+
+class _Captured:
+    """Stands in for a client socket to catch the status line of gunicorn's own error page."""
+
+    def __init__(self):
+        self.data = b""
+
+    def gettimeout(self):
+        return 0.0
+
+    def sendall(self, data):
+        self.data += data
+
+
+def problem_bytes(status: int, reason: str, detail: str) -> bytes:
+    """A whole HTTP/1.1 answer carrying an RFC 9457 problem, for errors found before the app runs."""
+    body = orjson.dumps({"type": "about:blank", "title": reason, "status": status, "detail": detail})
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/problem+json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+class PacedThreadWorker(ThreadWorker):
+    """gthread, with the bounds of the module's docstring."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        settings = server_from_environment()
+        self.client_grace = float(settings["client_grace_seconds"])
+        self.client_min_rate = float(settings["client_min_bytes_per_second"])
+        self.keepalive_requests = settings["keepalive_requests"]
+
+    def accept(self, listener):
+        """Accept, then wait for the first byte in the event loop (gthread waits in a thread)."""
+        try:
+            client, address = listener.accept()
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        paced = PacedSocket(client.family, client.type, client.proto, fileno=client.detach())
+        paced.pace(self.client_grace, self.client_min_rate)
+        conn = TConn(self.cfg, paced, address, listener.getsockname())
+        conn.timeout = time.monotonic() + self.client_grace
+        self.pending_conns.append(conn)
+        self.poller.register(paced, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+
+    def handle(self, conn):
+        conn.sock.begin_request()
+        return super().handle(conn)
+
+    def handle_request(self, req, conn):
+        if conn.parser.req_count >= self.keepalive_requests:
+            req.must_close = True
+        return super().handle_request(req, conn)
+
+    def _keepalive_after(self, conn, keepalive):
+        try:
+            return super()._keepalive_after(conn, keepalive)
+        except ClientTooSlow:
+            return False
+
+    def handle_exit(self, sig, frame):
+        lifecycle.stopping.set()
+        super().handle_exit(sig, frame)
+
+    def handle_error(self, req, client, addr, exc):
+        """gunicorn's status for a request it refuses itself, as problem+json instead of an HTML page."""
+        if isinstance(exc, ClientTooSlow):
+            self.log.warning("Closed a connection from %s: %s", (addr or ("",))[0], exc)
+            status, reason, detail = 408, "Request Timeout", str(exc)
+        else:
+            captured = _Captured()
+            super().handle_error(req, captured, addr, exc)
+            _, code, reason = captured.data.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+            status = int(code)
+            detail = f"{exc}" if status < 500 else "The server failed; the error is logged."
+        try:
+            util.write_nonblock(client, problem_bytes(status, reason, detail[:1000]))
+        except Exception:
+            self.log.debug("Failed to send error message.")
