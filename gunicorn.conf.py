@@ -22,9 +22,10 @@ import errno
 import os
 import socket
 
-from service.config import ConfigError, server_from_environment
+from service.config import ConfigError, from_environment, server_from_environment
 
 _settings = server_from_environment()
+from_environment()  # the app's own settings, checked here too, so that a bad one stops the start in one line
 
 wsgi_app = "service:create_app()"
 

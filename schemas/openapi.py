@@ -25,10 +25,11 @@ DESCRIPTION = "\n\n".join(
 )
 
 PROBLEM_STATUSES = {
-    400: "The body is not JSON: not UTF-8, a syntax error, NaN or Infinity, a number too large for a double, or nesting over 1024 levels.",
+    400: "The body is not JSON: not UTF-8, a syntax error, NaN or Infinity, a number too large for a double, or nesting over 1024 levels; or its chunked framing is malformed.",
     405: "The method is not allowed here; the `Allow` header lists those that are.",
+    408: "The client sent its request slower than VALUEGRAPH_CLIENT_MIN_BYTES_PER_SECOND after VALUEGRAPH_CLIENT_GRACE_SECONDS; the connection is closed.",
     413: "The body is larger than VALUEGRAPH_MAX_BODY_BYTES.",
-    415: "The body is not `application/json`.",
+    415: "The body is not `application/json`, or has a Content-Encoding other than identity.",
     422: "The JSON is not a valid graph (`/problems/invalid-graph`), or the graph leaves the finite doubles (`/problems/numeric-error`).",
 }
 
@@ -119,7 +120,33 @@ def build_spec():
                 }
             },
         )
+    add_options(spec)
     return spec
+
+
+def add_options(spec):
+    """OPTIONS on every path: 204 with the methods allowed there in `Allow`, no body."""
+    for path, operations in list(spec._paths.items()):
+        methods = sorted(
+            {method.upper() for method in operations} | {"OPTIONS"} | ({"HEAD"} if "get" in operations else set())
+        )
+        spec.path(
+            path=path,
+            operations={
+                "options": {
+                    "summary": f"The methods allowed on {path}: {', '.join(methods)}.",
+                    "operationId": "options_" + path.strip("/").replace(".", "_").replace("/", "_"),
+                    "responses": {
+                        204: {
+                            "description": "No body; `Allow` lists the methods allowed here.",
+                            "headers": {
+                                "Allow": {"description": "The methods allowed here.", "schema": {"type": "string"}}
+                            },
+                        }
+                    },
+                }
+            },
+        )
 
 
 if __name__ == "__main__":

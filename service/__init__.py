@@ -9,7 +9,7 @@ def create_app(config: dict | None = None) -> Flask:
     The blueprints are imported here, as in Flask's tutorial, so that importing the engine or the op
     registry (`service.engine`, `service.ops`) never loads the web layer.
     """
-    from service import api, errors, meta
+    from service import api, errors, meta, options
     from service.config import from_environment
 
     app = Flask(__name__)
@@ -17,6 +17,7 @@ def create_app(config: dict | None = None) -> Flask:
     if config:
         app.config.from_mapping(config)
     errors.register(app)
+    options.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(meta.bp)
     return app

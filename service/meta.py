@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from flask import Blueprint, current_app, jsonify
 
-from service import graph
+from service import graph, lifecycle
 
 bp = Blueprint("meta", __name__)
 
@@ -31,7 +31,10 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Readiness: the contract is loaded and the engine differentiates a product."""
+    """Readiness: the contract is loaded and the engine differentiates a product; 503 once the worker
+    has been told to stop, so a load balancer drains it while its in-flight requests finish."""
+    if lifecycle.stopping.is_set():
+        return jsonify(status="stopping"), 503
     spec_document()
     _, (x, y, product) = graph.evaluate(
         [

@@ -40,6 +40,7 @@ class PacedSocket(socket.socket):
     lingering close) the socket is an ordinary one.
     """
 
+    SLICE = 256 * 1024
     grace: float = 10.0
     min_rate: float = 65536.0
 
@@ -80,17 +81,29 @@ class PacedSocket(socket.socket):
         return data
 
     def sendall(self, data, flags: int = 0) -> None:
+        """send() in slices, each given the time the pace allows for what has been sent so far plus the
+        slice: a client that stops reading is cut off within the grace and one slice's time, whatever
+        the size of the answer."""
         if self._phase is None or self._requested_timeout == 0.0:
             return super().sendall(data, flags)
-        remaining = self._remaining("write", len(data))
-        self._wait(max(remaining, 0.001))
-        try:
-            super().sendall(data, flags)
-        except TimeoutError:
-            self._phase = None
-            raise BrokenPipeError(errno.EPIPE, "the client reads its answer too slowly; connection closed") from None
-        self._phase_bytes += len(data)
+        view = memoryview(data).cast("B")
+        while view:
+            piece = view[: self.SLICE]
+            remaining = self._remaining("write", len(piece))
+            if remaining <= 0:
+                raise self._stopped_reading()
+            super().settimeout(remaining)
+            try:
+                sent = super().send(piece, flags)
+            except TimeoutError:
+                raise self._stopped_reading() from None
+            self._phase_bytes += sent
+            view = view[sent:]
         return None
+
+    def _stopped_reading(self) -> BrokenPipeError:
+        self._phase = None
+        return BrokenPipeError(errno.EPIPE, "the client reads its answer too slowly; connection closed")
 
     def settimeout(self, value) -> None:
         self._requested_timeout = value
@@ -178,6 +191,14 @@ class PacedThreadWorker(ThreadWorker):
             return super()._keepalive_after(conn, keepalive)
         except ClientTooSlow:
             return False
+
+    def set_accept_enabled(self, enabled):
+        """Once stopping, close the listening sockets too: while any process holds one open, the kernel
+        still completes connections that nobody will accept; closed, new connections are refused."""
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            for listener in self.sockets:
+                listener.close()
 
     def handle_exit(self, sig, frame):
         lifecycle.stopping.set()
