@@ -398,9 +398,9 @@ def test_sigterm_lets_a_million_node_request_finish_readiness_503_and_refuses_ne
             socket.create_connection(("127.0.0.1", port), timeout=30) as probe,
             socket.create_connection(("127.0.0.1", port), timeout=120) as big,
         ):
+            big.sendall(post_head(len(body)) + body)  # returns once the server has read nearly all of it
             probe.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
             assert probe.recv(65536).startswith(b"HTTP/1.1 200")
-            big.sendall(post_head(len(body)) + body)  # returns once the server has read nearly all of it
             server.process.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             probe.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
