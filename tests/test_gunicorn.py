@@ -427,6 +427,24 @@ def chain(n, start):
     return nodes + [{"id": i, "op": "mul" if i % 2 else "add", "children": [i - 1, "k"]} for i in range(1, n)]
 
 
+def chain_answer(n, start):
+    """What the seed's class gives for chain(n, start), by the same float operations in the same order:
+    data forward, then grads from the output back (the seed's recursion cannot go 100,000 deep)."""
+    data = [start]
+    for i in range(1, n):
+        data.append(data[-1] * 0.5 if i % 2 else data[-1] + 0.5)
+    grads, grad_k, grad = [0.0] * n, 0.0, 1.0
+    for i in range(n - 1, 0, -1):
+        grads[i] = grad
+        if i % 2:
+            grad, grad_k = 0.5 * grad, grad_k + data[i - 1] * grad
+        else:
+            grad, grad_k = 1 * grad, grad_k + 1 * grad
+    grads[0] = grad
+    answer = [{"id": 0, "data": start, "grad": grads[0]}, {"id": "k", "data": 0.5, "grad": grad_k}]
+    return answer + [{"id": i, "data": data[i], "grad": grads[i]} for i in range(1, n)]
+
+
 def test_load_mixed_graphs_on_32_keep_alive_connections(tmp_path):
     """32 keep-alive connections for 30 s: small graphs (each checked against the seed's class), invalid
     ones (422, naming the node), and 100,000-node graphs (first and last nodes checked). 0 failures."""
@@ -445,6 +463,7 @@ def test_load_mixed_graphs_on_32_keep_alive_connections(tmp_path):
         {"nodes": [{"id": "x", "op": "value", "data": -1.0}, {"id": "y", "op": "log", "children": ["x"]}]}
     )
     big = orjson.dumps({"nodes": chain(100_000, 1.0)})
+    expected_big = chain_answer(100_000, 1.0)
     with gunicorn_server(tmp_path, WEB_CONCURRENCY="2") as server:
         deadline = time.monotonic() + seconds
 
@@ -478,13 +497,7 @@ def test_load_mixed_graphs_on_32_keep_alive_connections(tmp_path):
                         if response.status_code != 422 or response.json()["errors"][0]["node"] != "y":
                             failures.append(f"invalid: {response.status_code} {response.text[:200]}")
                     else:
-                        nodes = response.json()["nodes"] if response.status_code == 200 else []
-                        if (
-                            len(nodes) != 100_000
-                            or nodes[0]["id"] != 0
-                            or nodes[-1]["id"] != 99_999
-                            or nodes[-1]["grad"] != 1.0
-                        ):
+                        if response.status_code != 200 or response.json()["nodes"] != expected_big:
                             failures.append(f"big: {response.status_code} {response.text[:200]}")
             return latencies, failures, counts
 
@@ -499,3 +512,10 @@ def test_load_mixed_graphs_on_32_keep_alive_connections(tmp_path):
     )
     assert failures == []
     assert min(counts.values()) > 0
+
+
+def test_the_chain_answer_is_the_seed_classs():
+    """chain_answer, the load test's expectation for 100,000-node chains, against the seed's class at a
+    depth its recursion reaches."""
+    expected = evaluate_with_seed(chain(300, 1.0), 299)
+    assert {node["id"]: (node["data"], node["grad"]) for node in chain_answer(300, 1.0)} == expected
