@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -51,9 +52,9 @@ def request_bytes(body: bytes, path: str = "/v1/evaluate") -> bytes:
 
 
 @contextmanager
-def server(tree: Path, log_dir: Path, workers: int = 2):
+def server(tree: Path, log_dir: Path, workers: int = 2, **extra_env):
     port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers), **extra_env}
     env.pop("PYTHONPATH", None)
     log = log_dir / f"gunicorn-{port}.log"
     with open(log, "wb") as out:
@@ -71,7 +72,7 @@ def server(tree: Path, log_dir: Path, workers: int = 2):
                 raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}")
             time.sleep(0.1)
         time.sleep(0.5)  # the second worker
-        yield port
+        yield port, process, log
     finally:
         process.terminate()
         try:
@@ -201,13 +202,82 @@ def stalled_upload(port: int, limit: float = 40.0) -> float:
         return time.monotonic() - start
 
 
+def after_a_kill(tree: Path, log_dir: Path, connections: int = 32) -> dict:
+    """Keep-alive load on `connections` connections; after 3 s one of the 2 workers is SIGKILLed; after
+    6 s more, the share of the requests of the last 3 s that each worker served, and the failures."""
+    tagged = "--access-logformat 'spread %(p)s %({x-phase}i)s'"
+    with server(tree, log_dir, GUNICORN_CMD_ARGS=tagged) as (port, process, log):
+        phase = {"name": "before"}
+        failures = asyncio.run(_load_with_a_kill(port, process.pid, connections, phase))
+        time.sleep(1)
+        pids = [
+            line.split()[1].strip("<>")
+            for line in log.read_text().splitlines()
+            if line.startswith("spread ") and line.endswith(" late")
+        ]
+        shares = sorted((round(pids.count(pid) / len(pids) * 100) for pid in set(pids)), reverse=True)
+        return {"failed_requests": failures, "last_3s_share_per_worker_percent": shares, "workers_serving": len(shares)}
+
+
+async def _load_with_a_kill(port, master_pid, connections, phase):
+    body = orjson.dumps(SEED)
+    failures = 0
+    start = time.monotonic()
+
+    async def connection():
+        nonlocal failures
+        while time.monotonic() - start < 12:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                failures += 1
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                while time.monotonic() - start < 12:
+                    writer.write(
+                        request_bytes(body).replace(b"\r\n\r\n", f"\r\nX-Phase: {phase['name']}\r\n\r\n".encode(), 1)
+                    )
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    await reader.readexactly(int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1)))
+                    if re.search(rb"(?i)connection:\s*close", head):
+                        break
+            except (OSError, asyncio.IncompleteReadError):
+                failures += 1
+            writer.close()
+
+    async def killer():
+        await asyncio.sleep(3)
+        os.kill(min(_children(master_pid)), signal.SIGKILL)
+        phase["name"] = "after"
+        await asyncio.sleep(6)
+        phase["name"] = "late"
+
+    await asyncio.gather(killer(), *(connection() for _ in range(connections)))
+    return failures
+
+
+def _children(pid):
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        children.append(int(entry))
+            except OSError:
+                continue
+    return children
+
+
 def slow_client_scenarios(tree: Path, log_dir: Path) -> dict:
     results = {"tree": str(tree)}
-    with server(tree, log_dir) as port:
+    results["after_a_sigkill"] = after_a_kill(tree, log_dir)
+    with server(tree, log_dir) as (port, _, _):
         results["slow_headers_failed"] = f"{slow_headers(port)} of 12"
-    with server(tree, log_dir) as port:
+    with server(tree, log_dir) as (port, _, _):
         results["no_readers_failed"] = f"{no_readers(port)} of 11"
-    with server(tree, log_dir) as port:
+    with server(tree, log_dir) as (port, _, _):
         held = stalled_upload(port)
         results["stalled_upload_held_seconds"] = f"{held:.1f}" if held < 39.5 else "40+ (not closed)"
     return results
@@ -225,7 +295,7 @@ def main(argv=None):
         rates = {tree: [] for tree in trees}
         for _ in range(args.rounds):
             for tree in trees:
-                with server(tree, Path(log_dir)) as port:
+                with server(tree, Path(log_dir)) as (port, _, _):
                     rates[tree].append(round(throughput(port, args.seconds)))
         for tree in trees:
             results = {"tree": str(tree)} if args.throughput_only else slow_client_scenarios(tree, Path(log_dir))

@@ -109,7 +109,7 @@ KEEPALIVE = Setting(
 KEEPALIVE_REQUESTS = Setting(
     "GUNICORN_KEEPALIVE_REQUESTS",
     "keepalive_requests",
-    1000,
+    100,
     positive_int,
     "requests on one connection before the server closes it, so clients reconnect and spread over the workers",
 )
