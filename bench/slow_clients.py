@@ -270,6 +270,13 @@ def _children(pid):
     return children
 
 
+def _cpu_seconds(pid):
+    """User and system CPU time of a process so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def slow_client_scenarios(tree: Path, log_dir: Path) -> dict:
     results = {"tree": str(tree)}
     results["after_a_sigkill"] = after_a_kill(tree, log_dir)
@@ -289,17 +296,32 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each throughput run")
     parser.add_argument("--rounds", type=int, default=1, help="throughput runs per tree, alternating trees")
     parser.add_argument("--throughput-only", action="store_true", help="skip the slow-client scenarios")
+    parser.add_argument("--kill-only", type=int, metavar="RUNS", help="only the SIGKILL scenario, RUNS times per tree")
     args = parser.parse_args(argv)
+    if args.kill_only:
+        with tempfile.TemporaryDirectory(prefix="valuegraph-kill-") as log_dir:
+            for _ in range(args.kill_only):
+                for tree in args.tree or [Path(__file__).resolve().parent.parent]:
+                    result = after_a_kill(tree.resolve(), Path(log_dir))
+                    print(orjson.dumps({"tree": str(tree), **result}).decode(), flush=True)
+        return
     trees = [tree.resolve() for tree in args.tree or [Path(__file__).resolve().parent.parent]]
     with tempfile.TemporaryDirectory(prefix="valuegraph-slow-") as log_dir:
         rates = {tree: [] for tree in trees}
+        per_cpu_second = {tree: [] for tree in trees}
         for _ in range(args.rounds):
             for tree in trees:
-                with server(tree, Path(log_dir)) as (port, _, _):
-                    rates[tree].append(round(throughput(port, args.seconds)))
+                with server(tree, Path(log_dir)) as (port, process, _):
+                    workers = _children(process.pid)
+                    cpu_before = sum(map(_cpu_seconds, workers))
+                    rate = throughput(port, args.seconds)
+                    cpu = sum(map(_cpu_seconds, workers)) - cpu_before
+                    rates[tree].append(round(rate))
+                    per_cpu_second[tree].append(round(rate * args.seconds / cpu))
         for tree in trees:
             results = {"tree": str(tree)} if args.throughput_only else slow_client_scenarios(tree, Path(log_dir))
             results["requests_per_second"] = rates[tree]
+            results["requests_per_server_cpu_second"] = per_cpu_second[tree]
             print(orjson.dumps(results).decode(), flush=True)
 
 

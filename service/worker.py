@@ -17,6 +17,7 @@ workers do better, holding slow clients for free, this worker gets from three bo
   is killed and replaced, the load comes back to the new one.
 """
 
+import contextlib
 import errno
 import selectors
 import socket
@@ -24,12 +25,16 @@ import time
 from functools import partial
 
 import orjson
-from gunicorn import util
+from gunicorn import http, util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from service import lifecycle
 from service.body import ClientTooSlow
 from service.config import server_from_environment
+
+# Larger than any request line plus headers a client sends in practice; a head that is not whole by then
+# is handed to a thread, where gunicorn's own limits (414, 431) apply.
+HEAD_LIMIT = 65536
 
 
 class PacedSocket(socket.socket):
@@ -54,52 +59,73 @@ class PacedSocket(socket.socket):
     def begin_request(self) -> None:
         self._phase, self._phase_start, self._phase_bytes = "read", time.monotonic(), 0
 
-    def _remaining(self, phase: str, more: int = 0) -> float:
+    def _enter(self, phase: str) -> None:
         if self._phase != phase:
             self._phase, self._phase_start, self._phase_bytes = phase, time.monotonic(), 0
+
+    def _remaining(self, more: int = 0) -> float:
         deadline = self._phase_start + self.grace + (self._phase_bytes + more) / self.min_rate
         return deadline - time.monotonic()
 
-    def _wait(self, remaining: float) -> None:
-        requested = self._requested_timeout
-        super().settimeout(remaining if requested is None else min(requested, remaining))
-
     def recv(self, size: int, flags: int = 0) -> bytes:
+        """First without waiting (one system call, as gunicorn's own); only when nothing has arrived
+        yet, wait as long as the pace allows."""
         if self._phase is None or self._requested_timeout == 0.0:
             return super().recv(size, flags)
-        remaining = self._remaining("read")
-        if remaining <= 0:
-            raise self._too_slow("send its request")
-        self._wait(remaining)
+        self._enter("read")
         try:
-            data = super().recv(size, flags)
-        except TimeoutError:
-            if self._requested_timeout is not None and self._remaining("read") > 0:
-                raise  # the caller's own, shorter timeout
-            raise self._too_slow("send its request") from None
+            data = super().recv(size, flags | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            data = self._recv_in_time(size, flags)
         self._phase_bytes += len(data)
         return data
 
+    def _recv_in_time(self, size: int, flags: int) -> bytes:
+        remaining = self._remaining()
+        if remaining <= 0:
+            raise self._too_slow("send its request")
+        requested = self._requested_timeout
+        super().settimeout(remaining if requested is None else min(requested, remaining))
+        try:
+            return super().recv(size, flags)
+        except TimeoutError:
+            if requested is not None and self._remaining() > 0:
+                raise  # the caller's own, shorter timeout
+            raise self._too_slow("send its request") from None
+        finally:
+            super().settimeout(requested)
+
     def sendall(self, data, flags: int = 0) -> None:
-        """send() in slices, each given the time the pace allows for what has been sent so far plus the
-        slice: a client that stops reading is cut off within the grace and one slice's time, whatever
-        the size of the answer."""
+        """send() in slices, each first without waiting; when the client's buffers are full, each is
+        given the time the pace allows for what has been sent so far plus the slice, so a client that
+        stops reading is cut off within the grace and one slice's time, whatever the size of the answer."""
         if self._phase is None or self._requested_timeout == 0.0:
             return super().sendall(data, flags)
+        self._enter("write")
         view = memoryview(data).cast("B")
         while view:
             piece = view[: self.SLICE]
-            remaining = self._remaining("write", len(piece))
-            if remaining <= 0:
-                raise self._stopped_reading()
-            super().settimeout(remaining)
             try:
-                sent = super().send(piece, flags)
-            except TimeoutError:
-                raise self._stopped_reading() from None
+                sent = super().send(piece, flags | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = self._send_in_time(piece, flags)
             self._phase_bytes += sent
             view = view[sent:]
         return None
+
+    def _send_in_time(self, piece, flags: int) -> int:
+        remaining = self._remaining(len(piece))
+        if remaining <= 0:
+            raise self._stopped_reading()
+        requested = self._requested_timeout
+        super().settimeout(remaining)
+        try:
+            return super().send(piece, flags)
+        except TimeoutError:
+            raise self._stopped_reading() from None
+        finally:
+            if self._phase is not None:
+                super().settimeout(requested)
 
     def _stopped_reading(self) -> BrokenPipeError:
         self._phase = None
@@ -162,20 +188,85 @@ class PacedThreadWorker(ThreadWorker):
         self.keepalive_requests = settings["keepalive_requests"]
 
     def accept(self, listener):
-        """Accept, then wait for the first byte in the event loop (gthread waits in a thread)."""
+        """Accept, then wait for the request's head in the event loop (gthread waits in a thread)."""
+        if self.cfg.is_ssl:
+            return super().accept(listener)
         try:
             client, address = listener.accept()
         except OSError as error:
             if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
-            return
+            return None
         self.nr_conns += 1
         paced = PacedSocket(client.family, client.type, client.proto, fileno=client.detach())
         paced.pace(self.client_grace, self.client_min_rate)
         conn = TConn(self.cfg, paced, address, listener.getsockname())
+        conn.head = bytearray()
+        self._wait_for_head(conn)
+        return None
+
+    def _wait_for_head(self, conn):
         conn.timeout = time.monotonic() + self.client_grace
         self.pending_conns.append(conn)
-        self.poller.register(paced, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._read_head, conn, self.pending_conns))
+
+    def on_client_socket_readable(self, conn, client):
+        """A kept-alive connection's next request: its head is read in the event loop too."""
+        if self.cfg.is_ssl:
+            return super().on_client_socket_readable(conn, client)
+        conn.head = bytearray()
+        return self._read_head(conn, self.keepalived_conns, client)
+
+    def _read_head(self, conn, queue, _client=None):
+        """Read what has arrived; once the head is whole (or larger than any head gunicorn accepts), hand
+        the connection to a thread, the bytes read put back in front of its parser. A client that has
+        not sent its head within the grace is closed by murder_pending, with no thread ever held."""
+        try:
+            data = conn.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.poller.unregister(conn.sock)
+            queue.remove(conn)
+            self.nr_conns -= 1
+            conn.close()
+            return
+        conn.head += data
+        if b"\r\n\r\n" not in conn.head and len(conn.head) < HEAD_LIMIT:
+            if queue is self.keepalived_conns:
+                self.poller.unregister(conn.sock)
+                queue.remove(conn)
+                self._wait_for_head(conn)
+            return
+        self.poller.unregister(conn.sock)
+        queue.remove(conn)
+        if conn.parser is None:
+            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+        conn.parser.unreader.unread(bytes(conn.head))
+        conn.head = bytearray()
+        conn.data_ready = True
+        self.enqueue_req(conn)
+
+    def murder_pending(self):
+        """Close the connections whose head did not come within the grace, with a 408 problem to those
+        that sent part of one."""
+        now = time.monotonic()
+        while self.pending_conns and self.pending_conns[0].timeout <= now:
+            conn = self.pending_conns.popleft()
+            with contextlib.suppress(OSError, KeyError, ValueError):
+                self.poller.unregister(conn.sock)
+            if getattr(conn, "head", None):
+                self.log.warning("Closed a connection from %s: its request head was not sent in time", conn.client[0])
+                detail = (
+                    f"The request's head did not arrive within {self.client_grace:g} s "
+                    "(VALUEGRAPH_CLIENT_GRACE_SECONDS)."
+                )
+                with contextlib.suppress(OSError):
+                    conn.sock.send(problem_bytes(408, "Request Timeout", detail), socket.MSG_DONTWAIT)
+            self.nr_conns -= 1
+            conn.close()
 
     def handle(self, conn):
         conn.sock.begin_request()
