@@ -26,7 +26,7 @@ class ClientTooSlow(Exception):
 def request_body() -> bytes:
     """The body, refused with 413 when it is over MAX_CONTENT_LENGTH, read straight from the server:
     Content-Length says how much, or, for a chunked body, reading one byte past the limit tells."""
-    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    encoding = request.environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
     if encoding not in IDENTITY:
         raise Problem(
             415,

@@ -99,7 +99,7 @@ WEB_CONCURRENCY = Setting(
 THREADS = Setting(
     "GUNICORN_THREADS",
     "threads",
-    16,
+    8,
     positive_int,
     "threads per worker: requests a worker serves at once (reading, computing, writing)",
 )
