@@ -6,9 +6,10 @@ An empty WEB_CONCURRENCY is the exception: gunicorn itself reads it, as a number
 and fails with a traceback; `make run` unsets an empty one.
 
 The worker is service/worker.py's `PacedThreadWorker`, gunicorn's gthread worker with three bounds:
-a new connection waits for its first byte in the event loop, not in a thread; a request and its answer
-must move at a minimum average pace after a grace period, so slow or stalled clients hold a thread for
-seconds, not forever; and a keep-alive connection is closed after a number of requests, so clients
+a request's head is read in the worker's event loop, so a silent client or one sending its headers a
+byte a second holds no thread and is closed after a grace period; a body and an answer must move at a
+minimum average pace after that grace, so a stalled upload or a client that never reads holds a thread
+for seconds, not forever; and a keep-alive connection is closed after a number of requests, so clients
 reconnect and spread over the workers again after one is restarted. Not gevent or eventlet: evaluation
 is CPU-bound and never yields, so under an async worker one large graph would stall every other
 connection of its worker, health checks included, for its whole duration.

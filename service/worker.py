@@ -7,11 +7,12 @@ yields. Under an async worker one large graph stops every other connection of th
 checks included, for seconds; threads at least share the GIL every few milliseconds. What the async
 workers do better, holding slow clients for free, this worker gets from three bounds instead:
 
-- a new connection waits for its first byte in the worker's event loop, not in a thread;
-- from then on, a request must arrive at an average of `VALUEGRAPH_CLIENT_MIN_BYTES_PER_SECOND`
-  after `VALUEGRAPH_CLIENT_GRACE_SECONDS` of slack, headers and body alike, and an answer must be read
-  at that pace too; past it the connection is closed (with a 408 problem if nothing was answered yet),
-  so a slow or stalled client holds a thread for seconds, not forever;
+- a request's head is read in the worker's event loop, not in a thread, and must be whole within
+  `VALUEGRAPH_CLIENT_GRACE_SECONDS`; a silent client, or one dripping its headers, holds no thread;
+- in the thread, the body must arrive at an average of `VALUEGRAPH_CLIENT_MIN_BYTES_PER_SECOND` after
+  the same grace, and the answer must be read at that pace too; past it the connection is closed (with
+  a 408 problem if nothing was answered yet), so a slow or stalled client holds a thread for seconds,
+  not forever;
 - a keep-alive connection is closed after `GUNICORN_KEEPALIVE_REQUESTS` requests, so the client
   reconnects and the kernel's accept queue, shared by the workers, spreads it again: after a worker
   is killed and replaced, the load comes back to the new one.
