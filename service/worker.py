@@ -304,6 +304,8 @@ class PacedThreadWorker(ThreadWorker):
         else:
             captured = _Captured()
             super().handle_error(req, captured, addr, exc)
+            if not captured.data:
+                return
             _, code, reason = captured.data.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
             status = int(code)
             detail = f"{exc}" if status < 500 else "The server failed; the error is logged."
