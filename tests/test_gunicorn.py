@@ -6,6 +6,7 @@ bounded; everything is on loopback.
 """
 
 import os
+import re
 import signal
 import socket
 import statistics
@@ -44,6 +45,22 @@ def exchange(port, data, timeout=20.0):
         while chunk := sock.recv(65536):
             received += chunk
         return received
+
+
+def read_answer(sock):
+    """One whole answer from a kept-alive connection: its head, then Content-Length bytes of body."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection after {received!r}"
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head).group(1))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection in the middle of an answer"
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def parse(answer):
@@ -283,7 +300,7 @@ def test_a_slow_but_steady_upload_is_served(paced_server):
         for start in range(0, len(BODY), 60):
             time.sleep(0.3)
             sock.sendall(BODY[start : start + 60])
-        received = sock.recv(65536)
+        received = read_answer(sock)
     assert parse(received)[0] == 200
 
 
@@ -400,11 +417,11 @@ def test_sigterm_lets_a_million_node_request_finish_readiness_503_and_refuses_ne
         ):
             big.sendall(post_head(len(body)) + body)  # returns once the server has read nearly all of it
             probe.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert probe.recv(65536).startswith(b"HTTP/1.1 200")
+            assert read_answer(probe).startswith(b"HTTP/1.1 200")
             server.process.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             probe.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
-            status, headers, readiness = parse(probe.recv(65536))
+            status, headers, readiness = parse(read_answer(probe))
             assert (status, orjson.loads(readiness)) == (503, {"status": "stopping"})
             assert headers["connection"] == "close"
             with pytest.raises(ConnectionRefusedError):
