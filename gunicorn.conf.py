@@ -53,6 +53,10 @@ loglevel = _settings["loglevel"]
 
 
 def on_starting(server):
+    refuse_a_busy_port()
+
+
+def refuse_a_busy_port():
     """Refuse to start on an address something already listens on, at once and in one line (gunicorn
     alone retries for 5 seconds and logs the attempts). Not when gunicorn inherits its sockets (a
     re-exec on SIGUSR2, or systemd socket activation): then they are meant to be in use."""
@@ -75,3 +79,7 @@ def on_starting(server):
                     "stop it or choose another PORT"
                 ) from None
             raise ConfigError(f"cannot listen on {bind}: {error.strerror}") from None
+
+
+# Hooks of other concerns (metrics) go below. gunicorn keeps one function per hook name: one that also
+# needs on_starting must call refuse_a_busy_port() itself.
