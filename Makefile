@@ -18,8 +18,9 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
+# gunicorn itself fails with a traceback on an empty WEB_CONCURRENCY, before reading gunicorn.conf.py.
 run: $(VENV)/.runtime
-	$(BIN)/gunicorn --config gunicorn.conf.py
+	$(if $(WEB_CONCURRENCY),,env -u WEB_CONCURRENCY )$(BIN)/gunicorn --config gunicorn.conf.py
 
 test: $(VENV)/.dev contract-tools system-tools
 	$(BIN)/ruff check .

@@ -1,40 +1,84 @@
 """gunicorn settings for valuegraph, the same for `make run`, the tests, the benchmark and the image.
 
-Every setting can be changed from the environment; README's Configuration lists them.
+Every setting comes from an environment variable declared in service/config.py's table (README's
+Configuration lists them); a bad value stops gunicorn with a one-line message naming the variable.
+An empty WEB_CONCURRENCY is the exception: gunicorn itself reads it, as a number, before this file,
+and fails with a traceback; `make run` unsets an empty one.
+
+The worker is service/worker.py's `PacedThreadWorker`, gunicorn's gthread worker with three bounds:
+a request's head is read in the worker's event loop, so a silent client or one sending its headers a
+byte a second holds no thread and is closed after a grace period; a body and an answer must move at a
+minimum average pace after that grace, so a stalled upload or a client that never reads holds a thread
+for seconds, not forever; and a keep-alive connection is closed after a number of requests, so clients
+reconnect and spread over the workers again after one is restarted. Not gevent or eventlet: evaluation
+is CPU-bound and never yields, so under an async worker one large graph would stall every other
+connection of its worker, health checks included, for its whole duration.
+
+The workers share the master's listening socket (no SO_REUSEPORT). With a socket per worker, a second
+`make run` on a busy port started silently and took half the connections, and the connections queued
+on a killed worker's socket were lost with it.
 """
 
+import errno
 import os
+import socket
 
+from service.config import ConfigError, from_environment, server_from_environment
 
-def _setting(name, default):
-    """An environment variable's value, the default when it is unset or empty."""
-    return os.environ.get(name) or default
-
+_settings = server_from_environment()
+from_environment()  # the app's own settings, checked here too, so that a bad one stops the start in one line
 
 wsgi_app = "service:create_app()"
 
-bind = f"{_setting('HOST', '127.0.0.1')}:{_setting('PORT', '8000')}"
+bind = f"{_settings['host']}:{_settings['port']}"
+reuse_port = False
 
-# Evaluation is CPU-bound Python, so one worker process per core; threads only let a worker hold
-# several keep-alive connections while it computes for one of them.
-workers = int(_setting("WEB_CONCURRENCY", os.cpu_count() or 1))
-worker_class = "gthread"
-threads = int(_setting("GUNICORN_THREADS", "4"))
-# Each worker listens on a socket of its own (SO_REUSEPORT), so the kernel spreads new connections
-# over the workers; on one shared socket, one worker could take all of a client's keep-alive
-# connections and leave the other idle.
-reuse_port = True
-keepalive = int(_setting("GUNICORN_KEEPALIVE", "5"))
+# Evaluation is CPU-bound Python, so one worker process per core; threads let a worker read, compute
+# and write several requests at once, and idle keep-alive connections wait in its event loop, not in threads.
+workers = _settings["workers"]
+worker_class = "service.worker.PacedThreadWorker"
+threads = _settings["threads"]
+keepalive = _settings["keepalive"]
 
-# A 1,000,000-node graph takes several seconds; a worker silent for longer than this is restarted.
-timeout = int(_setting("GUNICORN_TIMEOUT", "120"))
-graceful_timeout = int(_setting("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# A 1,000,000-node graph takes seconds; a worker that stops checking in for longer than this is restarted.
+timeout = _settings["timeout"]
+graceful_timeout = _settings["graceful_timeout"]
 
 # gunicorn's runtime control socket is not used; without it the service needs no writable home.
 control_socket_disable = True
 
 errorlog = "-"
-loglevel = _setting("GUNICORN_LOGLEVEL", "info")
+loglevel = _settings["loglevel"]
+
+
+def on_starting(server):
+    refuse_a_busy_port()
+    prepare_metrics_directory(server)
+
+
+def refuse_a_busy_port():
+    """Refuse to start on an address something already listens on, at once and in one line (gunicorn
+    alone retries for 5 seconds and logs the attempts). Not when gunicorn inherits its sockets (a
+    re-exec on SIGUSR2, or systemd socket activation): then they are meant to be in use."""
+    if os.environ.get("GUNICORN_FD") or os.environ.get("LISTEN_FDS"):
+        return
+    host, port = _settings["host"].strip("[]"), _settings["port"]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        addresses = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise ConfigError(f"HOST {host!r} is not an address this machine can listen on: {error}") from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(addresses[0][4])
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"{bind} is already in use: another server (perhaps another `make run`) listens there; "
+                    "stop it or choose another PORT"
+                ) from None
+            raise ConfigError(f"cannot listen on {bind}: {error.strerror}") from None
 
 
 # --- Visible (service/observe.py, service/metrics.py) ------------------------------------------------
@@ -43,12 +87,8 @@ loglevel = _setting("GUNICORN_LOGLEVEL", "info")
 # body bytes read and the request id, which gunicorn's access_log_format atoms cannot give.
 accesslog = None
 
-_earlier_on_starting = globals().get("on_starting", lambda server: None)
-_earlier_child_exit = globals().get("child_exit", lambda server, worker: None)
-_earlier_on_exit = globals().get("on_exit", lambda server: None)
 
-
-def on_starting(server):
+def prepare_metrics_directory(server):
     """Give the workers a fresh, empty PROMETHEUS_MULTIPROC_DIR before any of them starts: a temporary
     directory of the master's own when the variable is unset, else the one given with its files of an
     earlier run removed. Set here, in the master, it is in every worker's environment before the app,
@@ -56,7 +96,6 @@ def on_starting(server):
     import tempfile
     from pathlib import Path
 
-    _earlier_on_starting(server)
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
         directory = tempfile.mkdtemp(prefix="valuegraph-metrics-")
@@ -67,7 +106,6 @@ def on_starting(server):
 
 def child_exit(server, worker):
     """A dead worker's live gauges (in-flight requests, its request count) must not count any more."""
-    _earlier_child_exit(server, worker)
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
@@ -76,7 +114,6 @@ def child_exit(server, worker):
 def on_exit(server):
     import shutil
 
-    _earlier_on_exit(server)
     made = getattr(server, "metrics_directory_made", None)
     if made:
         shutil.rmtree(made, ignore_errors=True)

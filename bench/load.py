@@ -68,6 +68,9 @@ async def _python_load(port, body, connections, seconds):
             length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
             await reader.readexactly(length)
             done += 1
+            if re.search(rb"(?i)connection:\s*close", head):  # the server rotates connections
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.close()
         return done
 

@@ -19,6 +19,8 @@ from schemas.observability import ObservabilityPlugin
 from schemas.problem import ProblemSchema
 from schemas.status import StatusSchema
 from service.config import (
+    CLIENT_GRACE_SECONDS,
+    CLIENT_MIN_RATE,
     DEADLINE_SECONDS,
     MAX_BATCH_GRAPHS,
     MAX_BATCH_NODES,
@@ -87,11 +89,14 @@ DESCRIPTION = "\n\n".join(
 )
 
 EVALUATE_PROBLEMS = {
-    400: "The body is not JSON: not UTF-8, a syntax error, NaN or Infinity, a number too large for a double, or nesting over 1024 levels.",
+    400: "The body is not JSON: not UTF-8, a syntax error, NaN or Infinity, a number too large for a double, or "
+    "nesting over 1024 levels; or its chunked framing is malformed.",
+    408: f"The client sent its request slower than `{CLIENT_MIN_RATE.variable}` after "
+    f"`{CLIENT_GRACE_SECONDS.variable}`; the connection is closed.",
     413: f"The body is larger than `{MAX_BODY_BYTES.variable}` (default {MAX_BODY_BYTES.default} bytes), or a body "
     f"this large could need more memory than a worker's budget, `{MEMORY_BUDGET_BYTES.variable}`, allows "
     "(`/problems/over-memory-budget`).",
-    415: "The body is not `application/json`.",
+    415: "The body is not `application/json`, or has a Content-Encoding other than identity.",
     422: "The JSON is not a valid graph (`/problems/invalid-graph`), or the graph leaves the finite doubles (`/problems/numeric-error`).",
     503: "The requests in progress hold the worker's memory budget (`/problems/over-memory-budget`, with "
     "`Retry-After`): retry shortly, here or on another replica.",
@@ -292,6 +297,7 @@ def build_spec() -> APISpec:
                 }
             },
         )
+    add_options(spec)
     return spec
 
 
@@ -455,6 +461,32 @@ def add_grading_paths(spec: APISpec, any_route: dict) -> None:
                         200: {"description": answer_text, "content": {"application/json": content}},
                         **{status: problem_response(text, status=status) for status, text in problems.items()},
                         **any_route,
+                    },
+                }
+            },
+        )
+
+
+def add_options(spec):
+    """OPTIONS on every path: 204 with the methods allowed there in `Allow`, no body."""
+    for path, operations in list(spec._paths.items()):
+        methods = sorted(
+            {method.upper() for method in operations} | {"OPTIONS"} | ({"HEAD"} if "get" in operations else set())
+        )
+        spec.path(
+            path=path,
+            operations={
+                "options": {
+                    "summary": f"The methods allowed on {path}: {', '.join(methods)}.",
+                    "operationId": "options_" + path.strip("/").replace(".", "_").replace("/", "_"),
+                    "responses": {
+                        204: {
+                            "description": "No body; `Allow` lists the methods allowed here.",
+                            "headers": {
+                                "Allow": {"description": "The methods allowed here.", "schema": {"type": "string"}}
+                            },
+                        },
+                        500: problem_response(ANY_ROUTE_PROBLEMS[500][1], status=500),
                     },
                 }
             },

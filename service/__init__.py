@@ -10,7 +10,7 @@ def create_app(config: dict | None = None) -> Flask:
     registry (`service.engine`, `service.ops`) never loads the web layer.
     """
     from schemas import GraphRequestSchema
-    from service import api, auth, errors, grading_api, meta, metrics, observe, tools
+    from service import api, auth, errors, grading_api, meta, metrics, observe, options, tools
     from service.config import from_environment
     from service.limits import MemoryBudget
 
@@ -24,6 +24,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["MEMORY_BUDGET_BYTES"], app.config["ADMISSION_WAIT_SECONDS"]
     )
     errors.register(app)
+    options.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(meta.bp)
     app.register_blueprint(grading_api.bp)

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, request
 
 from schemas import is_valid_request
 from service import graph
+from service.body import request_body
 from service.errors import Problem
 from service.gcpause import cyclic_gc_paused
 from service.limits import Deadline
@@ -70,30 +71,6 @@ def parse_json(body: bytes) -> object:
             return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise Problem(400, "/problems/invalid-json", "The body is not valid JSON", f"{error}.") from None
-
-
-def request_body() -> bytes:
-    """The body, refused with 413 when it is over MAX_CONTENT_LENGTH, read straight from the server:
-    Content-Length says how much, or, for a chunked body, reading one byte past the limit tells."""
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    length = request.content_length
-    if length is not None and length > limit:
-        raise body_too_large(limit)
-    if length is None and not request.environ.get("wsgi.input_terminated"):
-        return b""
-    body = request.environ["wsgi.input"].read(limit + 1 if length is None else length)
-    if len(body) > limit:
-        raise body_too_large(limit)
-    return body
-
-
-def body_too_large(limit: int) -> Problem:
-    return Problem(
-        413,
-        "about:blank",
-        "Content Too Large",
-        f"The body is over the limit of {limit} bytes (VALUEGRAPH_MAX_BODY_BYTES).",
-    )
 
 
 def evaluation_json(

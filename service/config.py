@@ -52,6 +52,40 @@ def positive_int(name: str, raw: str) -> int:
     return value
 
 
+def non_negative_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, not {value}")
+    return value
+
+
+def port(name: str, raw: str) -> int:
+    value = positive_int(name, raw)
+    if value > 65535:
+        raise ConfigError(f"{name} must be a TCP port, 1 to 65535, not {value}")
+    return value
+
+
+def host(name: str, raw: str) -> str:
+    if any(character.isspace() or character == "/" for character in raw):
+        raise ConfigError(f"{name} must be a host name or an IP address, not {raw!r}")
+    if ":" in raw and not (raw.startswith("[") and raw.endswith("]")):
+        raise ConfigError(
+            f"{name} must be an address without a port (PORT sets it; an IPv6 address goes in brackets), not {raw!r}"
+        )
+    return raw
+
+
+def log_level(name: str, raw: str) -> str:
+    levels = ("debug", "info", "warning", "error", "critical")
+    if raw.lower() not in levels:
+        raise ConfigError(f"{name} must be one of {', '.join(levels)}, not {raw!r}")
+    return raw.lower()
+
+
 @dataclass(frozen=True)
 class Setting:
     """One environment variable: the app config key it sets, its default and what it means."""
@@ -196,12 +230,85 @@ SETTINGS: tuple[Setting, ...] = (
     MAX_RENDER_NODES,
 )
 
+# The HTTP server's settings: gunicorn.conf.py and the worker (service/worker.py) read them, the app does not.
+HOST = Setting("HOST", "host", "127.0.0.1", host, "the address gunicorn listens on (0.0.0.0 in the image)")
+PORT = Setting("PORT", "port", 8000, port, "the TCP port gunicorn listens on")
+WEB_CONCURRENCY = Setting(
+    "WEB_CONCURRENCY",
+    "workers",
+    os.cpu_count() or 1,
+    positive_int,
+    "gunicorn worker processes: evaluation is CPU-bound, so one per core (default: the number of cores)",
+)
+THREADS = Setting(
+    "GUNICORN_THREADS",
+    "threads",
+    8,
+    positive_int,
+    "threads per worker: requests a worker serves at once (reading, computing, writing)",
+)
+KEEPALIVE = Setting(
+    "GUNICORN_KEEPALIVE", "keepalive", 5, non_negative_int, "seconds an idle keep-alive connection stays open"
+)
+KEEPALIVE_REQUESTS = Setting(
+    "GUNICORN_KEEPALIVE_REQUESTS",
+    "keepalive_requests",
+    100,
+    positive_int,
+    "requests on one connection before the server closes it, so clients reconnect and spread over the workers",
+)
+TIMEOUT = Setting(
+    "GUNICORN_TIMEOUT", "timeout", 120, positive_int, "seconds a worker may fail to check in before it is restarted"
+)
+GRACEFUL_TIMEOUT = Setting(
+    "GUNICORN_GRACEFUL_TIMEOUT",
+    "graceful_timeout",
+    30,
+    positive_int,
+    "seconds in-flight requests have to finish after SIGTERM",
+)
+CLIENT_GRACE_SECONDS = Setting(
+    "VALUEGRAPH_CLIENT_GRACE_SECONDS",
+    "client_grace_seconds",
+    10,
+    positive_int,
+    "seconds a client has to send a request's headers, and the slack on top of the minimum rate for its body "
+    "and for reading its answer; past it, the connection is closed (408 if nothing was answered yet)",
+)
+CLIENT_MIN_RATE = Setting(
+    "VALUEGRAPH_CLIENT_MIN_BYTES_PER_SECOND",
+    "client_min_bytes_per_second",
+    65536,
+    positive_int,
+    "the slowest average rate at which a client may send a body or read an answer",
+)
+LOG_LEVEL = Setting(
+    "GUNICORN_LOGLEVEL", "loglevel", "info", log_level, "the error log's level; the access log goes to stdout"
+)
+
+SERVER_SETTINGS: tuple[Setting, ...] = (
+    HOST,
+    PORT,
+    WEB_CONCURRENCY,
+    THREADS,
+    KEEPALIVE,
+    KEEPALIVE_REQUESTS,
+    TIMEOUT,
+    GRACEFUL_TIMEOUT,
+    CLIENT_GRACE_SECONDS,
+    CLIENT_MIN_RATE,
+    LOG_LEVEL,
+)
+
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, object]:
     """The app's settings, read from the environment."""
     settings = {setting.key: setting.read(environ) for setting in SETTINGS}
     if settings["MEMORY_BUDGET_BYTES"] is None:
-        workers_raw = environ.get("WEB_CONCURRENCY")
-        workers = positive_int("WEB_CONCURRENCY", workers_raw) if workers_raw else os.cpu_count() or 1
-        settings["MEMORY_BUDGET_BYTES"] = default_memory_budget(workers)
+        settings["MEMORY_BUDGET_BYTES"] = default_memory_budget(WEB_CONCURRENCY.read(environ))
     return settings
+
+
+def server_from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, object]:
+    """The HTTP server's settings, read from the environment."""
+    return {setting.key: setting.read(environ) for setting in SERVER_SETTINGS}

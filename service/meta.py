@@ -7,7 +7,7 @@ import yaml
 from flask import Blueprint, Response, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from service import graph
+from service import graph, lifecycle
 
 bp = Blueprint("meta", __name__)
 
@@ -32,7 +32,10 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    """Readiness: the contract is loaded and the engine differentiates a product."""
+    """Readiness: the contract is loaded and the engine differentiates a product; 503 once the worker
+    has been told to stop, so a load balancer drains it while its in-flight requests finish."""
+    if lifecycle.stopping.is_set():
+        return jsonify(status="stopping"), 503
     spec_document()
     _, (x, y, product) = graph.evaluate(
         [

@@ -1,0 +1,329 @@
+"""`python -m bench.slow_clients`: the server alone against slow clients, and its small-graph
+throughput, for one or more source trees (this one, and e.g. an older commit to compare with).
+
+Scenarios, each against a fresh gunicorn started from the tree's gunicorn.conf.py with 2 workers:
+- throughput: the seed example POSTed on 16 keep-alive connections for a few seconds (requests/s);
+- slow headers: 20 connections send a request's headers a byte a second while 12 normal requests are
+  made one after another, each given 5 s: how many fail;
+- no readers: 8 clients pipeline requests for large answers and never read them, while 11 health checks
+  are made one a second, each given 5 s: how many fail;
+- stalled upload: a body announced as 1,000,000 bytes stops after 1,000: how long until the server
+  closes the connection (at most 40 s are waited).
+
+    python -m bench.slow_clients                      # this tree
+    git archive dad988e | tar -x -C /tmp/before
+    python -m bench.slow_clients --tree /tmp/before --tree .   # before and after, in one run
+"""
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import orjson
+
+from bench.server import free_port
+
+SEED = {
+    "nodes": [
+        {"id": "a", "op": "value", "data": 2.0},
+        {"id": "b", "op": "value", "data": 3.0},
+        {"id": "c", "op": "add", "children": ["a", "b"]},
+        {"id": "d", "op": "mul", "children": ["c", "a"]},
+        {"id": "e", "op": "log", "children": ["d"]},
+    ]
+}
+
+
+def request_bytes(body: bytes, path: str = "/v1/evaluate") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+@contextmanager
+def server(tree: Path, log_dir: Path, workers: int = 2, **extra_env):
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers), **extra_env}
+    env.pop("PYTHONPATH", None)
+    log = log_dir / f"gunicorn-{port}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+            cwd=tree,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not answers(port, "/readyz"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        time.sleep(0.5)  # the second worker
+        yield port, process, log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def answers(port: int, path: str, timeout: float = 5.0, body: bytes | None = None) -> bool:
+    """Whether a request on a new connection gets a whole 2xx answer within `timeout` seconds."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            if body is None:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+            else:
+                sock.sendall(request_bytes(body).replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
+            data = b""
+            start = time.monotonic()
+            while chunk := sock.recv(65536):
+                data += chunk
+                if time.monotonic() - start > timeout:
+                    return False
+            return data.startswith(b"HTTP/1.1 2")
+    except OSError:
+        return False
+
+
+def throughput(port: int, seconds: float, connections: int = 16) -> float:
+    """Requests/s of the seed example on `connections` keep-alive connections (reopened when the server
+    closes one); raises on any answer but 200."""
+    return asyncio.run(_throughput(port, request_bytes(orjson.dumps(SEED)), connections, seconds))
+
+
+async def _throughput(port, request, connections, seconds):
+    deadline = time.perf_counter() + seconds
+
+    async def connection():
+        done = 0
+        while time.perf_counter() < deadline:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            closing = False
+            while not closing and time.perf_counter() < deadline:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(f"the server answered {head.splitlines()[0]!r}")
+                await reader.readexactly(int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1)))
+                closing = re.search(rb"(?i)connection:\s*close", head) is not None
+                done += 1
+            writer.close()
+        return done
+
+    start = time.perf_counter()
+    counts = await asyncio.gather(*(connection() for _ in range(connections)))
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def slow_headers(port: int, slow: int = 20, normal: int = 12) -> int:
+    """Failed normal requests while `slow` connections drip their headers."""
+    stop = threading.Event()
+    head = request_bytes(orjson.dumps(SEED))
+
+    def drip():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                for byte in head[:-4]:
+                    if stop.wait(1.0):
+                        return
+                    sock.sendall(bytes([byte]))
+        except OSError:
+            pass
+
+    drippers = [threading.Thread(target=drip, daemon=True) for _ in range(slow)]
+    for thread in drippers:
+        thread.start()
+    time.sleep(2)
+    failed = sum(not answers(port, "", body=orjson.dumps(SEED)) for _ in range(normal))
+    stop.set()
+    return failed
+
+
+def large_graph(n: int) -> bytes:
+    nodes = [{"id": 0, "op": "value", "data": 1.0}, {"id": "k", "op": "value", "data": 0.5}]
+    nodes += [{"id": i, "op": "add", "children": [i - 1, "k"]} for i in range(1, n)]
+    return orjson.dumps({"nodes": nodes})
+
+
+def no_readers(port: int, clients: int = 8, checks: int = 11) -> int:
+    """Failed health checks while `clients` connections never read their (large) answers."""
+    pipelined = request_bytes(large_graph(50_000)) * 4
+    sockets = []
+    for _ in range(clients):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        threading.Thread(target=_send_quietly, args=(sock, pipelined), daemon=True).start()
+        sockets.append(sock)
+    time.sleep(3)
+    failed = 0
+    for _ in range(checks):
+        failed += not answers(port, "/healthz")
+        time.sleep(1)
+    for sock in sockets:
+        sock.close()
+    return failed
+
+
+def _send_quietly(sock, data):
+    with suppress(OSError):
+        sock.sendall(data)
+
+
+def stalled_upload(port: int, limit: float = 40.0) -> float:
+    """Seconds until the server closes a connection whose body stalled, at most `limit`."""
+    with socket.create_connection(("127.0.0.1", port), timeout=limit) as sock:
+        sock.sendall(
+            b"POST /v1/evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000000\r\n\r\n" + b" " * 1000
+        )
+        start = time.monotonic()
+        try:
+            while sock.recv(65536):
+                pass
+        except OSError:
+            pass
+        return time.monotonic() - start
+
+
+def after_a_kill(tree: Path, log_dir: Path, connections: int = 32) -> dict:
+    """Keep-alive load on `connections` connections; after 3 s one of the 2 workers is SIGKILLed; after
+    6 s more, the share of the requests of the last 3 s that each worker served, and the failures."""
+    tagged = "--access-logformat 'spread %(p)s %({x-phase}i)s'"
+    with server(tree, log_dir, GUNICORN_CMD_ARGS=tagged) as (port, process, log):
+        phase = {"name": "before"}
+        failures = asyncio.run(_load_with_a_kill(port, process.pid, connections, phase))
+        time.sleep(1)
+        pids = [
+            line.split()[1].strip("<>")
+            for line in log.read_text().splitlines()
+            if line.startswith("spread ") and line.endswith(" late")
+        ]
+        shares = sorted((round(pids.count(pid) / len(pids) * 100) for pid in set(pids)), reverse=True)
+        return {"failed_requests": failures, "last_3s_share_per_worker_percent": shares, "workers_serving": len(shares)}
+
+
+async def _load_with_a_kill(port, master_pid, connections, phase):
+    body = orjson.dumps(SEED)
+    failures = 0
+    start = time.monotonic()
+
+    async def connection():
+        nonlocal failures
+        while time.monotonic() - start < 12:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                failures += 1
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                while time.monotonic() - start < 12:
+                    writer.write(
+                        request_bytes(body).replace(b"\r\n\r\n", f"\r\nX-Phase: {phase['name']}\r\n\r\n".encode(), 1)
+                    )
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    await reader.readexactly(int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1)))
+                    if re.search(rb"(?i)connection:\s*close", head):
+                        break
+            except (OSError, asyncio.IncompleteReadError):
+                failures += 1
+            writer.close()
+
+    async def killer():
+        await asyncio.sleep(3)
+        os.kill(min(_children(master_pid)), signal.SIGKILL)
+        phase["name"] = "after"
+        await asyncio.sleep(6)
+        phase["name"] = "late"
+
+    await asyncio.gather(killer(), *(connection() for _ in range(connections)))
+    return failures
+
+
+def _children(pid):
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        children.append(int(entry))
+            except OSError:
+                continue
+    return children
+
+
+def _cpu_seconds(pid):
+    """User and system CPU time of a process so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def slow_client_scenarios(tree: Path, log_dir: Path) -> dict:
+    results = {"tree": str(tree)}
+    results["after_a_sigkill"] = after_a_kill(tree, log_dir)
+    with server(tree, log_dir) as (port, _, _):
+        results["slow_headers_failed"] = f"{slow_headers(port)} of 12"
+    with server(tree, log_dir) as (port, _, _):
+        results["no_readers_failed"] = f"{no_readers(port)} of 11"
+    with server(tree, log_dir) as (port, _, _):
+        held = stalled_upload(port)
+        results["stalled_upload_held_seconds"] = f"{held:.1f}" if held < 39.5 else "40+ (not closed)"
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.slow_clients", description=__doc__)
+    parser.add_argument("--tree", type=Path, action="append", help="a source tree to measure (default: this one)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each throughput run")
+    parser.add_argument("--rounds", type=int, default=1, help="throughput runs per tree, alternating trees")
+    parser.add_argument("--throughput-only", action="store_true", help="skip the slow-client scenarios")
+    parser.add_argument("--kill-only", type=int, metavar="RUNS", help="only the SIGKILL scenario, RUNS times per tree")
+    args = parser.parse_args(argv)
+    if args.kill_only:
+        with tempfile.TemporaryDirectory(prefix="valuegraph-kill-") as log_dir:
+            for _ in range(args.kill_only):
+                for tree in args.tree or [Path(__file__).resolve().parent.parent]:
+                    result = after_a_kill(tree.resolve(), Path(log_dir))
+                    print(orjson.dumps({"tree": str(tree), **result}).decode(), flush=True)
+        return
+    trees = [tree.resolve() for tree in args.tree or [Path(__file__).resolve().parent.parent]]
+    with tempfile.TemporaryDirectory(prefix="valuegraph-slow-") as log_dir:
+        rates = {tree: [] for tree in trees}
+        per_cpu_second = {tree: [] for tree in trees}
+        for _ in range(args.rounds):
+            for tree in trees:
+                with server(tree, Path(log_dir)) as (port, process, _):
+                    workers = _children(process.pid)
+                    cpu_before = sum(map(_cpu_seconds, workers))
+                    rate = throughput(port, args.seconds)
+                    cpu = sum(map(_cpu_seconds, workers)) - cpu_before
+                    rates[tree].append(round(rate))
+                    per_cpu_second[tree].append(round(rate * args.seconds / cpu))
+        for tree in trees:
+            results = {"tree": str(tree)} if args.throughput_only else slow_client_scenarios(tree, Path(log_dir))
+            results["requests_per_second"] = rates[tree]
+            results["requests_per_server_cpu_second"] = per_cpu_second[tree]
+            print(orjson.dumps(results).decode(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

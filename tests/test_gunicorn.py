@@ -1,0 +1,538 @@
+"""The HTTP server itself, through the real gunicorn and raw sockets: settings, a busy port, framing,
+gunicorn's own refusals, slow clients, a killed worker, a graceful stop, and a load test.
+
+Every server here is started by `tests.conftest.gunicorn_server` from gunicorn.conf.py; every wait is
+bounded; everything is on loopback.
+"""
+
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+import pytest
+import requests
+
+from tests.seed_value import evaluate_with_seed
+from tests.support import SEED_GRAPH, gunicorn_server
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+EVALUATE = "/v1/evaluate"
+JSON = {"Content-Type": "application/json"}
+TAGGED_ACCESS_LOG = "access %(p)s %({x-test-tag}i)s %(s)s"
+
+
+def port_of(server):
+    return int(server.base.rsplit(":", 1)[1])
+
+
+def exchange(port, data, timeout=20.0):
+    """Send raw bytes on a new connection; the server's whole answer, read until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+
+
+def read_answer(sock):
+    """One whole answer from a kept-alive connection: its head, then Content-Length bytes of body."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection after {received!r}"
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head).group(1))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection in the middle of an answer"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def parse(answer):
+    """(status, headers with lower-case names, body) of one HTTP/1.1 answer."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def post_head(length=None, extra=""):
+    framing = "Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}"
+    return (
+        f"POST {EVALUATE} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{framing}\r\n{extra}\r\n"
+    ).encode()
+
+
+def assert_problem(answer, status):
+    code, headers, body = parse(answer)
+    assert code == status, answer[:500]
+    assert headers["content-type"] == "application/problem+json", answer[:500]
+    problem = orjson.loads(body)
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+    return problem
+
+
+def run_gunicorn(env, timeout=30):
+    environment = {**os.environ, "HOST": "127.0.0.1", "PORT": "1", "WEB_CONCURRENCY": "1", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def worker_pids(master_pid):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == master_pid:
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def wait_for(condition, seconds, what):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        time.sleep(0.05)
+
+
+# --- settings ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("GUNICORN_THREADS", "four"),
+        ("WEB_CONCURRENCY", "0"),
+        ("PORT", "70000"),
+        ("HOST", "127.0.0.1:8000"),
+        ("GUNICORN_TIMEOUT", "-5"),
+        ("GUNICORN_LOGLEVEL", "loud"),
+        ("VALUEGRAPH_CLIENT_GRACE_SECONDS", "soon"),
+        ("VALUEGRAPH_MAX_NODES", "1e6"),
+    ],
+)
+def test_a_bad_setting_stops_gunicorn_with_one_line(variable, value):
+    run = run_gunicorn({variable: value})
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr, run.stderr
+    last_line = run.stderr.strip().splitlines()[-1]
+    assert variable in last_line and value in last_line, run.stderr
+
+
+def test_an_empty_web_concurrency_is_unset_by_make_run():
+    """gunicorn reads WEB_CONCURRENCY as a number before gunicorn.conf.py and fails on an empty one;
+    `make run` unsets it. When gunicorn stops failing, the workaround can go."""
+    assert "ValueError" in run_gunicorn({"WEB_CONCURRENCY": ""}).stderr
+    dry_run = subprocess.run(
+        ["make", "-n", "run", f"VENV={Path(sys.executable).parent.parent}"],
+        cwd=ROOT,
+        env={**os.environ, "WEB_CONCURRENCY": ""},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "env -u WEB_CONCURRENCY " in dry_run.stdout.strip().splitlines()[-1], dry_run.stdout
+
+
+def test_a_second_start_on_a_busy_port_fails_and_the_log_says_where(tmp_path):
+    with gunicorn_server(tmp_path) as server:
+        port = port_of(server)
+        second = run_gunicorn({"PORT": str(port)})
+        assert second.returncode != 0
+        assert f"127.0.0.1:{port} is already in use" in second.stderr.strip().splitlines()[-1], second.stderr
+        assert requests.get(server.base + "/healthz", timeout=10).status_code == 200
+        log = server.stdout.read_text() + server.stderr.read_text()
+        assert f"Listening at: http://127.0.0.1:{port} " in log, log
+
+
+# --- what the server answers itself ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with gunicorn_server(tmp_path_factory.mktemp("gunicorn-framing"), WEB_CONCURRENCY="1") as running:
+        yield running
+
+
+BODY = orjson.dumps(SEED_GRAPH)
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        pytest.param(b"zz\r\n" + BODY + b"\r\n0\r\n\r\n", id="bad-chunk-size"),
+        pytest.param(b"%x\r\n" % len(BODY) + BODY + b"XX0\r\n\r\n", id="missing-crlf"),
+        pytest.param(b"%x;a\x01b\r\n" % len(BODY) + BODY + b"\r\n0\r\n\r\n", id="bad-extension"),
+        pytest.param(b"%x\r\n" % len(BODY) + BODY + b"\r\n0\r\nbad trailer\r\n\r\n", id="bad-trailer"),
+    ],
+)
+def test_malformed_chunked_framing_is_a_400_problem(server, chunks):
+    problem = assert_problem(exchange(port_of(server), post_head() + chunks), 400)
+    assert "framing" in problem["detail"]
+    assert "Traceback" not in server.stderr.read_text()
+
+
+def test_well_formed_chunked_body_is_served(server):
+    chunks = b"".join(b"%x\r\n%b\r\n" % (len(piece), piece) for piece in (BODY[:10], BODY[10:])) + b"0\r\n\r\n"
+    status, _, body = parse(exchange(port_of(server), post_head() + chunks))
+    assert status == 200
+    assert {node["id"]: (node["data"], node["grad"]) for node in orjson.loads(body)["nodes"]} == evaluate_with_seed(
+        SEED_GRAPH["nodes"], "e"
+    )
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_a_content_encoding_is_a_415_problem_that_says_so(server, encoding):
+    problem = assert_problem(
+        exchange(port_of(server), post_head(len(BODY), f"Content-Encoding: {encoding}\r\n") + BODY), 415
+    )
+    assert f"Content-Encoding '{encoding}' is not supported" in problem["detail"]
+
+
+@pytest.mark.parametrize("path, allowed", [(EVALUATE, {"POST", "OPTIONS"}), ("/healthz", {"GET", "HEAD", "OPTIONS"})])
+def test_options_is_204_with_allow(server, path, allowed):
+    response = requests.options(server.base + path, timeout=10)
+    assert response.status_code == 204
+    assert {method.strip() for method in response.headers["Allow"].split(",")} == allowed
+    assert response.content == b"" and "Content-Type" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        pytest.param(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, id="long-request-line"),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431, id="large-header"),
+        pytest.param(
+            b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(120)) + b"\r\n", 431, id="many-headers"
+        ),
+        pytest.param(b"NOT A REQUEST LINE\r\n\r\n", 400, id="bad-request-line"),
+        pytest.param(b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 400, id="bad-version"),
+    ],
+)
+def test_refusals_by_gunicorn_itself_are_problems_too(server, request_bytes, status):
+    assert_problem(exchange(port_of(server), request_bytes), status)
+
+
+# --- slow clients ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def paced_server(tmp_path_factory):
+    """One worker with 2 threads and a 3 s grace: a few slow clients would take all of its threads."""
+    with gunicorn_server(
+        tmp_path_factory.mktemp("gunicorn-paced"),
+        WEB_CONCURRENCY="1",
+        GUNICORN_THREADS="2",
+        VALUEGRAPH_CLIENT_GRACE_SECONDS="3",
+        VALUEGRAPH_CLIENT_MIN_BYTES_PER_SECOND="100000",
+    ) as running:
+        yield running
+
+
+def test_clients_sending_headers_a_byte_at_a_time_get_408_and_free_the_threads(paced_server):
+    port = port_of(paced_server)
+    head = post_head(len(BODY))
+    answers = [None] * 6
+
+    def drip(k):
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            try:
+                for byte in head:
+                    sock.sendall(bytes([byte]))
+                    time.sleep(0.5)
+            except OSError:
+                pass
+            received = b""
+            try:
+                while chunk := sock.recv(65536):
+                    received += chunk
+            except OSError:
+                pass
+            answers[k] = received
+
+    drippers = [threading.Thread(target=drip, args=(k,)) for k in range(6)]
+    for thread in drippers:
+        thread.start()
+    for thread in drippers:
+        thread.join(timeout=30)
+    assert all(answer is not None for answer in answers)
+    for answer in answers:
+        assert "VALUEGRAPH_CLIENT_GRACE_SECONDS" in assert_problem(answer, 408)["detail"]
+    assert requests.post(paced_server.base + EVALUATE, data=BODY, headers=JSON, timeout=10).status_code == 200
+
+
+def test_a_stalled_upload_is_closed_with_408(paced_server):
+    with socket.create_connection(("127.0.0.1", port_of(paced_server)), timeout=30) as sock:
+        sock.sendall(post_head(1_000_000) + b" " * 1000)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert_problem(received, 408)
+
+
+def test_a_slow_but_steady_upload_is_served(paced_server):
+    with socket.create_connection(("127.0.0.1", port_of(paced_server)), timeout=30) as sock:
+        sock.sendall(post_head(len(BODY)))
+        for start in range(0, len(BODY), 60):
+            time.sleep(0.3)
+            sock.sendall(BODY[start : start + 60])
+        received = read_answer(sock)
+    assert parse(received)[0] == 200
+
+
+def test_clients_that_never_read_their_answers_are_cut_off(paced_server):
+    """4 connections pipeline requests for ~2 MB answers and read nothing: each is closed by the server
+    within its pace, and the threads serve others again."""
+    nodes = [{"id": 0, "op": "value", "data": 1.0}] + [
+        {"id": i, "op": "add", "children": [i - 1, 0]} for i in range(1, 50_000)
+    ]
+    body = orjson.dumps({"nodes": nodes})
+    sockets = []
+    for _ in range(4):
+        sock = socket.create_connection(("127.0.0.1", port_of(paced_server)), timeout=30)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall((post_head(len(body)) + body) * 3)
+        sockets.append(sock)
+    time.sleep(0.5)
+    for sock in sockets:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        with pytest.raises(OSError):  # the server closed it: reset, or the end of the stream
+            while sock.recv(1 << 20):
+                pass
+            raise ConnectionResetError("the server ended the stream")
+        sock.close()
+    assert requests.get(paced_server.base + "/healthz", timeout=10).status_code == 200
+
+
+# --- workers: killed, stopped, loaded --------------------------------------------------------------------------
+
+
+def tagged_log(server):
+    """{tag: (worker pid, status)} from the access log of a server started with TAGGED_ACCESS_LOG."""
+    entries = {}
+    for line in server.stdout.read_text(errors="replace").splitlines():
+        fields = line.split()
+        if fields[:1] == ["access"] and len(fields) == 4:
+            entries[fields[2]] = (int(fields[1].strip("<>")), fields[3])
+    return entries
+
+
+def test_after_a_worker_is_killed_connections_spread_again_and_only_its_requests_fail(tmp_path):
+    """16 keep-alive connections post the seed example; one of the two workers is SIGKILLed. Failures:
+    at most one per connection that was on the killed worker. Afterwards the replacement serves a
+    share of the load again (connections are closed every 50 requests, here, and reconnect)."""
+    with gunicorn_server(
+        tmp_path,
+        WEB_CONCURRENCY="2",
+        GUNICORN_KEEPALIVE_REQUESTS="50",
+        GUNICORN_CMD_ARGS=f"--access-logformat '{TAGGED_ACCESS_LOG}'",
+    ) as server:
+        wait_for(lambda: len(worker_pids(server.process.pid)) == 2, 20, "two workers")
+        killed_at, stop = threading.Event(), threading.Event()
+        outcomes = {}  # tag -> (succeeded, sent after the kill, connection number, when sent)
+
+        def connection(k):
+            with requests.Session() as session:
+                n = 0
+                while not stop.is_set():
+                    tag, after, sent = f"c{k}-{n}", killed_at.is_set(), time.monotonic()
+                    try:
+                        response = session.post(
+                            server.base + EVALUATE, data=BODY, headers={**JSON, "X-Test-Tag": tag}, timeout=20
+                        )
+                        outcomes[tag] = (response.status_code == 200, after, k, sent)
+                    except requests.RequestException:
+                        outcomes[tag] = (False, after, k, sent)
+                    n += 1
+
+        with ThreadPoolExecutor(16) as pool:
+            for k in range(16):
+                pool.submit(connection, k)
+            time.sleep(3)
+            originals = worker_pids(server.process.pid)
+            victim = min(originals)
+            os.kill(victim, signal.SIGKILL)
+            killed_at.set()
+            wait_for(lambda: len(set(worker_pids(server.process.pid)) - {victim}) == 2, 20, "a replacement worker")
+            time.sleep(6)
+            window_start = time.monotonic() - 3
+            stop.set()
+        succeeded = sum(outcome[0] for outcome in outcomes.values())
+        wait_for(lambda: len(tagged_log(server)) >= succeeded, 10, "the access log")
+        log = tagged_log(server)
+        last_before_kill = {}
+        for tag, (ok, after, k, _sent) in sorted(outcomes.items(), key=lambda item: item[1][3]):
+            if ok and not after:
+                last_before_kill[k] = log[tag][0]
+        on_victim = {k for k, pid in last_before_kill.items() if pid == victim}
+        failed = [tag for tag, outcome in outcomes.items() if not outcome[0]]
+        (replacement,) = set(worker_pids(server.process.pid)) - set(originals)
+        late = [log[tag][0] for tag, (ok, _, _, sent) in outcomes.items() if ok and sent >= window_start]
+        share = late.count(replacement) / len(late)
+        print(
+            f"\nSIGKILL under load: {len(failed)} failed, {len(on_victim)} of 16 connections were on the killed "
+            f"worker; in the last 3 s the replacement served {share:.0%} of {len(late)} requests"
+        )
+        failed_connections = [outcomes[tag][2] for tag in failed]
+        assert set(failed_connections) <= on_victim
+        assert len(failed_connections) == len(set(failed_connections))
+        assert share >= 0.2
+
+
+def test_sigterm_lets_a_million_node_request_finish_readiness_503_and_refuses_new_connections(tmp_path):
+    adds = 999_998
+    nodes = [{"id": 0, "op": "value", "data": 0.0}, {"id": "k", "op": "value", "data": 1.0}]
+    nodes += [{"id": i, "op": "add", "children": [i - 1, "k"]} for i in range(1, adds + 1)]
+    body = orjson.dumps({"nodes": nodes})
+    del nodes
+    with gunicorn_server(tmp_path, WEB_CONCURRENCY="1") as server:
+        port = port_of(server)
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=30) as probe,
+            socket.create_connection(("127.0.0.1", port), timeout=120) as big,
+        ):
+            big.sendall(post_head(len(body)) + body)  # returns once the server has read nearly all of it
+            probe.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_answer(probe).startswith(b"HTTP/1.1 200")
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            probe.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, readiness = parse(read_answer(probe))
+            assert (status, orjson.loads(readiness)) == (503, {"status": "stopping"})
+            assert headers["connection"] == "close"
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            received = b""
+            while chunk := big.recv(1 << 20):
+                received += chunk
+            status, _, answer = parse(received)
+            assert status == 200
+            results = orjson.loads(answer)["nodes"]
+            assert len(results) == adds + 2
+            assert results[1] == {"id": "k", "data": 1.0, "grad": float(adds)}
+            assert results[-1] == {"id": adds, "data": float(adds), "grad": 1.0}
+        server.process.wait(timeout=30)
+        assert server.process.returncode == 0
+
+
+def chain(n, start):
+    nodes = [{"id": 0, "op": "value", "data": start}, {"id": "k", "op": "value", "data": 0.5}]
+    return nodes + [{"id": i, "op": "mul" if i % 2 else "add", "children": [i - 1, "k"]} for i in range(1, n)]
+
+
+def chain_answer(n, start):
+    """What the seed's class gives for chain(n, start), by the same float operations in the same order:
+    data forward, then grads from the output back (the seed's recursion cannot go 100,000 deep)."""
+    data = [start]
+    for i in range(1, n):
+        data.append(data[-1] * 0.5 if i % 2 else data[-1] + 0.5)
+    grads, grad_k, grad = [0.0] * n, 0.0, 1.0
+    for i in range(n - 1, 0, -1):
+        grads[i] = grad
+        if i % 2:
+            grad, grad_k = 0.5 * grad, grad_k + data[i - 1] * grad
+        else:
+            grad, grad_k = 1 * grad, grad_k + 1 * grad
+    grads[0] = grad
+    answer = [{"id": 0, "data": start, "grad": grads[0]}, {"id": "k", "data": 0.5, "grad": grad_k}]
+    return answer + [{"id": i, "data": data[i], "grad": grads[i]} for i in range(1, n)]
+
+
+def test_load_mixed_graphs_on_32_keep_alive_connections(tmp_path):
+    """32 keep-alive connections for 30 s: small graphs (each checked against the seed's class), invalid
+    ones (422, naming the node), and 100,000-node graphs (first and last nodes checked). 0 failures."""
+    seconds, connections = 30, 32
+    small = [
+        {
+            "nodes": [
+                {**node, "data": node["data"] * (1 + k / 10)} if "data" in node else node
+                for node in SEED_GRAPH["nodes"]
+            ]
+        }
+        for k in range(10)
+    ]
+    expected_small = [evaluate_with_seed(graph["nodes"], "e") for graph in small]
+    invalid = orjson.dumps(
+        {"nodes": [{"id": "x", "op": "value", "data": -1.0}, {"id": "y", "op": "log", "children": ["x"]}]}
+    )
+    big = orjson.dumps({"nodes": chain(100_000, 1.0)})
+    expected_big = chain_answer(100_000, 1.0)
+    with gunicorn_server(tmp_path, WEB_CONCURRENCY="2") as server:
+        deadline = time.monotonic() + seconds
+
+        def connection(k):
+            latencies, failures, counts = [], [], {"small": 0, "invalid": 0, "big": 0}
+            with requests.Session() as session:
+                n = 0
+                while time.monotonic() < deadline:
+                    kind = "big" if k < 2 and n % 5 == 0 else "invalid" if n % 7 == 3 else "small"
+                    body = big if kind == "big" else invalid if kind == "invalid" else orjson.dumps(small[n % 10])
+                    try:
+                        start = time.perf_counter()
+                        response = session.post(server.base + EVALUATE, data=body, headers=JSON, timeout=60)
+                        elapsed = time.perf_counter() - start
+                    except requests.RequestException as error:
+                        failures.append(f"{kind}: {error}")
+                        continue
+                    finally:
+                        n += 1
+                    counts[kind] += 1
+                    if kind == "small":
+                        latencies.append(elapsed)
+                        results = (
+                            {node["id"]: (node["data"], node["grad"]) for node in response.json()["nodes"]}
+                            if response.status_code == 200
+                            else None
+                        )
+                        if results != expected_small[(n - 1) % 10]:
+                            failures.append(f"small: {response.status_code} {response.text[:200]}")
+                    elif kind == "invalid":
+                        if response.status_code != 422 or response.json()["errors"][0]["node"] != "y":
+                            failures.append(f"invalid: {response.status_code} {response.text[:200]}")
+                    else:
+                        if response.status_code != 200 or response.json()["nodes"] != expected_big:
+                            failures.append(f"big: {response.status_code} {response.text[:200]}")
+            return latencies, failures, counts
+
+        with ThreadPoolExecutor(connections) as pool:
+            results = list(pool.map(connection, range(connections)))
+    latencies = sorted(latency for result in results for latency in result[0])
+    failures = [failure for result in results for failure in result[1]]
+    counts = {kind: sum(result[2][kind] for result in results) for kind in ("small", "invalid", "big")}
+    p50, p99 = statistics.median(latencies), latencies[int(len(latencies) * 0.99)]
+    print(
+        f"\nload, {connections} connections, {seconds} s: {counts}, {len(failures)} failed; small graphs p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+    )
+    assert failures == []
+    assert min(counts.values()) > 0
+
+
+def test_the_chain_answer_is_the_seed_classs():
+    """chain_answer, the load test's expectation for 100,000-node chains, against the seed's class at a
+    depth its recursion reaches."""
+    expected = evaluate_with_seed(chain(300, 1.0), 299)
+    assert {node["id"]: (node["data"], node["grad"]) for node in chain_answer(300, 1.0)} == expected
