@@ -205,7 +205,7 @@ def stalled_upload(port: int, limit: float = 40.0) -> float:
 def after_a_kill(tree: Path, log_dir: Path, connections: int = 32) -> dict:
     """Keep-alive load on `connections` connections; after 3 s one of the 2 workers is SIGKILLed; after
     6 s more, the share of the requests of the last 3 s that each worker served, and the failures."""
-    tagged = "--access-logformat 'spread %(p)s %({x-phase}i)s'"
+    tagged = "--access-logfile - --access-logformat 'spread %(p)s %({x-phase}i)s'"
     with server(tree, log_dir, GUNICORN_CMD_ARGS=tagged) as (port, process, log):
         phase = {"name": "before"}
         failures = asyncio.run(_load_with_a_kill(port, process.pid, connections, phase))

@@ -29,7 +29,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 EVALUATE = "/v1/evaluate"
 JSON = {"Content-Type": "application/json"}
-TAGGED_ACCESS_LOG = "access %(p)s %({x-test-tag}i)s %(s)s"
 
 
 def port_of(server):
@@ -332,12 +331,12 @@ def test_clients_that_never_read_their_answers_are_cut_off(paced_server):
 
 
 def tagged_log(server):
-    """{tag: (worker pid, status)} from the access log of a server started with TAGGED_ACCESS_LOG."""
+    """{request id: (worker pid, status)} from the service's JSON request log on stdout."""
     entries = {}
     for line in server.stdout.read_text(errors="replace").splitlines():
-        fields = line.split()
-        if fields[:1] == ["access"] and len(fields) == 4:
-            entries[fields[2]] = (int(fields[1].strip("<>")), fields[3])
+        if line.startswith("{"):
+            entry = orjson.loads(line)
+            entries[entry["request_id"]] = (entry["pid"], str(entry["status"]))
     return entries
 
 
@@ -349,7 +348,6 @@ def test_after_a_worker_is_killed_connections_spread_again_and_only_its_requests
         tmp_path,
         WEB_CONCURRENCY="2",
         GUNICORN_KEEPALIVE_REQUESTS="50",
-        GUNICORN_CMD_ARGS=f"--access-logformat '{TAGGED_ACCESS_LOG}'",
     ) as server:
         wait_for(lambda: len(worker_pids(server.process.pid)) == 2, 20, "two workers")
         killed_at, stop = threading.Event(), threading.Event()
@@ -362,7 +360,7 @@ def test_after_a_worker_is_killed_connections_spread_again_and_only_its_requests
                     tag, after, sent = f"c{k}-{n}", killed_at.is_set(), time.monotonic()
                     try:
                         response = session.post(
-                            server.base + EVALUATE, data=BODY, headers={**JSON, "X-Test-Tag": tag}, timeout=20
+                            server.base + EVALUATE, data=BODY, headers={**JSON, "X-Request-ID": tag}, timeout=20
                         )
                         outcomes[tag] = (response.status_code == 200, after, k, sent)
                     except requests.RequestException:
