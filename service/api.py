@@ -9,7 +9,7 @@ import orjson
 from flask import Blueprint, current_app, request
 
 from schemas import GraphRequestSchema
-from service import graph
+from service import fastpath, graph
 from service.errors import Problem
 
 bp = Blueprint("api", __name__)
@@ -55,6 +55,8 @@ def _evaluate():
         document = orjson.loads(request_body())
     except orjson.JSONDecodeError as error:
         raise Problem(400, "/problems/invalid-json", "The body is not valid JSON", f"{error}.") from None
+    if current_app.config["FAST_PATH"] and (answer := fastpath.evaluate(document, current_app.config["MAX_NODES"])):
+        return current_app.response_class(answer, mimetype="application/json")
     request_graph = request_schema(current_app.config["MAX_NODES"]).load(document)
     nodes = request_graph["nodes"]
     output, values = graph.evaluate(nodes, request_graph.get("output"))

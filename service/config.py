@@ -23,6 +23,14 @@ def positive_int(name: str, raw: str) -> int:
     return value
 
 
+def on_off(name: str, raw: str) -> bool:
+    if raw.lower() in ("1", "on", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "off", "false", "no"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, not {raw!r}")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One environment variable: the app config key it sets, its default and what it means."""
@@ -50,7 +58,15 @@ MAX_NODES = Setting(
     "VALUEGRAPH_MAX_NODES", "MAX_NODES", 1_000_000, positive_int, "the most nodes in one graph; over it, 422"
 )
 
-SETTINGS: tuple[Setting, ...] = (MAX_BODY_BYTES, MAX_NODES)
+FAST_PATH = Setting(
+    "VALUEGRAPH_FAST_PATH",
+    "FAST_PATH",
+    True,
+    on_off,
+    "1: answer through the compiled fast path when it is built; 0: always the reference path",
+)
+
+SETTINGS: tuple[Setting, ...] = (MAX_BODY_BYTES, MAX_NODES, FAST_PATH)
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, object]:

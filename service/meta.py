@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from flask import Blueprint, current_app, jsonify
 
-from service import graph
+from service import fastpath, graph
 
 bp = Blueprint("meta", __name__)
 
@@ -42,7 +42,7 @@ def readyz():
     )
     if (product.data, x.grad, y.grad) != (6.0, 3.0, 2.0):
         return jsonify(status="engine check failed"), 503
-    return jsonify(status="ready")
+    return jsonify(status="ready", path=fastpath.path(current_app.config["FAST_PATH"]))
 
 
 @bp.get("/openapi.yaml")
