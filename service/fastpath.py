@@ -23,7 +23,7 @@ else:
     registry = {name: (op.arity, op.takes_exponent) for name, op in OPS.items()}
     WHY_INACTIVE = (
         None
-        if _fastpath.OPERATIONS == registry
+        if registry == _fastpath.OPERATIONS
         else f"the C extension implements the ops {_fastpath.OPERATIONS}, the registry has {registry}"
     )
 

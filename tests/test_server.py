@@ -345,7 +345,10 @@ def test_other_422s(live_server, checked, graph, node, field):
 def test_health(live_server, checked, path, status):
     response = requests.get(live_server + path, timeout=10)
     assert response.status_code == 200
-    assert checked(response, path, "get") == {"status": status, **({"path": fastpath.path()} if path == "/readyz" else {})}
+    assert checked(response, path, "get") == {
+        "status": status,
+        **({"path": fastpath.path()} if path == "/readyz" else {}),
+    }
 
 
 def test_openapi_documents(live_server, checked):
