@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench openapi lock clean
+.PHONY: run test bench openapi lock clean fastpath sanitize sanitize-run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +18,40 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
-run: $(VENV)/.runtime
+run: $(VENV)/.runtime fastpath
 	$(BIN)/gunicorn --config gunicorn.conf.py
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev fastpath sanitize
 	$(BIN)/python -m pytest
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev fastpath
 	$(BIN)/python -m bench
+
+# The fast path's C extension (setup.py, service/_fastpath.c), built in place. Where it cannot be built
+# (no compiler), this says so and the service runs on the reference path.
+fastpath: $(VENV)/.runtime
+	$(BIN)/python setup.py -q build_ext --inplace \
+	  || echo "make fastpath: the C extension was not built; the service will answer on the reference path" >&2
+
+# The fast path built with AddressSanitizer and UndefinedBehaviorSanitizer and its tests run under them
+# (libasan preloaded into the venv's python), in a scratch copy of the tree so the plain build stays.
+# Without a compiler and its libasan, it says so and skips; it takes about a minute.
+SANITIZE_DIR := build/sanitize
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
+sanitize: $(VENV)/.dev
+	@if ! test -f "$$($${CC:-gcc} -print-file-name=libasan.so 2>/dev/null)"; then \
+	  echo "make sanitize: skipped, no compiler with AddressSanitizer (libasan.so) here" >&2; exit 0; fi; \
+	$(MAKE) --no-print-directory sanitize-run
+
+sanitize-run:
+	rm -rf $(SANITIZE_DIR) && mkdir -p $(SANITIZE_DIR)
+	cp -r setup.py pyproject.toml README.md openapi.yaml service schemas tests bench $(SANITIZE_DIR)/
+	rm -f $(SANITIZE_DIR)/service/*.so
+	cd $(SANITIZE_DIR) && CFLAGS="$(SANITIZE_FLAGS)" LDFLAGS="$(SANITIZE_FLAGS)" \
+	  $(abspath $(BIN))/python setup.py -q build_ext --inplace
+	cd $(SANITIZE_DIR) && LD_PRELOAD="$$($${CC:-gcc} -print-file-name=libasan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
+	  $(abspath $(BIN))/python -m pytest -q -p no:cacheprovider -m "not slow" tests/test_fastpath.py
 
 # openapi.yaml is generated from the marshmallow schemas; tests/test_openapi.py fails when it is stale.
 openapi: $(VENV)/.dev
@@ -42,4 +68,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis build service/*.so
