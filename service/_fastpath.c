@@ -85,6 +85,8 @@ typedef struct {
     Py_ssize_t n;
     PyObject *nodes; /* the request's list, borrowed */
     PyObject **id;   /* each node's id, borrowed */
+    uint64_t *key;   /* its value (an int within 64 bits) or its hash (a str, a larger int) */
+    uint8_t *id_type;
     uint8_t *kind;
     uint8_t *flags;
     uint8_t *mark; /* dependency-order walk: 0 unseen, 1 on the path, 2 done */
@@ -341,30 +343,55 @@ static inline uint64_t mix(uint64_t h) {
     return h;
 }
 
-static bool id_hash(PyObject *id, uint64_t *out) {
-    Py_hash_t h = PyObject_Hash(id); /* exact str or int: no Python code runs */
+enum id_type { ID_INT = 1, ID_STR, ID_BIG_INT };
+
+typedef struct {
+    uint64_t key, hash;
+    uint8_t type;
+} id_key;
+
+/* An id's key: ints within 64 bits compare by value, without calling back into Python. */
+static bool key_of_id(PyObject *id, id_key *out) {
+    if (PyLong_CheckExact(id)) {
+        int overflow;
+        long long value = PyLong_AsLongLongAndOverflow(id, &overflow);
+        if (overflow == 0) {
+            if (value == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return false;
+            }
+            out->key = (uint64_t)value;
+            out->type = ID_INT;
+            out->hash = mix(out->key);
+            return true;
+        }
+        out->type = ID_BIG_INT;
+    } else {
+        out->type = ID_STR;
+    }
+    Py_hash_t h = PyObject_Hash(id); /* an exact str or int: no Python code runs */
     if (h == -1 && PyErr_Occurred()) {
         PyErr_Clear();
         return false;
     }
-    *out = mix((uint64_t)h ^ (PyUnicode_CheckExact(id) ? 0x5bd1e995ULL : 0));
+    out->key = (uint64_t)h;
+    out->hash = mix(out->key ^ ((uint64_t)out->type << 56));
     return true;
 }
 
 /* Ids as Python compares them: "1" and 1 differ. */
-static bool ids_equal(PyObject *a, PyObject *b) {
-    if (a == b)
+static bool ids_equal(const graph *g, Py_ssize_t index, PyObject *b, const id_key *k) {
+    if (g->id_type[index] != k->type || g->key[index] != k->key)
+        return false;
+    PyObject *a = g->id[index];
+    if (k->type == ID_INT || a == b)
         return true;
-    if (PyUnicode_CheckExact(a)) {
-        if (!PyUnicode_CheckExact(b))
-            return false;
+    if (k->type == ID_STR) {
         Py_ssize_t length = PyUnicode_GET_LENGTH(a);
         int kind = PyUnicode_KIND(a);
         return length == PyUnicode_GET_LENGTH(b) && kind == PyUnicode_KIND(b) &&
                memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)length * (size_t)kind) == 0;
     }
-    if (!PyLong_CheckExact(b))
-        return false;
     int equal = PyObject_RichCompareBool(a, b, Py_EQ);
     if (equal < 0) {
         PyErr_Clear();
@@ -374,9 +401,12 @@ static bool ids_equal(PyObject *a, PyObject *b) {
 }
 
 /* The position of the node with this id, -1 if none, -2 when the table gives up (too many probes). */
-static Py_ssize_t id_find(graph *g, PyObject *id, uint64_t h) {
-    uint64_t slot = h & g->slot_mask;
-    uint64_t tag = h >> 32;
+static Py_ssize_t id_find(graph *g, PyObject *id) {
+    id_key k;
+    if (!key_of_id(id, &k))
+        return -2;
+    uint64_t slot = k.hash & g->slot_mask;
+    uint64_t tag = k.hash >> 32;
     for (;;) {
         uint64_t entry = g->slots[slot];
         if (entry == 0)
@@ -385,7 +415,7 @@ static Py_ssize_t id_find(graph *g, PyObject *id, uint64_t h) {
             return -2;
         if ((entry >> 32) == tag) {
             Py_ssize_t index = (Py_ssize_t)(entry & 0xffffffffULL) - 1;
-            if (ids_equal(g->id[index], id))
+            if (ids_equal(g, index, id, &k))
                 return index;
         }
         slot = (slot + 1) & g->slot_mask;
@@ -394,20 +424,22 @@ static Py_ssize_t id_find(graph *g, PyObject *id, uint64_t h) {
 
 /* Adds node i's id; false for a duplicate id (the reference refuses it) or a table that gives up. */
 static bool id_insert(graph *g, Py_ssize_t i) {
-    uint64_t h;
-    if (!id_hash(g->id[i], &h))
+    id_key k;
+    if (!key_of_id(g->id[i], &k))
         return false;
-    uint64_t slot = h & g->slot_mask;
-    uint64_t tag = h >> 32;
+    uint64_t slot = k.hash & g->slot_mask;
+    uint64_t tag = k.hash >> 32;
     for (;;) {
         uint64_t entry = g->slots[slot];
         if (entry == 0) {
             g->slots[slot] = (tag << 32) | (uint64_t)(i + 1);
+            g->key[i] = k.key;
+            g->id_type[i] = k.type;
             return true;
         }
         if (g->probe_budget-- == 0)
             return false;
-        if ((entry >> 32) == tag && ids_equal(g->id[(Py_ssize_t)(entry & 0xffffffffULL) - 1], g->id[i]))
+        if ((entry >> 32) == tag && ids_equal(g, (Py_ssize_t)(entry & 0xffffffffULL) - 1, g->id[i], &k))
             return false;
         slot = (slot + 1) & g->slot_mask;
     }
@@ -417,6 +449,8 @@ static bool id_insert(graph *g, Py_ssize_t i) {
 
 static void graph_free(graph *g) {
     free(g->id);
+    free(g->key);
+    free(g->id_type);
     free(g->kind);
     free(g->flags);
     free(g->mark);
@@ -434,6 +468,10 @@ static void graph_free(graph *g) {
 }
 
 static void free_before_writing(graph *g) {
+    free(g->key);
+    free(g->id_type);
+    g->key = NULL;
+    g->id_type = NULL;
     free(g->mark);
     free(g->aux0);
     free(g->aux1);
@@ -455,6 +493,8 @@ static bool read_graph(graph *g) {
     Py_ssize_t n = g->n;
     size_t n_ = (size_t)n;
     g->id = malloc(n_ * sizeof(PyObject *));
+    g->key = malloc(n_ * sizeof(uint64_t));
+    g->id_type = malloc(n_);
     g->kind = malloc(n_);
     g->flags = calloc(n_, 1);
     g->mark = calloc(n_, 1);
@@ -470,7 +510,7 @@ static bool read_graph(graph *g) {
     g->slots = calloc(capacity, sizeof(uint64_t));
     g->slot_mask = capacity - 1;
     g->probe_budget = 64 * (uint64_t)n_ + 4096;
-    if (!g->id || !g->kind || !g->flags || !g->mark || !g->data || !g->grad || !g->aux0 || !g->aux1 || !g->lists ||
+    if (!g->id || !g->key || !g->id_type || !g->kind || !g->flags || !g->mark || !g->data || !g->grad || !g->aux0 || !g->aux1 || !g->lists ||
         !g->child_start || !g->slots)
         return false;
 
@@ -501,10 +541,8 @@ static bool read_graph(graph *g) {
         if (list == NULL)
             continue;
         for (Py_ssize_t k = 0; k < PyList_GET_SIZE(list); k++) {
-            PyObject *id = PyList_GET_ITEM(list, k);
-            uint64_t h;
-            Py_ssize_t j;
-            if (!id_hash(id, &h) || (j = id_find(g, id, h)) < 0) {
+            Py_ssize_t j = id_find(g, PyList_GET_ITEM(list, k));
+            if (j < 0) {
                 free(children);
                 return false;
             }
@@ -654,10 +692,7 @@ static bool forward(graph *g) {
 /* The output's position: the one given, or the one node no node lists as a child; -1 if none. */
 static Py_ssize_t choose_output(graph *g, PyObject *output) {
     if (output != NULL) {
-        uint64_t h;
-        if (!id_hash(output, &h))
-            return -1;
-        Py_ssize_t found = id_find(g, output, h);
+        Py_ssize_t found = id_find(g, output);
         return found >= 0 ? found : -1;
     }
     Py_ssize_t sink = -1;
