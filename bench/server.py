@@ -6,6 +6,7 @@ time; nothing is added to the service for the bench.
 """
 
 import http.client
+import json
 import os
 import socket
 import subprocess
@@ -27,8 +28,8 @@ def free_port():
 class Gunicorn:
     """A running gunicorn (context manager): its port, its worker processes, its access log."""
 
-    def __init__(self, log_dir, workers, app=None, env=None):
-        self.workers, self.port = workers, free_port()
+    def __init__(self, log_dir, workers, app=None, env=None, expect_path=None):
+        self.workers, self.port, self.expect_path = workers, free_port(), expect_path
         self.log = Path(log_dir) / f"gunicorn-{self.port}.log"
         command = [
             sys.executable,
@@ -58,7 +59,22 @@ class Gunicorn:
                 self.process.kill()
                 raise RuntimeError(f"gunicorn did not start:\n{self.log.read_text()}")
             time.sleep(0.1)
+        if self.expect_path is not None:
+            path = self.readyz().get("path")
+            if path != self.expect_path:
+                self.process.kill()
+                raise RuntimeError(
+                    f"gunicorn answers on the {path} path, not the {self.expect_path} path: is the fast path's "
+                    f"C extension built (make fastpath)?\n{self.log.read_text()}"
+                )
         return self
+
+    def readyz(self):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        connection.request("GET", "/readyz")
+        answer = json.loads(connection.getresponse().read())
+        connection.close()
+        return answer
 
     def __exit__(self, *exc):
         self.process.terminate()
