@@ -93,8 +93,7 @@ typedef struct {
     double *data;
     double *grad;
     double *aux0;          /* pow, log, exp, relu: the local gradient; div: b ** -1 */
-    double *aux1;          /* div: b's local gradient in the hidden b ** -1, -1 * b ** -2 */
-    PyObject **lists;      /* children's list while resolving; then a recorded node's local_grads */
+    PyObject **lists;      /* each node's children list, while resolving them */
     uint32_t *child_start; /* n + 1 offsets into child */
     uint32_t *child;
     uint32_t *order; /* a node order, children first */
@@ -194,6 +193,8 @@ static double python_log(double x, bool *fails) {
     return r;
 }
 
+static PyObject *LOCAL_GRADS; /* the key "local_grads" */
+
 /* Volatile, so that the seed's constant exponents reach python_pow as runtime values. */
 static volatile double MINUS_ONE = -1.0;
 static volatile double MINUS_TWO = -2.0;
@@ -265,10 +266,8 @@ static bool is_value_op(PyObject *op) {
 }
 
 /* One node, checked as schemas.graph.node_is_valid checks it (declining more is allowed, never less);
- * fills its kind, id, data (leaf, recorded), exponent (pow, in aux0), children's list and, for a
- * recorded node, local_grads (kept in lists[i] after resolving). */
-static bool read_node(graph *g, Py_ssize_t i, PyObject *node, PyObject **children, PyObject **local_grads,
-                      size_t *child_count) {
+ * fills its kind, id, data (leaf, recorded), exponent (pow, in aux0) and children's list. */
+static bool read_node(graph *g, Py_ssize_t i, PyObject *node, PyObject **children, size_t *child_count) {
     if (!PyDict_CheckExact(node))
         return false;
     PyObject *fields[KEY_OTHER] = {NULL};
@@ -284,7 +283,7 @@ static bool read_node(graph *g, Py_ssize_t i, PyObject *node, PyObject **childre
     if (id == NULL || !is_id(id))
         return false;
     g->id[i] = id;
-    *children = *local_grads = NULL;
+    *children = NULL;
     double number;
     if (fields[KEY_OP] != NULL && !is_value_op(fields[KEY_OP])) {
         const struct operation *op = operation_named(fields[KEY_OP]);
@@ -315,7 +314,6 @@ static bool read_node(graph *g, Py_ssize_t i, PyObject *node, PyObject **childre
         g->kind[i] = KIND_RECORDED;
         g->data[i] = number;
         *children = list;
-        *local_grads = grads;
     } else {
         if (fields[KEY_CHILDREN] != NULL || fields[KEY_LOCAL_GRADS] != NULL || fields[KEY_EXPONENT] != NULL ||
             fields[KEY_DATA] == NULL || !read_number(fields[KEY_DATA], &number))
@@ -457,7 +455,6 @@ static void graph_free(graph *g) {
     free(g->data);
     free(g->grad);
     free(g->aux0);
-    free(g->aux1);
     free(g->lists);
     free(g->child_start);
     free(g->child);
@@ -467,25 +464,28 @@ static void graph_free(graph *g) {
     memset(g, 0, sizeof(*g));
 }
 
-static void free_before_writing(graph *g) {
+/* The id table, once every id is resolved. */
+static void free_id_table(graph *g) {
     free(g->key);
     free(g->id_type);
+    free(g->slots);
     g->key = NULL;
     g->id_type = NULL;
+    g->slots = NULL;
+}
+
+/* All but what the answer is written from: ids, data, grads and their flags. */
+static void free_before_writing(graph *g) {
     free(g->mark);
     free(g->aux0);
-    free(g->aux1);
-    free(g->lists);
     free(g->child_start);
     free(g->child);
     free(g->order);
     free(g->stack);
-    free(g->slots);
     g->mark = NULL;
-    g->aux0 = g->aux1 = NULL;
-    g->lists = NULL;
+    g->aux0 = NULL;
     g->child_start = g->child = g->order = NULL;
-    g->stack = g->slots = NULL;
+    g->stack = NULL;
 }
 
 /* Validates every node, indexes the ids and resolves the children; false means "not mine". */
@@ -497,12 +497,9 @@ static bool read_graph(graph *g) {
     g->id_type = malloc(n_);
     g->kind = malloc(n_);
     g->flags = calloc(n_, 1);
-    g->mark = calloc(n_, 1);
     g->data = malloc(n_ * sizeof(double));
-    g->grad = malloc(n_ * sizeof(double));
     g->aux0 = calloc(n_, sizeof(double));
-    g->aux1 = calloc(n_, sizeof(double));
-    g->lists = calloc(n_, sizeof(PyObject *));
+    g->lists = malloc(n_ * sizeof(PyObject *));
     g->child_start = malloc((n_ + 1) * sizeof(uint32_t));
     uint64_t capacity = 16;
     while (capacity < 2 * (uint64_t)n_)
@@ -510,48 +507,36 @@ static bool read_graph(graph *g) {
     g->slots = calloc(capacity, sizeof(uint64_t));
     g->slot_mask = capacity - 1;
     g->probe_budget = 64 * (uint64_t)n_ + 4096;
-    if (!g->id || !g->key || !g->id_type || !g->kind || !g->flags || !g->mark || !g->data || !g->grad || !g->aux0 || !g->aux1 || !g->lists ||
+    if (!g->id || !g->key || !g->id_type || !g->kind || !g->flags || !g->data || !g->aux0 || !g->lists ||
         !g->child_start || !g->slots)
         return false;
 
-    PyObject **children = malloc(n_ * sizeof(PyObject *));
-    if (children == NULL)
-        return false;
     size_t child_count = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!read_node(g, i, PyList_GET_ITEM(g->nodes, i), &children[i], &g->lists[i], &child_count) ||
-            !id_insert(g, i)) {
-            free(children);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!read_node(g, i, PyList_GET_ITEM(g->nodes, i), &g->lists[i], &child_count) || !id_insert(g, i))
             return false;
-        }
-    }
-    if (child_count >= UINT32_MAX) {
-        free(children);
+    if (child_count >= UINT32_MAX)
         return false;
-    }
     g->child = malloc((child_count ? child_count : 1) * sizeof(uint32_t));
-    if (g->child == NULL) {
-        free(children);
+    if (g->child == NULL)
         return false;
-    }
     uint32_t position = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         g->child_start[i] = position;
-        PyObject *list = children[i];
+        PyObject *list = g->lists[i];
         if (list == NULL)
             continue;
         for (Py_ssize_t k = 0; k < PyList_GET_SIZE(list); k++) {
             Py_ssize_t j = id_find(g, PyList_GET_ITEM(list, k));
-            if (j < 0) {
-                free(children);
+            if (j < 0)
                 return false;
-            }
             g->child[position++] = (uint32_t)j;
             g->flags[j] |= F_USED;
         }
     }
     g->child_start[n] = position;
-    free(children);
+    free(g->lists);
+    g->lists = NULL;
     return true;
 }
 
@@ -639,9 +624,8 @@ static bool forward(graph *g) {
             a = data_of(g, c[0]);
             b = data_of(g, c[1]);
             double inverse = python_pow(b.v, MINUS_ONE, &fails);
-            double square = python_pow(b.v, MINUS_TWO, &fails);
+            python_pow(b.v, MINUS_TWO, &fails); /* the seed computes it here: it may raise */
             g->aux0[i] = inverse;
-            g->aux1[i] = num_mul(int_num(-1), float_num(square), bad).v;
             r = num_mul(a, float_num(inverse), bad);
             break;
         }
@@ -754,7 +738,12 @@ static bool backward(graph *g, uint32_t root) {
         case KIND_LEAF:
             break;
         case KIND_RECORDED: {
-            PyObject *grads = g->lists[v];
+            PyObject *grads = PyDict_GetItemWithError(PyList_GET_ITEM(g->nodes, v), LOCAL_GRADS);
+            if (grads == NULL || !PyList_CheckExact(grads) ||
+                PyList_GET_SIZE(grads) != (Py_ssize_t)(g->child_start[v + 1] - g->child_start[v])) {
+                PyErr_Clear();
+                return false;
+            }
             uint32_t arity = g->child_start[v + 1] - g->child_start[v];
             for (uint32_t k = 0; k < arity; k++) {
                 double lg;
@@ -786,7 +775,11 @@ static bool backward(graph *g, uint32_t root) {
         case KIND_DIV: { /* a * p, p = b ** -1: p.grad = 0 + a * grad, then b gets lg_p * p.grad */
             accumulate(g, c[0], num_mul(float_num(g->aux0[v]), grad, bad));
             num hidden = num_add(zero, num_mul(data_of(g, c[0]), grad, bad), bad);
-            accumulate(g, c[1], num_mul(float_num(g->aux1[v]), hidden, bad));
+            bool fails = false; /* not after the forward pass computed it */
+            num lg_p = num_mul(minus_one, float_num(python_pow(data_of(g, c[1]).v, MINUS_TWO, &fails)), bad);
+            accumulate(g, c[1], num_mul(lg_p, hidden, bad));
+            if (fails)
+                return false;
             break;
         }
         case KIND_POW:
@@ -1093,12 +1086,16 @@ static PyObject *answer(PyObject *document, Py_ssize_t max_nodes) {
     PyObject *result = NULL;
     if (!read_graph(&g))
         goto done;
+    Py_ssize_t root = choose_output(&g, output);
+    if (root < 0)
+        goto done;
+    free_id_table(&g);
+    g.mark = calloc((size_t)n, 1);
+    g.grad = malloc((size_t)n * sizeof(double));
     g.order = malloc((size_t)n * sizeof(uint32_t));
     g.stack = malloc((size_t)n * sizeof(uint64_t));
-    if (g.order == NULL || g.stack == NULL || !dependency_order(&g) || !forward(&g))
-        goto done;
-    Py_ssize_t root = choose_output(&g, output);
-    if (root < 0 || !backward(&g, (uint32_t)root))
+    if (g.mark == NULL || g.grad == NULL || g.order == NULL || g.stack == NULL || !dependency_order(&g) ||
+        !forward(&g) || !backward(&g, (uint32_t)root))
         goto done;
     free_before_writing(&g);
     result = write_answer(&g, g.id[root]);
@@ -1158,6 +1155,10 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     }
     if (PyModule_AddObject(m, "OPERATIONS", operations) < 0) {
         Py_DECREF(operations);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (LOCAL_GRADS == NULL && (LOCAL_GRADS = PyUnicode_InternFromString("local_grads")) == NULL) {
         Py_DECREF(m);
         return NULL;
     }

@@ -95,7 +95,7 @@ BROKEN_FIELDS = {
     "children": st.one_of(st.none(), st.just([]), st.lists(st.integers(0, 40), max_size=3), st.just("a")),
     "exponent": st.one_of(st.none(), st.booleans(), st.floats(-3, 3)),
     "local_grads": st.one_of(st.none(), st.lists(st.floats(-2, 2), max_size=3)),
-    "extra": st.integers(),
+    "extra": st.integers(-5, 5),
 }
 
 
