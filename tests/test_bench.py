@@ -10,11 +10,15 @@ from pathlib import Path
 import orjson
 import pytest
 
+from service import fastpath
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
+    if not fastpath.ACTIVE:
+        pytest.skip(f"make bench measures the fast path, which is not active here: {fastpath.WHY_INACTIVE}")
     out = tmp_path_factory.mktemp("bench")
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--scale", "tiny", "--client", "python", "--out", str(out)],
