@@ -100,6 +100,8 @@ typedef struct {
     uint64_t *stack; /* (node, next child) pairs of a depth-first walk */
     uint64_t *slots; /* the id table: (hash >> 32) << 32 | (index + 1); 0 is empty */
     uint64_t slot_mask;
+    bool dense;          /* the ids are the ints first_id, first_id + 1, ...: no table, an id is its position */
+    uint64_t first_id;
     uint64_t probe_budget;
     bool bad; /* an int left the exact range, or a number is not finite */
 } graph;
@@ -403,6 +405,10 @@ static Py_ssize_t id_find(graph *g, PyObject *id) {
     id_key k;
     if (!key_of_id(id, &k))
         return -2;
+    if (g->dense) {
+        uint64_t position = k.key - g->first_id;
+        return k.type == ID_INT && position < (uint64_t)g->n ? (Py_ssize_t)position : -1;
+    }
     uint64_t slot = k.hash & g->slot_mask;
     uint64_t tag = k.hash >> 32;
     for (;;) {
@@ -420,19 +426,17 @@ static Py_ssize_t id_find(graph *g, PyObject *id) {
     }
 }
 
-/* Adds node i's id; false for a duplicate id (the reference refuses it) or a table that gives up. */
+/* Adds node i's id, its key already in g->key and g->id_type; false for a duplicate id (the reference
+ * refuses it) or a table that gives up. */
 static bool id_insert(graph *g, Py_ssize_t i) {
-    id_key k;
-    if (!key_of_id(g->id[i], &k))
-        return false;
+    id_key k = {g->key[i], 0, g->id_type[i]};
+    k.hash = k.type == ID_INT ? mix(k.key) : mix(k.key ^ ((uint64_t)k.type << 56));
     uint64_t slot = k.hash & g->slot_mask;
     uint64_t tag = k.hash >> 32;
     for (;;) {
         uint64_t entry = g->slots[slot];
         if (entry == 0) {
             g->slots[slot] = (tag << 32) | (uint64_t)(i + 1);
-            g->key[i] = k.key;
-            g->id_type[i] = k.type;
             return true;
         }
         if (g->probe_budget-- == 0)
@@ -501,20 +505,35 @@ static bool read_graph(graph *g) {
     g->aux0 = calloc(n_, sizeof(double));
     g->lists = malloc(n_ * sizeof(PyObject *));
     g->child_start = malloc((n_ + 1) * sizeof(uint32_t));
-    uint64_t capacity = 16;
-    while (capacity < 2 * (uint64_t)n_)
-        capacity *= 2;
-    g->slots = calloc(capacity, sizeof(uint64_t));
-    g->slot_mask = capacity - 1;
-    g->probe_budget = 64 * (uint64_t)n_ + 4096;
     if (!g->id || !g->key || !g->id_type || !g->kind || !g->flags || !g->data || !g->aux0 || !g->lists ||
-        !g->child_start || !g->slots)
+        !g->child_start)
         return false;
 
     size_t child_count = 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (!read_node(g, i, PyList_GET_ITEM(g->nodes, i), &g->lists[i], &child_count) || !id_insert(g, i))
+    for (Py_ssize_t i = 0; i < n; i++) {
+        id_key k;
+        if (!read_node(g, i, PyList_GET_ITEM(g->nodes, i), &g->lists[i], &child_count) || !key_of_id(g->id[i], &k))
             return false;
+        g->key[i] = k.key;
+        g->id_type[i] = k.type;
+    }
+    g->first_id = g->key[0];
+    g->dense = true;
+    for (Py_ssize_t i = 0; i < n && g->dense; i++)
+        g->dense = g->id_type[i] == ID_INT && g->key[i] == g->first_id + (uint64_t)i;
+    if (!g->dense) {
+        uint64_t capacity = 16;
+        while (capacity < 2 * (uint64_t)n_)
+            capacity *= 2;
+        g->slots = calloc(capacity, sizeof(uint64_t));
+        if (g->slots == NULL)
+            return false;
+        g->slot_mask = capacity - 1;
+        g->probe_budget = 64 * (uint64_t)n_ + 4096;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (!id_insert(g, i))
+                return false;
+    }
     if (child_count >= UINT32_MAX)
         return false;
     g->child = malloc((child_count ? child_count : 1) * sizeof(uint32_t));

@@ -246,6 +246,27 @@ def test_log_near_zero(x):
     assert fast == expected
 
 
+@pytest.mark.parametrize("first", [0, 7, -3, 2**63 - 3, -(2**63)])
+@pytest.mark.parametrize("child", ["previous", "as a string", "past the end", "before the start", "big"])
+def test_consecutive_int_ids_are_found_by_position(first, child):
+    """Ids first, first + 1, ... take a shortcut around the id table; it must find exactly what the table would."""
+    nodes = [leaf(first, 1.5), leaf(first + 1, -2.0), op(first + 2, "mul", first, first + 1)]
+    wanted = {
+        "previous": first + 1,
+        "as a string": str(first + 1),
+        "past the end": first + 3,
+        "before the start": first - 1,
+        "big": first + 2**64,
+    }[child]
+    nodes.append(op(first + 3, "add", first + 2, wanted) if first + 3 < 2**63 else op(-1, "add", first + 2, wanted))
+    document = {"nodes": nodes, "output": nodes[-1]["id"]}
+    if isinstance(wanted, int) and not -(2**63) <= wanted < 2**64:
+        assert _fastpath.evaluate(document, MAX_NODES) is None
+        return
+    fast, expected = assert_agrees(document)
+    assert (fast is None) == (expected is None) == (child != "previous")
+
+
 def test_sub_and_div_fold_their_hidden_values_with_the_seeds_roundings():
     rng = random.Random(10)
     for _ in range(300):
