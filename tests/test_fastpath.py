@@ -4,11 +4,13 @@ hypothesis, on graphs aimed at the places where bit-identity is hard (Python int
 the seed's hidden Values of sub, div and neg, pow's special cases, exp and log at their edges,
 orjson's number and string formatting); and on the bench's four workloads."""
 
+import functools
 import math
 import random
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -16,11 +18,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
+from schemas import GraphRequestSchema
+from schemas.openapi import SEED_EXAMPLE as SEED_GRAPH
 from service import create_app, fastpath, graph
-from service.api import evaluation_json, request_schema
+from service.api import evaluation_json
 from service.config import ConfigError, from_environment
 from service.ops import OPS
-from tests.conftest import ROOT, SEED_GRAPH
 
 try:
     from service import _fastpath
@@ -30,6 +33,12 @@ except ImportError as error:
     )
 
 MAX_NODES = 1_000_000
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def request_schema(max_nodes):
+    return GraphRequestSchema(max_nodes=max_nodes)
 
 
 def reference(document, max_nodes=MAX_NODES):
@@ -350,10 +359,11 @@ def test_the_setting():
 def test_without_the_extension_the_service_says_so_once_and_answers_on_the_reference_path():
     script = """
 import sys
+from pathlib import Path
 sys.modules["service._fastpath"] = None  # as if it were not built
 import orjson
 from service import create_app
-from tests.conftest import SEED_GRAPH
+from schemas.openapi import SEED_EXAMPLE as SEED_GRAPH
 client = create_app({"TESTING": True}).test_client()
 print(orjson.dumps([client.get("/readyz").get_json(), client.post("/v1/evaluate", json=SEED_GRAPH).get_json()]).decode())
 """
