@@ -7,7 +7,24 @@
 # python:3.11-slim, or, on a machine whose Docker engine can pull no images, the one that
 #   ../shared/docker/base-image.sh
 # makes (Debian bookworm's python3 + python3-venv, no pip outside a venv, no `python`, no curl).
+#
+# BUILD_IMAGE compiles the fast path's C extension in a stage of its own: an image with the same
+# Python 3.11, its headers, venv and a C compiler (the official python:3.11, or
+#   ../shared/docker/base-image.sh local/python-build:3.11-bookworm python3 python3-venv python3-dev gcc libc6-dev
+# ); only the built module reaches the image that runs, which has no compiler.
+ARG BUILD_IMAGE=python:3.11
 ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${BUILD_IMAGE} AS fastpath
+WORKDIR /build
+COPY setup.py ./
+COPY service/_fastpath.c service/
+COPY service/ryu/ service/ryu/
+RUN set -eu; \
+    python3 -m venv /tmp/build-venv; \
+    /tmp/build-venv/bin/python setup.py -q build_ext --inplace; \
+    ls service/_fastpath*.so
+
 FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -34,6 +51,7 @@ WORKDIR /app
 COPY gunicorn.conf.py openapi.yaml ./
 COPY schemas/ schemas/
 COPY service/ service/
+COPY --from=fastpath /build/service/_fastpath*.so service/
 RUN python -m compileall -q service schemas
 
 # Root owns the code; the server runs as an unprivileged user that can only read it.

@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast bench openapi lock clean contract-tools system-tools
+.PHONY: run test test-fast bench openapi lock clean contract-tools system-tools fastpath sanitize sanitize-run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,16 +19,16 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $(VENV)/.runtime $@
 
 # gunicorn itself fails with a traceback on an empty WEB_CONCURRENCY, before reading gunicorn.conf.py.
-run: $(VENV)/.runtime
+run: $(VENV)/.runtime fastpath
 	$(if $(WEB_CONCURRENCY),,env -u WEB_CONCURRENCY )$(BIN)/gunicorn --config gunicorn.conf.py
 
-test: $(VENV)/.dev contract-tools system-tools
+test: $(VENV)/.dev fastpath sanitize contract-tools system-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
 # The fast set for the edit-run loop: no real server, Docker or benchmark.
-test-fast: $(VENV)/.dev
+test-fast: $(VENV)/.dev fastpath
 	$(BIN)/pytest -m "not slow"
 
 # Prism, pinned in tools/contract/package-lock.json, for tests/test_contract_tools.py; without npm
@@ -50,10 +50,36 @@ system-tools:
 	  { apt-get install -y -qq graphviz || { apt-get update -qq && apt-get install -y -qq graphviz; }; } >/dev/null 2>&1; } || \
 	  echo "graphviz is not installed: the dot test will skip"
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev fastpath
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.batch
+
+# The fast path's C extension (setup.py, service/_fastpath.c), built in place. Where it cannot be built
+# (no compiler), this says so and the service runs on the reference path.
+fastpath: $(VENV)/.runtime
+	$(BIN)/python setup.py -q build_ext --inplace \
+	  || echo "make fastpath: the C extension was not built; the service will answer on the reference path" >&2
+
+# The fast path built with AddressSanitizer and UndefinedBehaviorSanitizer and its tests run under them
+# (libasan preloaded into the venv's python), in a scratch copy of the tree so the plain build stays.
+# Without a compiler and its libasan, it says so and skips; it takes about a minute.
+SANITIZE_DIR := build/sanitize
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
+sanitize: $(VENV)/.dev
+	@if ! test -f "$$($${CC:-gcc} -print-file-name=libasan.so 2>/dev/null)"; then \
+	  echo "make sanitize: skipped, no compiler with AddressSanitizer (libasan.so) here" >&2; exit 0; fi; \
+	$(MAKE) --no-print-directory sanitize-run
+
+sanitize-run:
+	rm -rf $(SANITIZE_DIR) && mkdir -p $(SANITIZE_DIR)
+	cp -r setup.py pyproject.toml README.md openapi.yaml service schemas tests bench $(SANITIZE_DIR)/
+	rm -f $(SANITIZE_DIR)/service/*.so
+	cd $(SANITIZE_DIR) && CFLAGS="$(SANITIZE_FLAGS)" LDFLAGS="$(SANITIZE_FLAGS)" \
+	  $(abspath $(BIN))/python setup.py -q build_ext --inplace
+	cd $(SANITIZE_DIR) && LD_PRELOAD="$$($${CC:-gcc} -print-file-name=libasan.so)" \
+	  ASAN_OPTIONS=detect_leaks=0 PYTHONMALLOC=malloc \
+	  $(abspath $(BIN))/python -m pytest -q -p no:cacheprovider -m "not slow" tests/test_fastpath.py
 
 # openapi.yaml is generated from the marshmallow schemas; tests/test_openapi.py fails when it is stale.
 openapi: $(VENV)/.dev
@@ -70,4 +96,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis tools/contract/node_modules
+	rm -rf $(VENV) .pytest_cache .hypothesis tools/contract/node_modules build service/*.so

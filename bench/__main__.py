@@ -12,6 +12,7 @@ import orjson
 
 from bench import load, measure, report
 from bench.workloads import SCALES, SEED, Workload, body, large_workloads, random_dag
+from service import fastpath
 
 NAMES = ("gpt-step", "dag", "chain", "small")
 CONNECTIONS = 16
@@ -34,6 +35,8 @@ def arguments(argv):
 
 def main(argv=None):
     args = arguments(argv)
+    if not fastpath.ACTIVE:
+        sys.exit(f"python -m bench: the fast path is not active ({fastpath.WHY_INACTIVE}); `make fastpath` builds it")
     scale = SCALES[args.scale]
     names = [args.only] if args.only else NAMES
     args.out.mkdir(parents=True, exist_ok=True)

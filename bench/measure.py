@@ -16,31 +16,39 @@ def progress(message):
     print(message, file=sys.stderr, flush=True)
 
 
+PATHS = {"fast": "1", "reference": "0"}  # VALUEGRAPH_FAST_PATH for each path
+
+
+def service(log_dir, workers, path, **kwargs):
+    """gunicorn serving `path` ("fast" or "reference"); fails loudly when /readyz says another path
+    answers (for "fast": the C extension is not built; `make fastpath`)."""
+    return Gunicorn(log_dir, workers, env={"VALUEGRAPH_FAST_PATH": PATHS[path]}, expect_path=path, **kwargs)
+
+
 def large(workload, repeats, log_dir):
-    """Service (end to end and server-side), micrograd (gc on and paused), orjson.loads, and memory.
+    """The service on each path (end to end and server-side), micrograd (gc on and paused),
+    orjson.loads, and memory.
 
     The service runs in a fresh gunicorn with one worker, so the worker's high-water mark after the
-    first request is this workload's peak; its baseline is taken after a small warm-up request."""
+    first request is this workload's peak; its baseline is taken after a small warm-up request.
+    The fast path's numbers are the service's (the keys without a prefix); the reference path's are
+    under "reference"; "same_bytes" says whether their answers are equal byte for byte."""
     progress(f"{workload.name}: {workload.nodes:,} nodes, {len(workload.body) / 1e6:.1f} MB")
     result = {"workload": workload.name, "nodes": workload.nodes, "body_bytes": len(workload.body)}
-    with Gunicorn(log_dir, workers=1) as server:
-        peers.post(server, body(small_graph()))
-        result["worker_baseline_bytes"] = server.worker_memory("VmRSS")
-        end_to_end, server_side = [], []
-        for i in range(repeats):
-            seconds, server_seconds, status, answer = peers.post(server, workload.body)
-            if i == 0:
-                result["worker_peak_bytes"] = server.worker_memory("VmHWM")
-                result["check"] = check(workload, status, answer)
-            del answer
-            end_to_end.append(seconds)
-            server_side.append(server_seconds)
-    result["service_seconds"] = statistics.median(end_to_end)
-    result["server_seconds"] = statistics.median(server_side)
-    progress(
-        f"  service {result['service_seconds']:.3f} s end to end, {result['server_seconds']:.3f} s server-side; {result['check']}"
-    )
-    result["orjson_seconds"] = peers.orjson_floor(workload.body, repeats)
+    digests, floors = {}, []
+    for path in PATHS:
+        measured, digests[path] = serve(workload, repeats, log_dir, path, floors if path == "fast" else None)
+        if path == "fast":
+            result.update(measured)
+        else:
+            result[path] = measured
+        progress(
+            f"  {path} path: {measured['service_seconds']:.3f} s end to end, {measured['server_seconds']:.3f} s "
+            f"server-side; {measured['check']}"
+        )
+    result["same_bytes"] = digests["fast"] == digests["reference"]
+    progress(f"  the two paths' answers are {'' if result['same_bytes'] else 'NOT '}the same bytes")
+    result["orjson_seconds"] = statistics.median(floors)
     for mode in ("on", "paused"):
         result[f"micrograd_gc_{mode}"] = peers.micrograd(workload.body, repeats, mode)
         progress(f"  micrograd, gc {mode}: {result[f'micrograd_gc_{mode}']}")
@@ -48,6 +56,30 @@ def large(workload, repeats, log_dir):
         result["micrograd_default_recursion_limit"] = peers.micrograd(workload.body, 1, "on", "default")
         progress(f"  micrograd, Python's default recursion limit: {result['micrograd_default_recursion_limit']}")
     return result
+
+
+def serve(workload, repeats, log_dir, path, floors=None):
+    """One path's medians, memory and check, and the set of its answers' digests. With `floors`, a
+    list, orjson.loads of the body is timed right after each request and appended to it: on a shared
+    machine the load changes from minute to minute, and the ratio of the two is what the goal is."""
+    result, digests = {}, []
+    with service(log_dir, 1, path) as server:
+        peers.post(server, body(small_graph()))
+        result["worker_baseline_bytes"] = server.worker_memory("VmRSS")
+        end_to_end, server_side = [], []
+        for i in range(repeats):
+            seconds, server_seconds, status, answer = peers.post(server, workload.body, raw=digests)
+            if i == 0:
+                result["worker_peak_bytes"] = server.worker_memory("VmHWM")
+                result["check"] = check(workload, status, answer)
+            del answer
+            end_to_end.append(seconds)
+            server_side.append(server_seconds)
+            if floors is not None:
+                floors.append(peers.orjson_floor(workload.body, 1))
+    result["service_seconds"] = statistics.median(end_to_end)
+    result["server_seconds"] = statistics.median(server_side)
+    return result, sorted(set(digests))
 
 
 def check(workload, status, answer):
@@ -78,17 +110,18 @@ def small(load_seconds, runs, connections, client, log_dir):
     request_file.write_bytes(body(small_graph()))
     generate = load.wrk if client == "wrk" else load.python_client
     progress(f"small graphs: {workers} workers, {connections} connections, {client}")
-    with Gunicorn(log_dir, workers) as service:
-        _, _, status, answer = peers.post(service, request_file.read_bytes())
+    with service(log_dir, workers, "fast") as fast, service(log_dir, workers, "reference") as reference:
+        _, _, status, answer = peers.post(fast, request_file.read_bytes())
         if status != 200:
             raise RuntimeError(f"the service refused the small graph: {answer}")
         answer_file.write_bytes(orjson.dumps(answer))
         with Gunicorn(log_dir, workers, app="bench.bare_app:app", env={"BENCH_BARE_BODY": str(answer_file)}) as bare:
-            rates = {"service": [], "bare": []}
-            for port in (service.port, bare.port):  # warm-up
-                generate(port, request_file, connections, 1)
+            servers = (("service", fast), ("reference", reference), ("bare", bare))
+            rates = {name: [] for name, _ in servers}
+            for _, server in servers:  # warm-up
+                generate(server.port, request_file, connections, 1)
             for _ in range(runs):
-                for name, server in (("service", service), ("bare", bare)):
+                for name, server in servers:
                     rates[name].append(generate(server.port, request_file, connections, load_seconds))
     result = {
         "workers": workers,
@@ -97,9 +130,14 @@ def small(load_seconds, runs, connections, client, log_dir):
         "seconds": load_seconds,
         "runs": runs,
         "service_rps": statistics.median(rates["service"]),
+        "reference_rps": statistics.median(rates["reference"]),
         "bare_rps": statistics.median(rates["bare"]),
         "service_rps_runs": rates["service"],
+        "reference_rps_runs": rates["reference"],
         "bare_rps_runs": rates["bare"],
     }
-    progress(f"  service {result['service_rps']:.0f} req/s, bare Flask {result['bare_rps']:.0f} req/s")
+    progress(
+        f"  service {result['service_rps']:.0f} req/s (reference path {result['reference_rps']:.0f}), "
+        f"bare Flask {result['bare_rps']:.0f} req/s"
+    )
     return result

@@ -8,6 +8,7 @@
 """
 
 import gc
+import hashlib
 import http.client
 import itertools
 import statistics
@@ -33,8 +34,9 @@ def gc_paused():
         gc.enable()
 
 
-def post(server, body, timeout=600):
+def post(server, body, timeout=600, raw=None):
     """One request to the service: (seconds end to end, seconds server-side, status, parsed answer).
+    `raw`, a list, gets the answer's bytes' SHA-256, to compare the two paths' answers byte for byte.
 
     The client pauses its garbage collector while it parses, as the service does while it works."""
     tag = str(next(_tags))
@@ -43,9 +45,13 @@ def post(server, body, timeout=600):
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
         connection.request("POST", "/v1/evaluate", body, {"Content-Type": "application/json", TAG_HEADER: tag})
         response = connection.getresponse()
-        answer = orjson.loads(response.read())
+        content = response.read()
+        answer = orjson.loads(content)
         seconds = time.perf_counter() - start
     connection.close()
+    if raw is not None:
+        raw.append(hashlib.sha256(content).hexdigest())
+    del content
     return seconds, server.request_seconds(tag), response.status, answer
 
 

@@ -6,8 +6,8 @@ import platform
 
 GOAL_RATIO_MICROGRAD = 0.5
 GOAL_RATIO_ORJSON = 3.0
-GOAL_BYTES_PER_NODE = 1024
-GOAL_SMALL_SHARE = 0.70
+GOAL_BYTES_PER_NODE = 700
+GOAL_SMALL_SHARE = 0.80
 
 
 def seconds(value):
@@ -66,6 +66,16 @@ def goals(large, small):
                 )
             )
     for r in large:
+        rows.append(
+            (
+                "fast path answer = reference path answer",
+                r["workload"],
+                "the same bytes" if r["same_bytes"] else "DIFFERENT bytes",
+                "the same bytes",
+                r["same_bytes"],
+            )
+        )
+    for r in large:
         if r["workload"].startswith("chain"):
             rows.append(
                 ("evaluates", r["workload"], r["check"], "200, every number finite", r["check"].startswith("ok"))
@@ -88,9 +98,9 @@ def goals(large, small):
     return [(*row[:4], "pass" if row[4] else "FAIL") for row in rows]
 
 
-def worker_bytes_per_node(r):
+def worker_bytes_per_node(r, nodes=None):
     """The worker's peak above its baseline, per node: what the request cost in memory."""
-    return (r["worker_peak_bytes"] - r["worker_baseline_bytes"]) / r["nodes"]
+    return (r["worker_peak_bytes"] - r["worker_baseline_bytes"]) / (nodes or r["nodes"])
 
 
 def render(large, small, repeats):
@@ -111,19 +121,26 @@ def times_table(large, repeats):
             f"{r['body_bytes'] / 1e6:.1f} MB",
             seconds(r["service_seconds"]),
             seconds(r["server_seconds"]),
+            seconds(r["reference"]["service_seconds"]),
+            seconds(r["reference"]["server_seconds"]),
             micrograd_time(r["micrograd_gc_on"]),
             micrograd_time(r["micrograd_gc_paused"]),
             seconds(r["orjson_seconds"]),
         )
         for r in large
     ]
-    text = f"Large graphs, medians of {repeats}:\n\n" + table(
+    text = (
+        f"Large graphs, medians of {repeats}; the service answers on the fast path, the reference path is the "
+        "same service with VALUEGRAPH_FAST_PATH=0:\n\n"
+    ) + table(
         (
             "workload",
             "nodes",
             "body",
             "service end to end",
             "server-side",
+            "reference path end to end",
+            "reference path server-side",
             "micrograd (gc on)",
             "micrograd (gc paused)",
             "orjson.loads (gc paused)",
@@ -149,6 +166,7 @@ def memory_table(large):
             f"{r['worker_baseline_bytes'] / 2**20:.0f} MiB",
             f"{r['worker_peak_bytes'] / 2**20:.0f} MiB",
             f"{worker_bytes_per_node(r):.0f} B",
+            f"{worker_bytes_per_node(r['reference'], r['nodes']):.0f} B",
             micrograd_per_node(r),
         )
         for r in large
@@ -156,7 +174,17 @@ def memory_table(large):
     return (
         "Memory: the service's one worker (baseline VmRSS, peak VmHWM, peak above baseline per node) and micrograd "
         "in a fresh process (peak above baseline per node, parsed JSON included):\n\n"
-        + table(("workload", "worker baseline", "worker peak", "worker per node", "micrograd per node (gc on)"), rows)
+        + table(
+            (
+                "workload",
+                "worker baseline",
+                "worker peak",
+                "worker per node",
+                "reference path worker per node",
+                "micrograd per node (gc on)",
+            ),
+            rows,
+        )
     )
 
 
@@ -166,6 +194,11 @@ def small_table(small):
 
     rows = [
         ("service, 10-node graph", f"{small['service_rps']:,.0f}", spread(small["service_rps_runs"])),
+        (
+            "service on the reference path, 10-node graph",
+            f"{small['reference_rps']:,.0f}",
+            spread(small["reference_rps_runs"]),
+        ),
         ("bare Flask, constant answer", f"{small['bare_rps']:,.0f}", spread(small["bare_rps_runs"])),
     ]
     return (
@@ -197,7 +230,8 @@ def write_markdown(path, text, command, plot_name):
 
 
 def plot(path, points):
-    """Time against nodes, log-log, for the service end to end and micrograd (gc on and paused)."""
+    """Time against nodes, log-log: the service end to end on each path, micrograd (gc on and paused)
+    and orjson.loads."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -206,7 +240,8 @@ def plot(path, points):
     figure, axes = pyplot.subplots(figsize=(7, 4.5))
     sizes = [r["nodes"] for r in points]
     series = [
-        ("service, end to end", [r["service_seconds"] for r in points]),
+        ("service (fast path), end to end", [r["service_seconds"] for r in points]),
+        ("service on the reference path, end to end", [r["reference"]["service_seconds"] for r in points]),
         ("micrograd, gc on", [r["micrograd_gc_on"].get("seconds") for r in points]),
         ("micrograd, gc paused", [r["micrograd_gc_paused"].get("seconds") for r in points]),
         ("orjson.loads (floor)", [r["orjson_seconds"] for r in points]),

@@ -10,6 +10,7 @@ writes no log of its own, gets gunicorn's access log on the command line, so bot
 import time
 
 import orjson
+import requests
 
 from tests.support import ROOT, Gunicorn
 
@@ -21,10 +22,23 @@ TAG_HEADER = "X-Request-ID"
 class BenchGunicorn(Gunicorn):
     """The real server, with each request's server-side time in its log, and its workers' memory."""
 
-    def __init__(self, log_dir, workers, app=None, env=None):
+    def __init__(self, log_dir, workers, app=None, env=None, expect_path=None):
         super().__init__(log_dir, workers, env, args=("--access-logfile", "-", app) if app else ())
+        self.expect_path = expect_path
         if app:
             self.ready_path = "/healthz"
+
+    def __enter__(self):
+        super().__enter__()
+        if self.expect_path is not None:
+            path = requests.get(self.base + "/readyz", timeout=30).json().get("path")
+            if path != self.expect_path:
+                self.__exit__()
+                raise RuntimeError(
+                    f"gunicorn answers on the {path} path, not the {self.expect_path} path: is the fast path's "
+                    f"C extension built (make fastpath)?\n{self.stderr.read_text()}"
+                )
+        return self
 
     def worker_memory(self, field):
         """VmRSS or VmHWM of the only worker, in bytes."""

@@ -86,6 +86,14 @@ def log_level(name: str, raw: str) -> str:
     return raw.lower()
 
 
+def on_off(name: str, raw: str) -> bool:
+    if raw.lower() in ("1", "on", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "off", "false", "no"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, not {raw!r}")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One environment variable: the app config key it sets, its default and what it means."""
@@ -215,7 +223,16 @@ API_TOKENS_FILE = Setting(
     "a file of bearer tokens, one a line, read at start; added to VALUEGRAPH_TOKENS",
 )
 
+FAST_PATH = Setting(
+    "VALUEGRAPH_FAST_PATH",
+    "FAST_PATH",
+    True,
+    on_off,
+    "1: answer through the compiled fast path when it is built; 0: always the reference path",
+)
+
 SETTINGS: tuple[Setting, ...] = (
+    FAST_PATH,
     MAX_BODY_BYTES,
     MAX_NODES,
     DEADLINE_SECONDS,
@@ -283,7 +300,7 @@ CLIENT_MIN_RATE = Setting(
     "the slowest average rate at which a client may send a body or read an answer",
 )
 LOG_LEVEL = Setting(
-    "GUNICORN_LOGLEVEL", "loglevel", "info", log_level, "the error log's level; the access log goes to stdout"
+    "GUNICORN_LOGLEVEL", "loglevel", "info", log_level, "the error log's level; the request log goes to stdout"
 )
 
 SERVER_SETTINGS: tuple[Setting, ...] = (

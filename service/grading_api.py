@@ -13,15 +13,12 @@ import orjson
 from flask import Blueprint, Response, current_app
 from marshmallow import ValidationError
 
-from schemas import is_valid_request
 from schemas.batch import BatchRequestSchema
 from schemas.grade import DEFAULT_ATOL, DEFAULT_RTOL, GradeRequestSchema
 from schemas.graph import is_id
 from service import api, graph
 from service.errors import Problem, from_graph_error, from_validation_error
-from service.gcpause import cyclic_gc_paused
 from service.grading import Tolerance, grade
-from service.limits import Deadline
 
 bp = Blueprint("grading", __name__)
 
@@ -30,37 +27,17 @@ Checkpoint = Callable[[], None]
 
 @bp.post("/v1/grade")
 def grade_route() -> Response:
-    return answer(lambda document, checkpoint: grade_body(document, checkpoint))
+    return api.answer(grade_body)
 
 
 @bp.post("/v1/evaluate/batch")
 def evaluate_batch() -> Response:
-    return answer(lambda document, checkpoint: batch_body(document, evaluation_body, b"evaluation", checkpoint))
+    return api.answer(lambda document, checkpoint: batch_body(document, api.evaluation_body, b"evaluation", checkpoint))
 
 
 @bp.post("/v1/grade/batch")
 def grade_batch() -> Response:
-    return answer(lambda document, checkpoint: batch_body(document, grade_body, b"grade", checkpoint))
-
-
-def answer(body_of: Callable[[object, Checkpoint], bytes]) -> Response:
-    """The body admitted, parsed and refused as /v1/evaluate's is (415, 413, 400, 503, 504), then answered."""
-    deadline = Deadline(current_app.config["DEADLINE_SECONDS"])
-    with cyclic_gc_paused(), api.admitted_body() as body:
-        document = api.parse_json(body)
-        return current_app.response_class(body_of(document, deadline.check), mimetype="application/json")
-
-
-def evaluation_body(document: object, checkpoint: Checkpoint) -> bytes:
-    """The 200 body of POST /v1/evaluate for this document; raises what that route raises."""
-    if is_valid_request(document, current_app.config["MAX_NODES"]):
-        request_graph = document
-    else:
-        request_graph = current_app.extensions["valuegraph.request_schema"].load(document)
-    checkpoint()
-    nodes = request_graph["nodes"]
-    output, values = graph.evaluate(nodes, request_graph.get("output"), checkpoint)
-    return api.evaluation_json(output, nodes, values, checkpoint)
+    return api.answer(lambda document, checkpoint: batch_body(document, grade_body, b"grade", checkpoint))
 
 
 def grade_body(document: object, checkpoint: Checkpoint) -> bytes:
@@ -107,6 +84,7 @@ def batch_body(
         ) from None
     results = []
     for item in graphs:
+        checkpoint()
         status, body = item_result(answer_item, item, checkpoint)
         results.append(b'{"status":%d,"%b":%b}' % (status, member if status == 200 else b"problem", body))
     return b'{"results":[%b]}' % b",".join(results)

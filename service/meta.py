@@ -7,7 +7,7 @@ import yaml
 from flask import Blueprint, Response, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from service import graph, lifecycle
+from service import fastpath, graph, lifecycle
 
 bp = Blueprint("meta", __name__)
 
@@ -46,7 +46,7 @@ def readyz() -> ResponseReturnValue:
     )
     if (product.data, x.grad, y.grad) != (6.0, 3.0, 2.0):
         return jsonify(status="engine check failed"), 503
-    return jsonify(status="ready")
+    return jsonify(status="ready", path=fastpath.path(current_app.config["FAST_PATH"]))
 
 
 @bp.get("/openapi.yaml")

@@ -60,10 +60,10 @@ def current_request_id() -> str | None:
 
 
 def note_graph_size(nodes: int) -> None:
-    """Record the size of the request's graph, once it is known to be a valid one."""
+    """Record the size of a graph of the request, once it is known to be a valid one; a batch's sizes add up."""
     exchange = _current.get()
     if exchange:
-        exchange.nodes = nodes
+        exchange.nodes = (exchange.nodes or 0) + nodes
 
 
 def refusal(problem_body: dict) -> dict:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import create_app, graph
+from service import create_app, fastpath, graph
 from tests.seed_value import evaluate_with_seed
 from tests.strategies import graphs
 from tests.support import SEED_GRAPH
@@ -290,7 +290,7 @@ def test_healthz_and_readyz(client, conforms):
     for path, status in [("/healthz", "ok"), ("/readyz", "ready")]:
         response = client.get(path)
         conforms(path, "get", response.status_code, response.content_type, response.data)
-        assert response.get_json() == {"status": status}
+        assert response.get_json() == {"status": status, **({"path": fastpath.path()} if path == "/readyz" else {})}
 
 
 def test_the_cyclic_gc_is_paused_while_evaluating_and_only_then(post, monkeypatch):
@@ -302,6 +302,7 @@ def test_the_cyclic_gc_is_paused_while_evaluating_and_only_then(post, monkeypatc
         return evaluate(*args)
 
     monkeypatch.setattr(graph, "evaluate", watched)
+    monkeypatch.setattr(fastpath, "evaluate", lambda *args: None)  # the reference path, where graph.evaluate runs
     assert post(SEED_GRAPH).status_code == 200
     assert post({"nodes": [leaf("x", -1.0), op("y", "log", "x")]}).status_code == 422
     assert seen == [False, False] and gc.isenabled()
@@ -312,6 +313,7 @@ def test_an_unexpected_failure_is_a_500_problem_not_a_page(client, monkeypatch):
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(graph, "evaluate", broken)
+    monkeypatch.setattr(fastpath, "evaluate", lambda *args: None)
     response = client.post(PATH, json=SEED_GRAPH)
     assert response.status_code == 500 and response.content_type == "application/problem+json"
     body = response.get_json()
@@ -411,7 +413,7 @@ def chain(length):
 
 
 def test_a_graph_past_the_deadline_is_504_and_the_app_goes_on_serving(conforms):
-    app = create_app({"TESTING": True, "DEADLINE_SECONDS": 0.05})
+    app = create_app({"TESTING": True, "DEADLINE_SECONDS": 0.05, "FAST_PATH": False})  # the C path is not timed
     client = app.test_client()
     big = {"nodes": [leaf(0, 0.0), leaf("k", 1e-9), *(op(k, "add", k - 1, "k") for k in range(1, 300_000))]}
     response = client.post(PATH, json=big)

@@ -187,7 +187,7 @@ def test_a_batch_of_1000_graphs_through_gunicorn(live_server, conforms):
 
 @pytest.mark.parametrize("path", [EVALUATE_BATCH, GRADE_BATCH])
 def test_the_deadline_is_the_whole_batchs(post, path):
-    """Past VALUEGRAPH_DEADLINE_SECONDS the batch is answered 503, as one request would be; the app goes on."""
+    """Past VALUEGRAPH_DEADLINE_SECONDS the batch is answered 504, as one request would be; the app goes on."""
     client = create_app({"TESTING": True, "DEADLINE_SECONDS": 0.05}).test_client()
     item = {**SEED_EXAMPLE, "submitted": []} if path == GRADE_BATCH else SEED_EXAMPLE
     response = post(path, {"graphs": [item] * 10_000}, test_client=client)

@@ -35,7 +35,7 @@ from service.config import DEADLINE_SECONDS, MAX_BODY_BYTES, SETTINGS
 from service.limits import PEAK_BYTES_PER_BODY_BYTE
 from tests.seed_value import evaluate_with_seed
 from tests.support import ROOT, SEED_GRAPH, free_port
-from tests.test_docker import BASE_IMAGE_SCRIPT, base_image, run  # noqa: F401 (base_image: a fixture)
+from tests.test_docker import BASE_IMAGE_SCRIPT, base_image, build_image, run  # noqa: F401 (fixtures)
 
 NGINX_DIR = ROOT / "deploy/nginx"
 KUBERNETES_DIR = ROOT / "deploy/kubernetes"
@@ -204,6 +204,7 @@ def test_compose_puts_nginx_in_front_of_two_replicas_with_the_same_limits():
     services = compose_config()
     service, nginx = services["valuegraph"], services["nginx"]
     assert service["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim"
+    assert service["build"]["args"]["BUILD_IMAGE"] == "python:3.11"
     assert Path(service["build"]["context"]).resolve() == ROOT
     assert service["deploy"]["replicas"] == 2
     assert "ports" not in service, "only nginx is published"
@@ -400,10 +401,12 @@ def stack(request, nginx_image):
     """docker-compose up: two replicas (one worker each, the machine has two cores) behind nginx on
     127.0.0.1; a body limit of 16 MiB, room for the 100k-node graphs. Down, whatever happens."""
     python_image = request.getfixturevalue("base_image")
+    compiler_image = request.getfixturevalue("build_image")
     command = compose_or_skip()
     name = f"vgdeploy{uuid.uuid4().hex[:8]}"
     env = compose_environment(
         BASE_IMAGE=python_image,
+        BUILD_IMAGE=compiler_image,
         NGINX_IMAGE=nginx_image,
         VALUEGRAPH_IMAGE=f"valuegraph-{name}:latest",
         VALUEGRAPH_HOST_IP="127.0.0.1",

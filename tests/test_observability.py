@@ -19,7 +19,7 @@ import requests
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from service import create_app, timing
+from service import create_app, fastpath, timing
 from service.config import ConfigError, from_environment
 from tests.seed_value import evaluate_with_seed
 from tests.support import SEED_GRAPH, gunicorn_server
@@ -96,9 +96,13 @@ def logged(capsys):
 
 
 def test_server_timing_names_the_phases_in_order(client):
-    response = client.post(EVALUATE, json=SEED_GRAPH)
+    reference = create_app({"TESTING": True, "FAST_PATH": False}).test_client()
+    response = reference.post(EVALUATE, json=SEED_GRAPH)
     assert response.status_code == 200
     assert phases_of(response.headers["Server-Timing"]) == PHASES
+    if fastpath.ACTIVE:
+        response = client.post(EVALUATE, json=SEED_GRAPH)
+        assert phases_of(response.headers["Server-Timing"]) == ["parse", "fastpath"]
 
 
 def test_server_timing_of_a_refusal_names_the_phases_it_reached(client):
@@ -106,7 +110,8 @@ def test_server_timing_of_a_refusal_names_the_phases_it_reached(client):
         EVALUATE, json={"nodes": [{"id": "x", "data": -1.0}, {"id": "y", "op": "log", "children": ["x"]}]}
     )
     assert response.status_code == 422
-    assert phases_of(response.headers["Server-Timing"]) == ["parse", "validate", "build"]
+    reached = ["parse", "fastpath", "validate", "build"] if fastpath.ACTIVE else ["parse", "validate", "build"]
+    assert phases_of(response.headers["Server-Timing"]) == reached
     response = client.post(EVALUATE, data=b"{", content_type="application/json")
     assert phases_of(response.headers["Server-Timing"]) == ["parse"]
 

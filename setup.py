@@ -1,0 +1,20 @@
+"""Builds the fast path's C extension, service/_fastpath.c: `python setup.py build_ext --inplace`
+(`make fastpath`). Without a compiler the build fails and the service runs on the reference path.
+
+Compiled -O2 -ffp-contract=off, never fast-math: a fused multiply-add or a reassociated sum changes
+the last bit of a number, and the answer must be the seed's, bit for bit."""
+
+from setuptools import Extension, setup
+
+setup(
+    packages=[],
+    ext_modules=[
+        Extension(
+            "service._fastpath",
+            sources=["service/_fastpath.c"],
+            include_dirs=["service"],
+            depends=["service/ryu/d2s.c", "service/ryu/d2s_full_table.h", "service/ryu/d2s_intrinsics.h"],
+            extra_compile_args=["-O2", "-ffp-contract=off", "-fno-fast-math", "-Wall", "-Werror"],
+        )
+    ],
+)

@@ -1,0 +1,377 @@
+"""The compiled fast path (service/_fastpath.c) against the reference path: whenever it answers, its
+bytes are the reference's; it never answers where the reference refuses. Differential, with
+hypothesis, on graphs aimed at the places where bit-identity is hard (Python ints in the answer,
+the seed's hidden Values of sub, div and neg, pow's special cases, exp and log at their edges,
+orjson's number and string formatting); and on the bench's four workloads."""
+
+import functools
+import math
+import random
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
+
+from schemas import GraphRequestSchema
+from schemas.openapi import SEED_EXAMPLE as SEED_GRAPH
+from service import create_app, fastpath, graph
+from service.api import evaluation_json
+from service.config import ConfigError, from_environment
+from service.ops import OPS
+
+try:
+    from service import _fastpath
+except ImportError as error:
+    pytest.skip(
+        f"the fast path's C extension is not built ({error}); `make fastpath` builds it", allow_module_level=True
+    )
+
+MAX_NODES = 1_000_000
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def request_schema(max_nodes):
+    return GraphRequestSchema(max_nodes=max_nodes)
+
+
+def reference(document, max_nodes=MAX_NODES):
+    """The reference path's 200 body, or None where it refuses (what POST /v1/evaluate answers 4xx)."""
+    try:
+        request_graph = request_schema(max_nodes).load(document)
+        output, values = graph.evaluate(request_graph["nodes"], request_graph.get("output"))
+    except (ValidationError, graph.GraphError):
+        return None
+    return evaluation_json(output, request_graph["nodes"], values)
+
+
+def both(document, max_nodes=MAX_NODES):
+    """(fast, reference) on the document as the service would see it: orjson's objects, parsed twice."""
+    body = orjson.dumps(document)
+    return _fastpath.evaluate(orjson.loads(body), max_nodes), reference(orjson.loads(body), max_nodes)
+
+
+def assert_agrees(document, max_nodes=MAX_NODES):
+    fast, expected = both(document, max_nodes)
+    if fast is not None:
+        assert expected is not None, "the fast path answered where the reference path refuses"
+        assert fast == expected
+    return fast, expected
+
+
+def leaf(node_id, data):
+    return {"id": node_id, "op": "value", "data": data}
+
+
+def op(node_id, name, *children, **extra):
+    return {"id": node_id, "op": name, "children": list(children), **extra}
+
+
+# --- the graphs -----------------------------------------------------------------------------------
+
+SPECIAL_DATA = [0.0, -0.0, 0, 1.0, -1.0, 2, -3, 0.5, -0.5, 709.0, 709.78, 709.79, 710.0, -745.2, -746.0]
+SPECIAL_DATA += [1e-300, 5e-324, -5e-324, 1e-160, 1e160, 1e300, -1e300, 1.7976931348623157e308, 2**53, 2**64 - 1]
+data_values = st.one_of(
+    st.sampled_from(SPECIAL_DATA),
+    st.floats(-3, 3),
+    st.floats(-3, 3),
+    st.floats(-3, 3),
+    st.integers(-5, 5),
+    st.floats(-800, 800),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+exponents = st.one_of(
+    st.sampled_from([0, 1, 2, 3, -1, -2, -3, 0.0, 0.5, -0.5, 1.5, 1 / 3, 1024, -1075, 1e-300, 2.0**53 + 1]),
+    st.integers(-6, 6),
+    st.floats(-4, 4),
+)
+ids = st.one_of(
+    st.integers(-(2**63), 2**64 - 1),
+    st.integers(0, 30),
+    st.text(min_size=1, max_size=4),
+    st.sampled_from(['"', "\\", "\x00", "\x1f", "\x7f", "é", "\u2028", "🙂", "a/b", "\t\n\r\b\f"]),
+)
+BROKEN_FIELDS = {
+    "id": st.one_of(st.none(), st.booleans(), st.floats(), st.just(""), st.just("x" * 257)),
+    "op": st.one_of(st.sampled_from(["Add", "sqrt", "", "value"]), st.integers(), st.none()),
+    "data": st.one_of(st.none(), st.booleans(), st.just("2.0"), st.just([1.0])),
+    "children": st.one_of(st.none(), st.just([]), st.lists(st.integers(0, 40), max_size=3), st.just("a")),
+    "exponent": st.one_of(st.none(), st.booleans(), st.floats(-3, 3)),
+    "local_grads": st.one_of(st.none(), st.lists(st.floats(-2, 2), max_size=3)),
+    "extra": st.integers(-5, 5),
+}
+
+
+@st.composite
+def documents(draw, max_ops=14):
+    """A request: leaves, then op and recorded nodes over earlier nodes; maybe shuffled, maybe an
+    output named, maybe one node broken (a field deleted, added or ill-typed), a duplicate id, a child
+    that names no node or a cycle."""
+    node_ids = draw(st.lists(ids, min_size=2, max_size=4 + max_ops, unique_by=lambda i: (type(i), i)))
+    nodes = []
+    leaves = draw(st.integers(1, min(4, len(node_ids) - 1)))
+    for node_id in node_ids[:leaves]:
+        nodes.append(
+            {"id": node_id, "data": draw(data_values)} if draw(st.booleans()) else leaf(node_id, draw(data_values))
+        )
+    for node_id in node_ids[leaves:]:
+        earlier = st.sampled_from([node["id"] for node in nodes])
+        kind = draw(st.sampled_from([*OPS, "recorded"]))
+        if kind == "recorded":
+            children = draw(st.lists(earlier, max_size=3))
+            node = {"id": node_id, "data": draw(data_values), "children": children}
+            node["local_grads"] = [draw(data_values) for _ in children]
+        else:
+            node = op(node_id, kind, *(draw(earlier) for _ in range(OPS[kind].arity)))
+            if OPS[kind].takes_exponent:
+                node["exponent"] = draw(exponents)
+        nodes.append(node)
+    document = {"nodes": nodes}
+    named = draw(st.integers(0, 3))
+    if named:
+        document["output"] = draw(ids) if named == 1 else draw(st.sampled_from([node["id"] for node in nodes]))
+    if draw(st.booleans()):
+        nodes[:] = draw(st.permutations(nodes))
+    mischief = draw(st.integers(0, 15))
+    if mischief == 1:
+        node = draw(st.sampled_from(nodes))
+        key = draw(st.sampled_from(sorted(BROKEN_FIELDS)))
+        if key in node and draw(st.booleans()):
+            del node[key]
+        else:
+            node[key] = draw(BROKEN_FIELDS[key])
+    elif mischief == 2:
+        draw(st.sampled_from(nodes))["id"] = draw(st.sampled_from(nodes))["id"]
+    elif mischief == 3:
+        with_children = [node for node in nodes if node.get("children")]
+        if with_children:
+            draw(st.sampled_from(with_children))["children"][0] = draw(st.sampled_from([node["id"] for node in nodes]))
+    elif mischief == 4:
+        document["extra"] = 1
+    return document
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents())
+@example({"nodes": [leaf("x", 0.0), op("r", "relu", "x")]})
+@example({"nodes": [leaf("x", -0.0), op("r", "relu", "x"), op("n", "neg", "r")]})
+def test_whenever_the_fast_path_answers_it_is_the_reference_byte_for_byte(document):
+    assert_agrees(document)
+
+
+@settings(max_examples=300, deadline=None)
+@given(documents(max_ops=30), st.integers(1, 40))
+def test_it_never_answers_over_the_node_limit(document, max_nodes):
+    fast, _ = assert_agrees(document, max_nodes)
+    if fast is not None:
+        assert len(document["nodes"]) <= max_nodes
+
+
+# --- each thing bit-identity takes -----------------------------------------------------------------
+
+
+def answered(document):
+    fast, expected = both(document)
+    assert fast is not None, "the fast path declined"
+    assert fast == expected
+    return {node["id"]: node for node in orjson.loads(fast)["nodes"]}
+
+
+def test_python_ints_appear_as_ints():
+    nodes = [
+        leaf("x", -2.0),
+        leaf("zero", 0.0),
+        leaf("y", 3.0),
+        op("r", "relu", "x"),  # max(0, -2.0) is the int 0
+        op("r0", "relu", "zero"),  # and so is max(0, 0.0)
+        op("n", "neg", "r"),  # 0 * -1 is the int 0, not -0.0
+        op("s", "add", "y", "n"),
+        op("t", "sub", "s", "r0"),
+        op("unused", "exp", "x"),
+        op("out", "add", "t", "unused"),
+    ]
+    body = both({"nodes": nodes})[0]
+    assert b'"id":"r","data":0,' in body and b'"id":"n","data":0,' in body and b'"id":"r0","data":0,' in body
+    assert b'"id":"out","data":' in body and body.endswith(b'"grad":1}]}')  # the root's grad is the int 1
+    results = answered({"nodes": nodes})
+    assert results["y"]["grad"] == 1 and type(results["y"]["grad"]) is int  # fed only through add and sub
+    nodes.append(op("other", "mul", "y", "y"))
+    results = answered({"nodes": nodes, "output": "other"})
+    assert type(results["out"]["grad"]) is int and results["out"]["grad"] == 0  # unreached
+
+
+def test_int_grads_stay_exact_up_to_two_to_the_53_and_the_reference_answers_beyond():
+    def doubling(levels):
+        return {"nodes": [leaf(0, 1.0)] + [op(k, "add", k - 1, k - 1) for k in range(1, levels + 1)]}
+
+    results = answered(doubling(52))
+    assert results[0]["grad"] == 2**52 and type(results[0]["grad"]) is int
+    fast, expected = both(doubling(60))
+    assert fast is None and expected is not None and orjson.loads(expected)["nodes"][0]["grad"] == 2**60
+
+
+@pytest.mark.parametrize(
+    ("base", "exponent", "refused"),
+    [
+        (0.0, -1, True),  # ZeroDivisionError
+        (-0.0, 3, False),  # -0.0 ** odd is -0.0
+        (-8.0, 1 / 3, True),  # complex
+        (-2.0, 3, False),
+        (-2.0, 2.0, False),
+        (-1.0, 2.0**60 + 1, False),  # (-1) ** a large odd integer
+        (1e160, 2, True),  # OverflowError
+        (1e-160, 2, False),  # underflows to a subnormal
+        (1e-200, 2, False),  # underflows to 0
+        (2.0, 0, False),
+        (0.0, 0.5, True),  # the value is 0.0, its derivative 0.5 * 0 ** -0.5 raises
+        (3.0, 1, False),
+    ],
+)
+def test_pow_is_cpythons_float_pow(base, exponent, refused):
+    document = {"nodes": [leaf("x", base), op("y", "pow", "x", exponent=exponent)]}
+    fast, expected = assert_agrees(document)
+    assert (expected is None) == refused
+    if not refused:
+        assert fast == expected
+
+
+@pytest.mark.parametrize("x", [709.78, 709.79, 710.0, -745.0, -746.0, -1000.0])
+def test_exp_near_overflow_and_underflow(x):
+    fast, expected = assert_agrees({"nodes": [leaf("x", x), op("y", "exp", "x")]})
+    assert (expected is None) == (x >= 709.79)  # exp(709.79) overflows
+    assert fast == expected
+
+
+@pytest.mark.parametrize("x", [1e-300, 1e-308, 5e-324, 0.0, -0.0, -1e-300])
+def test_log_near_zero(x):
+    fast, expected = assert_agrees({"nodes": [leaf("x", x), op("y", "log", "x")]})
+    assert (expected is None) == (x <= 0 or 1 / x == math.inf)  # log's local gradient 1 / x overflows
+    assert fast == expected
+
+
+@pytest.mark.parametrize("first", [0, 7, -3, 2**63 - 3, -(2**63)])
+@pytest.mark.parametrize("child", ["previous", "as a string", "past the end", "before the start", "big"])
+def test_consecutive_int_ids_are_found_by_position(first, child):
+    """Ids first, first + 1, ... take a shortcut around the id table; it must find exactly what the table would."""
+    nodes = [leaf(first, 1.5), leaf(first + 1, -2.0), op(first + 2, "mul", first, first + 1)]
+    wanted = {
+        "previous": first + 1,
+        "as a string": str(first + 1),
+        "past the end": first + 3,
+        "before the start": first - 1,
+        "big": first + 2**64,
+    }[child]
+    nodes.append(op(first + 3, "add", first + 2, wanted) if first + 3 < 2**63 else op(-1, "add", first + 2, wanted))
+    document = {"nodes": nodes, "output": nodes[-1]["id"]}
+    if isinstance(wanted, int) and not -(2**63) <= wanted < 2**64:
+        assert _fastpath.evaluate(document, MAX_NODES) is None
+        return
+    fast, expected = assert_agrees(document)
+    assert (fast is None) == (expected is None) == (child != "previous")
+
+
+def test_sub_and_div_fold_their_hidden_values_with_the_seeds_roundings():
+    rng = random.Random(10)
+    for _ in range(300):
+        a, b, c = (rng.uniform(-10, 10) for _ in range(3))
+        nodes = [leaf("a", a), leaf("b", b), leaf("c", c)]
+        nodes += [op("q", "div", "a", "b"), op("m", "mul", "q", "c"), op("s", "sub", "m", "b")]
+        nodes += [op("d", "div", "s", "s"), op("e", "div", "b", "d")]
+        answered({"nodes": nodes})
+
+
+def test_numbers_and_strings_are_formatted_as_orjson_formats_them():
+    rng = random.Random(11)
+    numbers = [0.0, -0.0, 1e16, 1e15, 9999999999999998.0, 1e-5, 1e-6, 0.1, 5e-324, 1.7976931348623157e308, 2.0**53]
+    numbers += [10.0**k for k in range(-30, 30)] + [rng.uniform(-1e6, 1e6) for _ in range(5000)]
+    numbers += [round(rng.uniform(0, 100), rng.randrange(6)) for _ in range(5000)]
+    while len(numbers) < 40_000:
+        (x,) = struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))
+        if math.isfinite(x):
+            numbers.append(x)
+    names = ['"', "\\", "/", "é", "\u2028", "🙂", "\x7f", *map(chr, range(32)), "x" * 256]
+    node_ids = [*names, -(2**63), 2**63 - 1, 2**63, 2**64 - 1, 0, -1]
+    nodes = [{"id": i, "data": x} for i, x in enumerate(numbers, start=1)]
+    nodes += [{"id": node_id, "data": 1.0} for node_id in node_ids]
+    for output in (0, '"', 2**64 - 1, "🙂"):
+        answered({"nodes": nodes, "output": output})
+
+
+# --- the bench's workloads --------------------------------------------------------------------------
+
+
+def workload_documents(scale_name):
+    from bench.workloads import SCALES, large_workloads, small_graph
+
+    scale = SCALES[scale_name]
+    documents = [(w.name, w.body) for w in large_workloads(scale, ("gpt-step", "dag", "chain"))]
+    return [*documents, ("small", orjson.dumps({"nodes": small_graph()}))]
+
+
+def assert_takes_the_fast_path(body):
+    fast = _fastpath.evaluate(orjson.loads(body), MAX_NODES)
+    assert fast is not None, "the fast path declined"
+    assert fast == reference(orjson.loads(body))
+
+
+@pytest.mark.parametrize(("name", "body"), workload_documents("tiny"))
+def test_the_bench_workloads_take_the_fast_path_byte_for_byte(name, body):
+    assert_takes_the_fast_path(body)
+
+
+@pytest.mark.slow
+def test_the_full_size_bench_workloads_take_the_fast_path_byte_for_byte():
+    for _, body in workload_documents("full"):
+        assert_takes_the_fast_path(body)
+
+
+# --- the service around it ------------------------------------------------------------------------
+
+
+def test_the_extension_implements_the_registrys_ops():
+    assert fastpath.ACTIVE, fastpath.WHY_INACTIVE
+    assert {name: (op.arity, op.takes_exponent) for name, op in OPS.items()} == _fastpath.OPERATIONS
+
+
+def test_the_service_answers_the_same_bytes_on_either_path():
+    fast, slow = create_app({"TESTING": True}).test_client(), create_app({"FAST_PATH": False}).test_client()
+    assert fast.get("/readyz").get_json() == {"status": "ready", "path": "fast"}
+    assert slow.get("/readyz").get_json() == {"status": "ready", "path": "reference"}
+    refused = {"nodes": [leaf("x", -1.0), op("y", "log", "x")]}
+    for document in (SEED_GRAPH, refused, {"nodes": [leaf("x", 1.0)], "output": "nope"}):
+        same_id = {"X-Request-ID": "either-path"}
+        a = fast.post("/v1/evaluate", json=document, headers=same_id)
+        b = slow.post("/v1/evaluate", json=document, headers=same_id)
+        assert (a.status_code, a.content_type, a.data) == (b.status_code, b.content_type, b.data)
+
+
+def test_the_setting():
+    assert from_environment({})["FAST_PATH"] is True
+    assert from_environment({"VALUEGRAPH_FAST_PATH": "0"})["FAST_PATH"] is False
+    with pytest.raises(ConfigError, match="VALUEGRAPH_FAST_PATH"):
+        from_environment({"VALUEGRAPH_FAST_PATH": "maybe"})
+
+
+def test_without_the_extension_the_service_says_so_once_and_answers_on_the_reference_path():
+    script = """
+import sys
+from pathlib import Path
+sys.modules["service._fastpath"] = None  # as if it were not built
+import orjson
+from service import create_app
+from schemas.openapi import SEED_EXAMPLE as SEED_GRAPH
+client = create_app({"TESTING": True}).test_client()
+print(orjson.dumps([client.get("/readyz").get_json(), client.post("/v1/evaluate", json=SEED_GRAPH).get_json()]).decode())
+"""
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    readyz, answer = orjson.loads(run.stdout.splitlines()[-1])
+    assert readyz == {"status": "ready", "path": "reference"}
+    assert answer["output"] == "e" and len(answer["nodes"]) == 5
+    assert run.stderr.count("every request takes the reference path") == 1, run.stderr
