@@ -47,11 +47,13 @@ class PacedSocket(socket.socket):
     """
 
     SLICE = 256 * 1024
+    HELD_HEAD_JOINS_AT_MOST = 1024 * 1024
     grace: float = 10.0
     min_rate: float = 65536.0
 
     def pace(self, grace: float, min_rate: float) -> None:
         self.grace, self.min_rate = grace, min_rate
+        self._held_head = b""
         self._requested_timeout = None
         self._phase = None
         self._phase_start = 0.0
@@ -97,6 +99,28 @@ class PacedSocket(socket.socket):
             super().settimeout(requested)
 
     def sendall(self, data, flags: int = 0) -> None:
+        """An answer's head waits for its body, so that the two leave in one write: gunicorn writes them
+        apart, and a worker killed between the two writes would leave the client (or a proxy, which
+        can then no longer send the request to another replica) a head without its body. A body over
+        HELD_HEAD_JOINS_AT_MOST is not copied to join it: its own writes leave that window open anyway."""
+        if self._held_head:
+            head, self._held_head = self._held_head, b""
+            if len(data) > self.HELD_HEAD_JOINS_AT_MOST:
+                self._send_paced(head, flags)
+            else:
+                data = head + bytes(data)
+        elif bytes(data[:7]) == b"HTTP/1." and bytes(data[9:10]) != b"1" and bytes(data[-4:]) == b"\r\n\r\n":
+            self._held_head = bytes(data)
+            return None
+        return self._send_paced(data, flags)
+
+    def send_held_head(self) -> None:
+        """Send a held head that no body followed (a 204, a HEAD, an empty body): the answer is complete."""
+        if self._held_head:
+            head, self._held_head = self._held_head, b""
+            self._send_paced(head, 0)
+
+    def _send_paced(self, data, flags: int) -> None:
         """send() in slices, each first without waiting; when the client's buffers are full, each is
         given the time the pace allows for what has been sent so far plus the slice, so a client that
         stops reading is cut off within the grace and one slice's time, whatever the size of the answer."""
@@ -276,7 +300,12 @@ class PacedThreadWorker(ThreadWorker):
     def handle_request(self, req, conn):
         if conn.parser.req_count >= self.keepalive_requests:
             req.must_close = True
-        return super().handle_request(req, conn)
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            send_held_head = getattr(conn.sock, "send_held_head", None)
+            if send_held_head is not None:
+                send_held_head()
 
     def _keepalive_after(self, conn, keepalive):
         try:

@@ -61,3 +61,31 @@ def test_problem_bytes_is_a_whole_answer():
     assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
     assert b"Content-Type: application/problem+json" in head
     assert f"Content-Length: {len(body)}".encode() in head
+
+
+def test_an_answers_head_leaves_with_its_body_in_one_write():
+    paced, client = paced_pair(5, 1000)
+    with paced, client:
+        client.settimeout(0.2)
+        head, body = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", b"{}"
+        paced.sendall(head)
+        with pytest.raises(TimeoutError):
+            client.recv(100)
+        paced.sendall(body)
+        assert client.recv(100) == head + body
+
+
+def test_a_head_with_no_body_leaves_when_the_answer_is_done_and_interim_heads_at_once():
+    paced, client = paced_pair(5, 1000)
+    with paced, client:
+        client.settimeout(1)
+        paced.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        assert client.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        head = b"HTTP/1.1 204 No Content\r\nAllow: GET\r\n\r\n"
+        paced.sendall(head)
+        paced.send_held_head()
+        assert client.recv(100) == head
+        paced.send_held_head()
+        paced.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n")
+        paced.sendall(b"x" * 3)
+        assert client.recv(100).endswith(b"\r\n\r\nxxx")
