@@ -53,7 +53,6 @@ loglevel = _settings["loglevel"]
 
 def on_starting(server):
     refuse_a_busy_port()
-    prepare_metrics_directory(server)
 
 
 def refuse_a_busy_port():
@@ -88,20 +87,26 @@ def refuse_a_busy_port():
 accesslog = None
 
 
-def prepare_metrics_directory(server):
-    """Give the workers a fresh, empty PROMETHEUS_MULTIPROC_DIR before any of them starts: a temporary
-    directory of the master's own when the variable is unset, else the one given with its files of an
-    earlier run removed. Set here, in the master, it is in every worker's environment before the app,
-    and so prometheus_client, is imported (which is why the app must not be preloaded)."""
+def prepare_metrics_directory():
+    """Give the workers a fresh, empty PROMETHEUS_MULTIPROC_DIR: a temporary directory of the master's
+    own when the variable is unset (returned, to be removed at exit), else the one given with its files
+    of an earlier run removed. Done as this file is read, before gunicorn loads the worker class, whose
+    imports reach prometheus_client: set any later, the workers would keep their metrics in memory and
+    /metrics would read an empty directory. (So the app must not be preloaded either.)"""
     import tempfile
     from pathlib import Path
 
+    made = None
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not directory:
-        directory = tempfile.mkdtemp(prefix="valuegraph-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = server.metrics_directory_made = directory
+        directory = made = tempfile.mkdtemp(prefix="valuegraph-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     for stale in Path(directory).glob("*.db"):
         stale.unlink()
+    return made
+
+
+_metrics_directory_made = prepare_metrics_directory()
 
 
 def child_exit(server, worker):
@@ -114,6 +119,5 @@ def child_exit(server, worker):
 def on_exit(server):
     import shutil
 
-    made = getattr(server, "metrics_directory_made", None)
-    if made:
-        shutil.rmtree(made, ignore_errors=True)
+    if _metrics_directory_made:
+        shutil.rmtree(_metrics_directory_made, ignore_errors=True)

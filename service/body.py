@@ -10,6 +10,7 @@ answered 400 and 408.
 from flask import current_app, request
 
 from service.errors import Problem
+from service.lifecycle import ClientTooSlow
 
 try:
     from gunicorn.http.errors import NoMoreData, ParseException
@@ -17,10 +18,6 @@ except ImportError:  # the app also runs under other WSGI servers (the tests' cl
     NoMoreData = ParseException = ()
 
 IDENTITY = ("", "identity")
-
-
-class ClientTooSlow(Exception):
-    """The client sent its request, or read its answer, slower than the server allows."""
 
 
 def request_body() -> bytes:

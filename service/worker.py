@@ -30,8 +30,8 @@ from gunicorn import http, util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from service import lifecycle
-from service.body import ClientTooSlow
 from service.config import server_from_environment
+from service.lifecycle import ClientTooSlow
 
 # Larger than any request line plus headers a client sends in practice; a head that is not whole by then
 # is handed to a thread, where gunicorn's own limits (414, 431) apply.

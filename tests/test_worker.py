@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from service.body import ClientTooSlow
+from service.lifecycle import ClientTooSlow
 from service.worker import PacedSocket, problem_bytes
 
 
