@@ -25,36 +25,34 @@ class BatchRequestSchema(StrictSchema):
         super().__init__(**kwargs)
         self.max_graphs, self.max_nodes = max_graphs, max_nodes
 
-    def load(self, data, **kwargs):
-        """A valid envelope comes back as it came; marshmallow runs only to explain a refusal."""
-        if not kwargs and self.accepts(data):
-            return data
-        return super().load(data, **kwargs)
-
-    def accepts(self, document):
-        if type(document) is not dict or document.keys() != {"graphs"}:
-            return False
-        graphs = document["graphs"]
-        return type(graphs) is list and not self.limits_exceeded(graphs)
-
-    def limits_exceeded(self, graphs):
-        """The messages of the limits the list breaks (and emptiness)."""
-        messages = []
-        if not graphs:
-            messages.append("A batch needs at least one graph.")
-        if self.max_graphs is not None and len(graphs) > self.max_graphs:
-            messages.append(f"A batch may have at most {self.max_graphs} graphs; this one has {len(graphs)}.")
-        if self.max_nodes is not None:
-            total = sum(len(g["nodes"]) for g in graphs if type(g) is dict and type(g.get("nodes")) is list)
-            if total > self.max_nodes:
-                messages.append(f"A batch may have at most {self.max_nodes} nodes in all; this one has {total}.")
-        return messages
-
     @validates_schema
     def check_limits(self, document, **kwargs):
-        messages = self.limits_exceeded(document["graphs"])
+        messages = batch_limits_exceeded(document["graphs"], self.max_graphs, self.max_nodes)
         if messages:
             raise ValidationError(messages, "graphs")
+
+
+def is_valid_batch(document: object, max_graphs: int | None = None, max_nodes: int | None = None) -> bool:
+    """True exactly when BatchRequestSchema(...).load(document) would succeed: a valid envelope skips
+    marshmallow, which runs only to explain a refusal."""
+    if type(document) is not dict or document.keys() != {"graphs"}:
+        return False
+    graphs = document["graphs"]
+    return type(graphs) is list and not batch_limits_exceeded(graphs, max_graphs, max_nodes)
+
+
+def batch_limits_exceeded(graphs: list, max_graphs: int | None, max_nodes: int | None) -> list[str]:
+    """The messages of the limits the list breaks (and emptiness)."""
+    messages = []
+    if not graphs:
+        messages.append("A batch needs at least one graph.")
+    if max_graphs is not None and len(graphs) > max_graphs:
+        messages.append(f"A batch may have at most {max_graphs} graphs; this one has {len(graphs)}.")
+    if max_nodes is not None:
+        total = sum(len(g["nodes"]) for g in graphs if type(g) is dict and type(g.get("nodes")) is list)
+        if total > max_nodes:
+            messages.append(f"A batch may have at most {max_nodes} nodes in all; this one has {total}.")
+    return messages
 
 
 class EvaluateBatchResultSchema(Schema):

@@ -1,12 +1,12 @@
 """The body of POST /v1/grade (an evaluation request plus what a submission computed) and its answer.
 
-Like GraphRequestSchema, a valid request skips marshmallow's machinery (`accepts` restates the rules
-in plain Python); marshmallow runs only to explain a refusal.
+As for a graph request, `is_valid_grade_request` restates the schemas' rules in plain Python, so that a
+valid request skips marshmallow's machinery; marshmallow runs only to explain a refusal.
 """
 
 from marshmallow import Schema, fields, validate
 
-from schemas.graph import GraphRequestSchema, Id, Number, StrictSchema, is_id, is_number
+from schemas.graph import CappedList, GraphRequestSchema, Id, Number, StrictSchema, is_id, is_number
 from schemas.validation import is_valid_request
 
 DEFAULT_RTOL = 1e-9
@@ -26,8 +26,9 @@ class SubmittedSchema(StrictSchema):
     id = Id(required=True, metadata={"description": "The node's id in `nodes`; at most one entry per node."})
     data = Number(metadata={"description": "The submission's forward value of the node."})
     grad = Number(metadata={"description": "The submission's d(output)/d(node)."})
-    local_grads = fields.List(
+    local_grads = CappedList(
         Number(),
+        is_number,
         metadata={
             "description": "One per child, in the node's children order; only for a node with children. For neg, "
             "sub and div, which the seed builds from several Values, the local gradient for a listed child is what "
@@ -51,33 +52,28 @@ class ToleranceSchema(StrictSchema):
 class GradeRequestSchema(GraphRequestSchema):
     """The body of POST /v1/grade: the graph exactly as for /v1/evaluate, plus `submitted` and `tolerance`."""
 
-    submitted = fields.List(
+    submitted = CappedList(
         fields.Nested(SubmittedSchema),
+        lambda entry: _submitted_is_valid(entry),
         required=True,
         metadata={"description": "The submission's values for any subset of the nodes."},
     )
     tolerance = fields.Nested(ToleranceSchema)
 
-    def load(self, data, **kwargs):
-        """A valid request comes back as it came; marshmallow's own machinery, which costs more than
-        grading a small graph, runs only to explain a refusal."""
-        if not kwargs and self.accepts(data):
-            return data
-        return super().load(data, **kwargs)
 
-    def accepts(self, document):
-        """True exactly when marshmallow would load the document (the fields' rules, restated)."""
-        if type(document) is not dict or not document.keys() <= _GRADE_KEYS:
-            return False
-        submitted, tolerance = document.get("submitted"), document.get("tolerance", {})
-        return (
-            type(submitted) is list
-            and all(map(_submitted_is_valid, submitted))
-            and type(tolerance) is dict
-            and tolerance.keys() <= _TOLERANCE_KEYS
-            and all(is_number(x) and x >= 0 for x in tolerance.values())
-            and is_valid_request({key: document[key] for key in _GRAPH_KEYS if key in document}, self.max_nodes)
-        )
+def is_valid_grade_request(document: object, max_nodes: int | None = None) -> bool:
+    """True exactly when GradeRequestSchema(max_nodes=max_nodes).load(document) would succeed."""
+    if type(document) is not dict or not document.keys() <= _GRADE_KEYS:
+        return False
+    submitted, tolerance = document.get("submitted"), document.get("tolerance", {})
+    return (
+        type(submitted) is list
+        and all(map(_submitted_is_valid, submitted))
+        and type(tolerance) is dict
+        and tolerance.keys() <= _TOLERANCE_KEYS
+        and all(is_number(x) and x >= 0 for x in tolerance.values())
+        and is_valid_request({key: document[key] for key in _GRAPH_KEYS if key in document}, max_nodes)
+    )
 
 
 def _submitted_is_valid(entry):

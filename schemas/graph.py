@@ -233,17 +233,26 @@ class NodeList(fields.List):
         invalid = [index for index, node in enumerate(value) if not node_is_valid(node)]
         if not invalid:
             return value
-        errors = {}
+        errors, messages = {}, 0
         for index in invalid[:MAX_EXPLAINED]:
+            if messages >= MAX_EXPLAINED:
+                break
             try:
                 self.inner.deserialize(value[index])
             except ValidationError as error:
                 errors[index] = error.messages
-        if len(invalid) > MAX_EXPLAINED:
+                messages += _count_messages(error.messages)
+        if len(invalid) > len(errors):
             errors["more"] = [
-                f"{len(invalid) - MAX_EXPLAINED} more nodes are invalid; the first {MAX_EXPLAINED} are listed."
+                f"{len(invalid) - len(errors)} more nodes are invalid; the first {len(errors)} are listed."
             ]
         raise ValidationError(errors)
+
+
+def _count_messages(messages) -> int:
+    if isinstance(messages, dict):
+        return sum(_count_messages(inner) for inner in messages.values())
+    return len(messages) if isinstance(messages, list) else 1
 
 
 class GraphRequestSchema(StrictSchema):

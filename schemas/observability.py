@@ -7,8 +7,8 @@ later included.
 
 from apispec import APISpec, BasePlugin
 
-#: Operations open without a token (service/auth.py's OPEN_PATHS).
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.yaml", "/openapi.json"})
+from service.auth import OPEN_PATHS
+
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 REQUEST_ID_PARAMETER = {

@@ -10,6 +10,8 @@ def create_app(config: dict | None = None) -> Flask:
     registry (`service.engine`, `service.ops`) never loads the web layer.
     """
     from schemas import GraphRequestSchema
+    from schemas.batch import BatchRequestSchema
+    from schemas.grade import GradeRequestSchema
     from service import api, auth, errors, grading_api, meta, metrics, observe, options, tools
     from service.config import from_environment
     from service.limits import MemoryBudget
@@ -20,6 +22,10 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.from_mapping(config)
     # Made once per app: making a schema deep-copies its fields, which costs more than loading a small graph.
     app.extensions["valuegraph.request_schema"] = GraphRequestSchema(max_nodes=app.config["MAX_NODES"])
+    app.extensions["valuegraph.grade_schema"] = GradeRequestSchema(max_nodes=app.config["MAX_NODES"])
+    app.extensions["valuegraph.batch_schema"] = BatchRequestSchema(
+        max_graphs=app.config["MAX_BATCH_GRAPHS"], max_nodes=app.config["MAX_BATCH_NODES"]
+    )
     app.extensions["valuegraph.memory_budget"] = MemoryBudget(
         app.config["MEMORY_BUDGET_BYTES"], app.config["ADMISSION_WAIT_SECONDS"]
     )

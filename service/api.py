@@ -1,5 +1,6 @@
 """POST /v1/evaluate: request bytes -> JSON -> valid graph -> Values -> forward, backward -> response."""
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -8,7 +9,7 @@ from flask import Blueprint, Response, current_app, request
 
 from schemas import is_valid_request
 from service import fastpath, graph
-from service.body import request_body
+from service.body import body_too_large, request_body
 from service.errors import Problem
 from service.gcpause import cyclic_gc_paused
 from service.limits import Deadline
@@ -54,8 +55,9 @@ def evaluation_body(document: object, checkpoint: graph.Checkpoint) -> bytes:
 def admitted_body() -> Iterator[bytes]:
     """The JSON body, holding its place in the worker's memory budget until the answer is made.
 
-    A body of known length is admitted before it is read, so a refusal costs nothing; a chunked body is
-    read first (within the body limit), then admitted for what it turned out to be.
+    A body of known length that could never fit is refused before it is read, so the refusal costs
+    nothing; while a body arrives it holds only its own size of the budget, so that a slow client
+    holds little; once read, it is admitted for what evaluating it may cost.
     """
     if request.mimetype != "application/json":
         raise Problem(
@@ -65,13 +67,17 @@ def admitted_body() -> Iterator[bytes]:
             f"The body must be application/json, not {request.mimetype or 'untyped'}.",
         )
     budget = current_app.extensions["valuegraph.memory_budget"]
-    if request.content_length is not None:
-        with budget.admit(request.content_length):
-            yield request_body()
-    else:
+    length, limit = request.content_length, current_app.config["MAX_CONTENT_LENGTH"]
+    if length is None:
         body = request_body()
-        with budget.admit(len(body)):
-            yield body
+    else:
+        if length > limit:
+            raise body_too_large(limit)
+        budget.refuse_if_never_fits(length)
+        with budget.admit(length, per_body_byte=1):
+            body = request_body()
+    with budget.admit(len(body)):
+        yield body
 
 
 def valid_graph_request(document: object) -> dict:
@@ -102,7 +108,7 @@ def evaluation_json(
 
     def slice_json(start):
         checkpoint()
-        return orjson.dumps(
+        return json_bytes(
             [
                 {"id": node["id"], "data": value.data, "grad": value.grad}
                 for node, value in zip(nodes[start : start + slice_size], values[start : start + slice_size])
@@ -111,3 +117,13 @@ def evaluation_json(
 
     slices = (slice_json(start) for start in range(0, len(nodes), slice_size))
     return b'{"output":%b,"nodes":[%b]}' % (orjson.dumps(output), b",".join(slices))
+
+
+def json_bytes(value: object) -> bytes:
+    """orjson's JSON, or the standard library's where orjson cannot write a number: an integer past 64
+    bits, which the seed's int arithmetic makes (a grad summed over 2**64 paths of adds). The numbers'
+    values are the same; only such a slice is written the slower way."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()

@@ -14,6 +14,9 @@ from service.limits import DeadlineExceeded, OverBudget
 
 PROBLEM_MIMETYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
+#: The most entries one problem's `errors` lists: room for the 100 items of a list or unknown keys of
+#: a node the schemas explain (schemas/graph.py MAX_EXPLAINED) and their counts, and a bound on any other.
+MAX_ENTRIES = 300
 GRAPH_PROBLEMS = {
     "invalid-graph": "The graph is not valid",
     "numeric-error": "The graph cannot be evaluated in finite numbers",
@@ -42,7 +45,7 @@ def from_http_exception(error: HTTPException) -> Problem:
 
 
 def from_validation_error(error: ValidationError) -> Problem:
-    """marshmallow's nested messages, flattened to one entry per node and field."""
+    """marshmallow's nested messages, flattened to one entry per node and field, capped (`listed`)."""
     nodes = error.data.get("nodes") if isinstance(error.data, dict) else None
     errors = []
     for key, messages in error.normalized_messages().items():
@@ -59,6 +62,11 @@ def from_validation_error(error: ValidationError) -> Problem:
                     errors += [{"field": "nodes", "message": text} for text in node_messages]
         else:
             errors += [{"field": None if key == "_schema" else key, "message": text} for _, text in _flatten(messages)]
+    return invalid_graph(errors)
+
+
+def invalid_graph(errors: list[dict]) -> Problem:
+    errors = listed(errors)
     return Problem(
         422,
         "/problems/invalid-graph",
@@ -66,6 +74,15 @@ def from_validation_error(error: ValidationError) -> Problem:
         f"{len(errors)} problem{'s' if len(errors) > 1 else ''} found; see errors.",
         errors=errors,
     )
+
+
+def listed(errors: list[dict]) -> list[dict]:
+    """At most MAX_ENTRIES entries, the last counting those left out: a refusal's size is bounded,
+    whatever the request."""
+    if len(errors) <= MAX_ENTRIES:
+        return errors
+    more = len(errors) - MAX_ENTRIES + 1
+    return [*errors[: MAX_ENTRIES - 1], {"field": None, "message": f"{more} more problems; the first are listed."}]
 
 
 def _flatten(messages, field=None):

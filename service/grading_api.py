@@ -6,18 +6,17 @@ functions as /v1/evaluate; a batch runs them once per item and turns each item's
 own result, so that one bad graph spoils no other.
 """
 
-import functools
 from collections.abc import Callable
 
 import orjson
 from flask import Blueprint, Response, current_app
 from marshmallow import ValidationError
 
-from schemas.batch import BatchRequestSchema
-from schemas.grade import DEFAULT_ATOL, DEFAULT_RTOL, GradeRequestSchema
+from schemas.batch import is_valid_batch
+from schemas.grade import DEFAULT_ATOL, DEFAULT_RTOL, is_valid_grade_request
 from schemas.graph import is_id
 from service import api, graph
-from service.errors import Problem, from_graph_error, from_validation_error
+from service.errors import Problem, from_graph_error, from_validation_error, invalid_graph, listed
 from service.grading import Tolerance, grade
 
 bp = Blueprint("grading", __name__)
@@ -43,7 +42,11 @@ def grade_batch() -> Response:
 def grade_body(document: object, checkpoint: Checkpoint) -> bytes:
     """The 200 body of POST /v1/grade for this document; raises a Problem or GraphError otherwise."""
     try:
-        grade_request = grade_schema(current_app.config["MAX_NODES"]).load(document)
+        grade_request = (
+            document
+            if is_valid_grade_request(document, current_app.config["MAX_NODES"])
+            else current_app.extensions["valuegraph.grade_schema"].load(document)
+        )
     except ValidationError as error:
         raise grade_validation_problem(error) from None
     checkpoint()
@@ -53,17 +56,7 @@ def grade_body(document: object, checkpoint: Checkpoint) -> bytes:
     tolerance = Tolerance(rtol=float(given.get("rtol", DEFAULT_RTOL)), atol=float(given.get("atol", DEFAULT_ATOL)))
     body = grade(nodes, output, values, grade_request["submitted"], tolerance)
     checkpoint()
-    return orjson.dumps(body)
-
-
-@functools.cache
-def grade_schema(max_nodes):
-    return GradeRequestSchema(max_nodes=max_nodes)
-
-
-@functools.cache
-def batch_schema(max_graphs, max_nodes):
-    return BatchRequestSchema(max_graphs=max_graphs, max_nodes=max_nodes)
+    return api.json_bytes(body)
 
 
 def batch_body(
@@ -72,9 +65,11 @@ def batch_body(
     """{"results": [...]}: each item answered on its own, in order; only a bad envelope refuses it all."""
     config = current_app.config
     try:
-        graphs = batch_schema(config["MAX_BATCH_GRAPHS"], config["MAX_BATCH_NODES"]).load(document)["graphs"]
+        if not is_valid_batch(document, config["MAX_BATCH_GRAPHS"], config["MAX_BATCH_NODES"]):
+            document = current_app.extensions["valuegraph.batch_schema"].load(document)
+        graphs = document["graphs"]
     except ValidationError as error:
-        errors = [{"field": field, "message": text} for field, text in _paths(error.normalized_messages())]
+        errors = listed([{"field": field, "message": text} for field, text in _paths(error.normalized_messages())])
         raise Problem(
             422,
             "/problems/invalid-batch",
@@ -82,19 +77,39 @@ def batch_body(
             f"{len(errors)} problem{'s' if len(errors) > 1 else ''} found; see errors.",
             errors=errors,
         ) from None
-    results = []
+    results, entries_left = [], MAX_BATCH_ENTRIES
     for item in graphs:
         checkpoint()
         status, body = item_result(answer_item, item, checkpoint)
+        if status != 200:
+            body = within_the_batchs_entries(body, entries_left)
+            entries_left -= len(body.get("errors", ()))
+            body = orjson.dumps(body)
         results.append(b'{"status":%d,"%b":%b}' % (status, member if status == 200 else b"problem", body))
     return b'{"results":[%b]}' % b",".join(results)
 
 
+#: The most problem entries (`errors`) one batch answer lists, over all its items: each item's problem
+#: lists at most 100, and past this the items' problems keep their type and detail but list none, so
+#: that a batch of invalid graphs cannot answer many times its own size.
+MAX_BATCH_ENTRIES = 1000
+
+
+def within_the_batchs_entries(problem: dict, entries_left: int) -> dict:
+    """The item's problem, or, past the batch's entries, the problem without its list of entries."""
+    if len(problem.get("errors", ())) <= entries_left:
+        return problem
+    trimmed = {key: value for key, value in problem.items() if key != "errors"}
+    trimmed["detail"] += f" Not listed: this batch's answer lists at most {MAX_BATCH_ENTRIES} problem entries."
+    return trimmed
+
+
 def item_result(
     answer_item: Callable[[object, Checkpoint], bytes], item: object, checkpoint: Checkpoint
-) -> tuple[int, bytes]:
-    """(status, body) of one item, as its own request would get them. The deadline is the whole
-    batch's: past it, the batch is answered 504 as /v1/evaluate would be."""
+) -> tuple[int, bytes | dict]:
+    """(status, body) of one item, as its own request would get them: its answer's bytes, or its
+    problem. The deadline is the whole batch's: past it, the batch is answered 504 as /v1/evaluate
+    would be."""
     try:
         return 200, answer_item(item, checkpoint)
     except ValidationError as error:
@@ -103,7 +118,7 @@ def item_result(
         problem = from_graph_error(error)
     except Problem as error:
         problem = error
-    return problem.status, orjson.dumps(problem.body)
+    return problem.status, problem.body
 
 
 def grade_validation_problem(error: ValidationError) -> Problem:
@@ -123,13 +138,7 @@ def grade_validation_problem(error: ValidationError) -> Problem:
             if isinstance(entry, dict) and is_id(entry.get("id")):
                 named = {"node": entry["id"]}
         errors.append({**named, "field": field, "message": text})
-    return Problem(
-        422,
-        "/problems/invalid-graph",
-        "The graph is not valid",
-        f"{len(errors)} problem{'s' if len(errors) > 1 else ''} found; see errors.",
-        errors=errors,
-    )
+    return invalid_graph(errors)
 
 
 def _paths(messages, prefix=""):

@@ -1,8 +1,9 @@
 """What bounds one request's memory and time: the per-worker memory budget, and the deadline.
 
-Both are cooperative and cost nothing on the hot path: a request is admitted against the budget
-before its body is read, from its Content-Length and the worst memory a body byte was measured to
-cost (bench/memory.py); the evaluation's loops call `Deadline.check` every few thousand nodes.
+Both are cooperative and cost nothing on the hot path. A body that could never fit is refused from its
+Content-Length before it is read; while it arrives it holds only its own size of the budget (so a slow
+client holds little), and once read it is admitted for the worst memory a body byte was measured to
+cost (bench/memory.py). The evaluation's loops call `Deadline.check` every few thousand nodes.
 """
 
 import threading
@@ -37,9 +38,16 @@ class MemoryBudget:
         self.admitted = 0
         self._freed = threading.Condition()
 
-    @contextmanager
-    def admit(self, body_bytes: int) -> Iterator[None]:
+    def refuse_if_never_fits(self, body_bytes: int) -> None:
         needed = body_bytes * PEAK_BYTES_PER_BODY_BYTE
+        if needed > self.budget:
+            raise OverBudget(needed, self.budget, ever=False)
+
+    @contextmanager
+    def admit(self, body_bytes: int, per_body_byte: int = PEAK_BYTES_PER_BODY_BYTE) -> Iterator[None]:
+        """Hold `body_bytes` × `per_body_byte` of the budget: PEAK_BYTES_PER_BODY_BYTE to evaluate a body,
+        1 while it arrives."""
+        needed = body_bytes * per_body_byte
         if needed > self.budget:
             raise OverBudget(needed, self.budget, ever=False)
         with self._freed:

@@ -27,7 +27,8 @@ class Op:
 
     def why_not_finite(self, inputs: Sequence[float], exponent: float | None = None) -> str:
         """The message for a node whose value or local gradient left the finite doubles."""
-        return self.domain_error(inputs, exponent) or f"{self.name}({', '.join(map(repr, inputs))}) overflows."
+        shown = f"{self.name}({', '.join(map(repr, inputs))})"
+        return self.domain_error(inputs, exponent) or f"{shown} or its local gradient overflows."
 
 
 def _log_domain(inputs, exponent):

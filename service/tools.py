@@ -4,7 +4,6 @@ service/render.py; this module reads the request and writes the answer."""
 
 import functools
 
-import orjson
 from flask import Blueprint, Response, current_app, request
 from marshmallow import ValidationError
 
@@ -12,8 +11,8 @@ from schemas import GraphRequestSchema, is_valid_request
 from schemas.expression import ExpressionRequestSchema
 from schemas.render import RenderQuerySchema
 from service import expression, graph, render
-from service.api import admitted_body, parse_json
-from service.errors import Problem
+from service.api import admitted_body, json_bytes, parse_json
+from service.errors import Problem, listed
 
 bp = Blueprint("tools", __name__)
 
@@ -33,11 +32,13 @@ def _evaluate_expression(document: object) -> Response:
     try:
         request_body = ExpressionRequestSchema().load(document)
     except ValidationError as error:
-        errors = [
-            {"field": field, "message": message}
-            for field, messages in _flatten(error.normalized_messages())
-            for message in messages
-        ]
+        errors = listed(
+            [
+                {"field": field, "message": message}
+                for field, messages in _flatten(error.normalized_messages())
+                for message in messages
+            ]
+        )
         raise Problem(
             422,
             "/problems/invalid-expression",
@@ -54,9 +55,9 @@ def _evaluate_expression(document: object) -> Response:
         )
     except expression.ExpressionError as error:
         raise Problem(
-            422, f"/problems/{error.kind}", EXPRESSION_PROBLEMS[error.kind], error.detail, errors=error.errors
+            422, f"/problems/{error.kind}", EXPRESSION_PROBLEMS[error.kind], error.detail, errors=listed(error.errors)
         ) from None
-    return current_app.response_class(orjson.dumps(answer), mimetype="application/json")
+    return current_app.response_class(json_bytes(answer), mimetype="application/json")
 
 
 @bp.post("/v1/render")
@@ -64,11 +65,13 @@ def render_graph() -> Response:
     try:
         query = RenderQuerySchema().load(request.args.to_dict())
     except ValidationError as error:
-        errors = [
-            {"field": field, "message": message}
-            for field, messages in _flatten(error.normalized_messages())
-            for message in messages
-        ]
+        errors = listed(
+            [
+                {"field": field, "message": message}
+                for field, messages in _flatten(error.normalized_messages())
+                for message in messages
+            ]
+        )
         raise Problem(
             400, "/problems/invalid-parameter", "A query parameter is not valid", errors[0]["message"], errors=errors
         ) from None

@@ -256,7 +256,16 @@ NUMERIC_ERRORS = {
         "The derivative of x ** 0.5 at 0",
     ),
     "division by zero": ([leaf("x", 1.0), leaf("y", 0.0), op("q", "div", "x", "y")], "q", "Division by zero"),
-    "product overflow": ([leaf("x", 1e200), op("m", "mul", "x", "x")], "m", "mul(1e+200, 1e+200) overflows"),
+    "product overflow": (
+        [leaf("x", 1e200), op("m", "mul", "x", "x")],
+        "m",
+        "mul(1e+200, 1e+200) or its local gradient overflows",
+    ),
+    "a finite quotient whose local gradient overflows": (
+        [leaf("x", 1e-200), leaf("y", 1e-200), op("q", "div", "x", "y")],
+        "q",
+        "div(1e-200, 1e-200) or its local gradient overflows",
+    ),
     "a local gradient that overflows": (
         [leaf("x", 5e-324), op("l", "log", "x")],
         "l",
@@ -454,3 +463,46 @@ def test_a_request_waiting_for_the_budget_is_admitted_when_another_finishes():
     threading.Timer(0.1, holding.__exit__, (None, None, None)).start()
     assert app.test_client().post(PATH, json=SEED_GRAPH).status_code == 200
     assert budget.admitted == 0
+
+
+def test_a_refusal_explains_nodes_until_a_hundred_problems_and_counts_the_rest(post):
+    noisy = {"id": "n" * 256, "data": "x", **{f"k{j}": 0 for j in range(50)}}
+    errors = post({"nodes": [{**noisy, "id": f"{k}" * 3} for k in range(30)]}).get_json()["errors"]
+    assert len(errors) == 2 * 51 + 1
+    assert errors[-1] == {"field": "nodes", "message": "28 more nodes are invalid; the first 2 are listed."}
+
+
+def test_a_grad_past_64_bits_is_written_exactly_not_a_500(post):
+    doublings = [leaf(0, 1.0), *(op(k, "add", k - 1, k - 1) for k in range(1, 70))]
+    for app_config in ({"TESTING": True}, {"TESTING": True, "FAST_PATH": False}):
+        client = create_app(app_config).test_client()
+        response = client.post(PATH, json={"nodes": doublings})
+        assert response.status_code == 200
+        assert b'{"id":0,"data":1.0,"grad":590295810358705651712}' in response.data
+        assert orjson.loads(response.data.replace(b"590295810358705651712", b"0"))  # the rest is orjson's JSON
+    assert evaluate_with_seed(doublings, 69)[0][1] == 2**69
+
+
+def test_a_body_holds_only_its_own_size_of_the_budget_while_it_arrives(monkeypatch):
+    """A slow client, whose body takes long to arrive, must not hold 30 bytes a byte of the budget."""
+    from service import api
+
+    app = create_app({"TESTING": True})
+    budget = app.extensions["valuegraph.memory_budget"]
+    held_while_reading, read = [], api.request_body
+
+    def watched():
+        held_while_reading.append(budget.admitted)
+        return read()
+
+    monkeypatch.setattr(api, "request_body", watched)
+    body = orjson.dumps(SEED_GRAPH)
+    assert app.test_client().post(PATH, data=body, content_type="application/json").status_code == 200
+    assert held_while_reading == [len(body)]
+    assert budget.admitted == 0
+
+
+def test_a_content_length_over_the_body_limit_is_the_body_limits_413():
+    client = create_app({"TESTING": True, "MAX_CONTENT_LENGTH": 1000, "MEMORY_BUDGET_BYTES": 100}).test_client()
+    response = client.post(PATH, data=b"x" * 2000, content_type="application/json")
+    assert response.status_code == 413 and "VALUEGRAPH_MAX_BODY_BYTES" in response.get_json()["detail"]

@@ -193,3 +193,16 @@ def test_the_deadline_is_the_whole_batchs(post, path):
     response = post(path, {"graphs": [item] * 10_000}, test_client=client)
     assert response.status_code == 504 and response.get_json()["type"] == "/problems/deadline-exceeded"
     assert post(path, {"graphs": [item]}, test_client=client).status_code == 200
+
+
+def test_a_batch_of_invalid_graphs_answers_less_than_it_was_sent(post):
+    """Each item's problem lists at most its first entries, and the batch at most MAX_BATCH_ENTRIES in
+    all: a batch of noisy invalid graphs cannot answer many times its own size."""
+    node = {"id": "I" * 256, **{f"k{j}": 0 for j in range(100)}}
+    body = {"graphs": [{"nodes": [node] * 20}] * 40}
+    response = post(EVALUATE_BATCH, body)
+    results = response.get_json()["results"]
+    assert [result["status"] for result in results] == [422] * 40
+    assert sum(len(result["problem"].get("errors", ())) for result in results) <= 1000
+    assert "Not listed: this batch's answer lists at most 1000 problem entries." in results[-1]["problem"]["detail"]
+    assert len(response.data) < len(orjson.dumps(body))

@@ -266,3 +266,9 @@ def test_generated_ids_skip_the_inputs_names():
     assert [next(names) for _ in range(3)] == ["b", "d", "e"]
     names = expression.node_names(set())
     assert [next(names) for _ in range(28)][-2:] == ["aa", "ab"]
+
+
+def test_integers_past_64_bits_are_answered_exactly_as_the_seed_computes_them(client):
+    response = client.post("/v1/expression", json={"expression": "a + 2**64", "inputs": {"a": 1}})
+    assert response.status_code == 200
+    assert b'"data":18446744073709551616' in response.data

@@ -389,3 +389,15 @@ def test_a_local_gradient_beyond_the_doubles_is_a_numeric_error_not_a_500(post, 
     assert response.status_code == 422
     (error,) = response.get_json()["errors"]
     assert (error["node"], error["op"], error["inputs"]) == ("q", "div", [1e300, 1e-5])
+
+
+def test_a_million_bad_submitted_local_grads_are_counted_not_listed(client):
+    body = {
+        "nodes": [{"id": "a", "data": 1.0}, {"id": "c", "op": "neg", "children": ["a"]}],
+        "submitted": [{"id": "c", "local_grads": ["x"] * 1_000_000}],
+    }
+    response = client.post("/v1/grade", json=body)
+    assert response.status_code == 422 and len(response.data) < 20_000
+    errors = response.get_json()["errors"]
+    assert len(errors) == 101
+    assert errors[-1]["message"] == "999900 more items are invalid; the first 100 are listed."
