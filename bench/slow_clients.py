@@ -32,16 +32,7 @@ from pathlib import Path
 import orjson
 
 from bench.server import free_port
-
-SEED = {
-    "nodes": [
-        {"id": "a", "op": "value", "data": 2.0},
-        {"id": "b", "op": "value", "data": 3.0},
-        {"id": "c", "op": "add", "children": ["a", "b"]},
-        {"id": "d", "op": "mul", "children": ["c", "a"]},
-        {"id": "e", "op": "log", "children": ["d"]},
-    ]
-}
+from schemas.openapi import SEED_EXAMPLE as SEED
 
 
 def request_bytes(body: bytes, path: str = "/v1/evaluate") -> bytes:

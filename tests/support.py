@@ -18,6 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED_GRAPH = SEED_EXAMPLE
 
 
+def leaf(node_id, data) -> dict:
+    """A leaf node of a request."""
+    return {"id": node_id, "op": "value", "data": data}
+
+
+def op(node_id, name, *children, **extra) -> dict:
+    """An op node of a request."""
+    return {"id": node_id, "op": name, "children": list(children), **extra}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

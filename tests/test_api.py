@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from service import create_app, fastpath, graph
 from tests.seed_value import evaluate_with_seed
 from tests.strategies import graphs
-from tests.support import SEED_GRAPH
+from tests.support import SEED_GRAPH, leaf, op
 
 PATH = "/v1/evaluate"
 
@@ -29,14 +29,6 @@ def post(client, conforms):
         return response
 
     return send
-
-
-def leaf(node_id, data):
-    return {"id": node_id, "op": "value", "data": data}
-
-
-def op(node_id, name, *children, **extra):
-    return {"id": node_id, "op": name, "children": list(children), **extra}
 
 
 def test_the_seeds_example(post):

@@ -24,6 +24,7 @@ from service import create_app, fastpath, graph
 from service.api import evaluation_json
 from service.config import ConfigError, from_environment
 from service.ops import OPS
+from tests.support import leaf, op
 
 try:
     from service import _fastpath
@@ -63,14 +64,6 @@ def assert_agrees(document, max_nodes=MAX_NODES):
         assert expected is not None, "the fast path answered where the reference path refuses"
         assert fast == expected
     return fast, expected
-
-
-def leaf(node_id, data):
-    return {"id": node_id, "op": "value", "data": data}
-
-
-def op(node_id, name, *children, **extra):
-    return {"id": node_id, "op": name, "children": list(children), **extra}
 
 
 # --- the graphs -----------------------------------------------------------------------------------

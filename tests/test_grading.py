@@ -11,6 +11,7 @@ import pytest
 from schemas.openapi import GRADE_EXAMPLE, SEED_EXAMPLE
 from tests.seed_value import OPS as SEED_OPS
 from tests.seed_value import Value, evaluate_with_seed
+from tests.support import leaf, op
 
 PATH = "/v1/grade"
 
@@ -26,14 +27,6 @@ def post(client, conforms):
         return response
 
     return send
-
-
-def leaf(node_id, data):
-    return {"id": node_id, "op": "value", "data": data}
-
-
-def op(node_id, name, *children, **extra):
-    return {"id": node_id, "op": name, "children": list(children), **extra}
 
 
 def seed(nodes, output):
