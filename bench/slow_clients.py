@@ -31,8 +31,8 @@ from pathlib import Path
 
 import orjson
 
-from bench.server import free_port
 from schemas.openapi import SEED_EXAMPLE as SEED
+from tests.support import free_port
 
 
 def request_bytes(body: bytes, path: str = "/v1/evaluate") -> bytes:
