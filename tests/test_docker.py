@@ -181,7 +181,9 @@ def test_image_serves_the_seed_example_healthy_and_not_as_root(image):
 
 def test_concurrent_worst_case_bodies_in_a_memory_limited_container_get_503s_not_an_oom_kill(image):
     """1 GiB for two workers: each admits what its budget (derived from the cgroup limit) allows, and
-    refuses the rest with 503 or, for a body that could never fit, 413. No worker is killed."""
+    refuses the rest with 503 or, for a body that could never fit, 413. No worker is killed. On the
+    reference path, whose memory per body byte is the one admission reserves (the fast path takes
+    less, and answers these too quickly for them to overlap)."""
     shape = {"id": "r", "data": 0.0, "children": ["a"] * 1_000_000, "local_grads": [1] * 1_000_000}
     worst = orjson.dumps({"nodes": [{"id": "a", "data": 1.0}, shape]})
     never_fits = orjson.dumps(
@@ -202,6 +204,10 @@ def test_concurrent_worst_case_bodies_in_a_memory_limited_container_get_503s_not
                 "1g",
                 "--env",
                 "WEB_CONCURRENCY=2",
+                "--env",
+                "VALUEGRAPH_FAST_PATH=0",
+                "--env",
+                "VALUEGRAPH_ADMISSION_WAIT_SECONDS=0.2",
                 "--publish",
                 "127.0.0.1::8000",
                 image,
