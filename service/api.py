@@ -24,13 +24,13 @@ def evaluate() -> Response:
     return answer(evaluation_body)
 
 
-def answer(body_of: Callable[[object, graph.Checkpoint], bytes]) -> Response:
+def answer(body_of: Callable[[object, graph.Checkpoint], bytes], mimetype: str = "application/json") -> Response:
     """The one way a body is admitted, read and parsed (415, 413, 400, 503), then answered by `body_of`
     within the deadline (504)."""
     deadline = Deadline(current_app.config["DEADLINE_SECONDS"])
     with cyclic_gc_paused(), admitted_body() as body:
         document = parse_json(body)
-        return current_app.response_class(body_of(document, deadline.check), mimetype="application/json")
+        return current_app.response_class(body_of(document, deadline.check), mimetype=mimetype)
 
 
 def evaluation_body(document: object, checkpoint: graph.Checkpoint) -> bytes:

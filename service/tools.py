@@ -11,8 +11,9 @@ from schemas import GraphRequestSchema, is_valid_request
 from schemas.expression import ExpressionRequestSchema
 from schemas.render import RenderQuerySchema
 from service import expression, graph, render
-from service.api import admitted_body, json_bytes, parse_json
+from service.api import answer, json_bytes
 from service.errors import Problem, listed
+from service.graph import Checkpoint
 
 bp = Blueprint("tools", __name__)
 
@@ -24,30 +25,16 @@ EXPRESSION_PROBLEMS = {
 
 @bp.post("/v1/expression")
 def evaluate_expression() -> Response:
-    with admitted_body() as body:
-        return _evaluate_expression(parse_json(body))
+    return answer(expression_body)
 
 
-def _evaluate_expression(document: object) -> Response:
+def expression_body(document: object, checkpoint: Checkpoint) -> bytes:
     try:
         request_body = ExpressionRequestSchema().load(document)
     except ValidationError as error:
-        errors = listed(
-            [
-                {"field": field, "message": message}
-                for field, messages in _flatten(error.normalized_messages())
-                for message in messages
-            ]
-        )
-        raise Problem(
-            422,
-            "/problems/invalid-expression",
-            EXPRESSION_PROBLEMS["invalid-expression"],
-            errors[0]["message"] if len(errors) == 1 else f"{len(errors)} problems found; see errors.",
-            errors=errors,
-        ) from None
+        raise refused(error, 422, "/problems/invalid-expression", EXPRESSION_PROBLEMS["invalid-expression"]) from None
     try:
-        answer = expression.evaluate(
+        evaluated = expression.evaluate(
             request_body["expression"],
             request_body.get("inputs", {}),
             current_app.config["MAX_EXPRESSION_LENGTH"],
@@ -57,7 +44,7 @@ def _evaluate_expression(document: object) -> Response:
         raise Problem(
             422, f"/problems/{error.kind}", EXPRESSION_PROBLEMS[error.kind], error.detail, errors=listed(error.errors)
         ) from None
-    return current_app.response_class(json_bytes(answer), mimetype="application/json")
+    return json_bytes(evaluated)
 
 
 @bp.post("/v1/render")
@@ -65,21 +52,25 @@ def render_graph() -> Response:
     try:
         query = RenderQuerySchema().load(request.args.to_dict())
     except ValidationError as error:
-        errors = listed(
-            [
-                {"field": field, "message": message}
-                for field, messages in _flatten(error.normalized_messages())
-                for message in messages
-            ]
-        )
-        raise Problem(
-            400, "/problems/invalid-parameter", "A query parameter is not valid", errors[0]["message"], errors=errors
-        ) from None
-    with admitted_body() as body:
-        return _render(parse_json(body), query["format"])
+        raise refused(error, 400, "/problems/invalid-parameter", "A query parameter is not valid") from None
+    picture_format = query["format"]
+    return answer(lambda document, checkpoint: _render(document, picture_format), render.MEDIA_TYPES[picture_format])
 
 
-def _render(document: object, format: str) -> Response:
+def refused(error: ValidationError, status: int, problem_type: str, title: str) -> Problem:
+    """A marshmallow refusal as a problem whose entries name fields the dotted way (`inputs.a`)."""
+    errors = listed(
+        [
+            {"field": field, "message": message}
+            for field, messages in _flatten(error.normalized_messages())
+            for message in messages
+        ]
+    )
+    detail = errors[0]["message"] if len(errors) == 1 else f"{len(errors)} problems found; see errors."
+    return Problem(status, problem_type, title, detail, errors=errors)
+
+
+def _render(document: object, format: str) -> bytes:
     limit = current_app.config["MAX_RENDER_NODES"]
     nodes = document.get("nodes") if isinstance(document, dict) else None
     if isinstance(nodes, list) and len(nodes) > limit:
@@ -97,7 +88,7 @@ def _render(document: object, format: str) -> Response:
     nodes = request_graph["nodes"]
     output, values = graph.evaluate(nodes, request_graph.get("output"))
     picture = render.render(nodes, output, values, format)
-    return current_app.response_class(picture, mimetype=render.MEDIA_TYPES[format])
+    return picture.encode() if isinstance(picture, str) else picture
 
 
 @functools.cache
