@@ -19,7 +19,6 @@ FROM ${BUILD_IMAGE} AS fastpath
 WORKDIR /build
 COPY setup.py ./
 COPY service/_fastpath.c service/
-COPY service/ryu/ service/ryu/
 RUN set -eu; \
     python3 -m venv /tmp/build-venv; \
     /tmp/build-venv/bin/python setup.py -q build_ext --inplace; \

@@ -13,7 +13,6 @@ setup(
             "service._fastpath",
             sources=["service/_fastpath.c"],
             include_dirs=["service"],
-            depends=["service/ryu/d2s.c", "service/ryu/d2s_full_table.h", "service/ryu/d2s_intrinsics.h"],
             extra_compile_args=["-O2", "-ffp-contract=off", "-fno-fast-math", "-Wall", "-Werror"],
         )
     ],

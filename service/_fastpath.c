@@ -33,9 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Ryu (Ulf Adams; Apache-2.0 or Boost-1.0, see ryu/LICENSE-Boost): the shortest round-trip digits
- * of a double, as orjson writes them. */
-#include "ryu/d2s.c"
+#include <stdio.h>
 
 #define ID_MAX_LENGTH 256
 #define INT_LIMIT 9007199254740992.0 /* 2**53: below it a double holds a Python int exactly */
@@ -862,39 +860,61 @@ static char *write_uint(char *p, uint64_t value) {
     return p;
 }
 
+/* The shortest round-trip decimal digits of a finite x > 0, closest to x among the shortest (the
+ * digits Python's repr and orjson both write): `digits` without leading or trailing zeros, and
+ * `point`, where 10**(point-1) <= x < 10**point. From CPython's own repr (PyOS_double_to_string);
+ * were it ever out of memory, from the C library's correctly rounded printf, trying 15, 16 and 17
+ * significant digits until one reads back as x. */
+static int shortest_digits(double x, char digits[24], int *point) {
+    char fallback[40];
+    char *text = PyOS_double_to_string(x, 'r', 0, 0, NULL);
+    const char *s = text;
+    if (text == NULL) {
+        PyErr_Clear();
+        for (int precision = 15; precision <= 17; precision++) {
+            snprintf(fallback, sizeof(fallback), "%.*e", precision - 1, x);
+            if (precision == 17 || strtod(fallback, NULL) == x)
+                break;
+        }
+        s = fallback;
+    }
+    int length = 0, before_point = 0, leading_zeros = 0, exponent = 0;
+    bool in_fraction = false;
+    for (; *s && *s != 'e'; s++) {
+        if (*s == '.') {
+            in_fraction = true;
+            continue;
+        }
+        if (!in_fraction)
+            before_point++;
+        if (length == 0 && *s == '0') {
+            leading_zeros++;
+            continue;
+        }
+        if (length < 23)
+            digits[length++] = *s;
+    }
+    if (*s == 'e')
+        exponent = atoi(s + 1);
+    while (length > 1 && digits[length - 1] == '0')
+        length--;
+    *point = before_point + exponent - leading_zeros;
+    if (text != NULL)
+        PyMem_Free(text);
+    return length;
+}
+
 /* A finite double as orjson writes it: the shortest round-trip digits; 1e-5 <= |x| < 1e16 in
  * decimal with at least one fractional digit, else d.ddde+X / d.ddde-X. */
 static char *write_double(char *p, double x) {
-    uint64_t bits;
-    memcpy(&bits, &x, sizeof(bits));
-    const bool sign = (bits >> 63) != 0;
-    const uint64_t mantissa = bits & ((1ULL << DOUBLE_MANTISSA_BITS) - 1);
-    const uint32_t exponent = (uint32_t)((bits >> DOUBLE_MANTISSA_BITS) & ((1u << DOUBLE_EXPONENT_BITS) - 1));
-    if (sign)
+    if (signbit(x))
         *p++ = '-';
-    if (exponent == 0 && mantissa == 0)
+    if (x == 0)
         return write_literal(p, "0.0", 3);
-    floating_decimal_64 v;
-    if (d2d_small_int(mantissa, exponent, &v)) {
-        for (;;) {
-            const uint64_t q = div10(v.mantissa);
-            if (v.mantissa - 10 * q != 0)
-                break;
-            v.mantissa = q;
-            ++v.exponent;
-        }
-    } else {
-        v = d2d(mantissa, exponent);
-    }
-    char digits[20];
-    const int length = (int)decimalLength17(v.mantissa);
-    uint64_t m = v.mantissa;
-    for (int k = length - 1; k >= 0; k--) {
-        digits[k] = (char)('0' + m % 10);
-        m /= 10;
-    }
-    const int point = length + v.exponent; /* 10**(point-1) <= |x| < 10**point */
-    if (v.exponent >= 0 && point <= 16) {
+    char digits[24];
+    int point;
+    const int length = shortest_digits(fabs(x), digits, &point);
+    if (point - length >= 0 && point <= 16) {
         p = write_literal(p, digits, (size_t)length);
         for (int k = length; k < point; k++)
             *p++ = '0';
