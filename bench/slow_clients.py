@@ -32,7 +32,7 @@ from pathlib import Path
 import orjson
 
 from schemas.openapi import SEED_EXAMPLE as SEED
-from tests.support import free_port
+from tests.support import free_port, worker_pids
 
 
 def request_bytes(body: bytes, path: str = "/v1/evaluate") -> bytes:
@@ -239,26 +239,13 @@ async def _load_with_a_kill(port, master_pid, connections, phase):
 
     async def killer():
         await asyncio.sleep(3)
-        os.kill(min(_children(master_pid)), signal.SIGKILL)
+        os.kill(min(worker_pids(master_pid)), signal.SIGKILL)
         phase["name"] = "after"
         await asyncio.sleep(6)
         phase["name"] = "late"
 
     await asyncio.gather(killer(), *(connection() for _ in range(connections)))
     return failures
-
-
-def _children(pid):
-    children = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        children.append(int(entry))
-            except OSError:
-                continue
-    return children
 
 
 def _cpu_seconds(pid):
@@ -303,7 +290,7 @@ def main(argv=None):
         for _ in range(args.rounds):
             for tree in trees:
                 with server(tree, Path(log_dir)) as (port, process, _):
-                    workers = _children(process.pid)
+                    workers = worker_pids(process.pid)
                     cpu_before = sum(map(_cpu_seconds, workers))
                     rate = throughput(port, args.seconds)
                     cpu = sum(map(_cpu_seconds, workers)) - cpu_before

@@ -34,6 +34,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def worker_pids(master_pid: int) -> list[int]:
+    """The processes whose parent is `master_pid`: a gunicorn master's workers."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == master_pid:
+                pids.append(int(entry))
+    return pids
+
+
 class Gunicorn:
     """gunicorn with gunicorn.conf.py on a free loopback port, `env` added to the environment and `args`
     to its command line. A context manager: entered once every worker runs and /readyz answers 200.
@@ -87,17 +102,7 @@ class Gunicorn:
 
     def worker_pids(self) -> list[int]:
         """The master's children: gunicorn's workers."""
-        pids = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat") as stat:
-                        parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-                except (OSError, IndexError, ValueError):
-                    continue
-                if parent == self.process.pid:
-                    pids.append(int(entry))
-        return pids
+        return worker_pids(self.process.pid)
 
 
 @contextmanager

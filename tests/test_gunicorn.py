@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from tests.seed_value import evaluate_with_seed
-from tests.support import SEED_GRAPH, gunicorn_server
+from tests.support import SEED_GRAPH, gunicorn_server, worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -96,19 +96,6 @@ def run_gunicorn(env, timeout=30):
         text=True,
         timeout=timeout,
     )
-
-
-def worker_pids(master_pid):
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == master_pid:
-                        pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
 
 
 def wait_for(condition, seconds, what):
