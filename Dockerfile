@@ -18,11 +18,11 @@ ARG BASE_IMAGE=python:3.11-slim
 FROM ${BUILD_IMAGE} AS fastpath
 WORKDIR /build
 COPY setup.py ./
-COPY service/_fastpath.c service/
+COPY service/core/_fastpath.c service/core/
 RUN set -eu; \
     python3 -m venv /tmp/build-venv; \
     /tmp/build-venv/bin/python setup.py -q build_ext --inplace; \
-    ls service/_fastpath*.so
+    ls service/core/_fastpath*.so
 
 FROM ${BASE_IMAGE}
 
@@ -48,10 +48,9 @@ RUN set -eu; \
 
 WORKDIR /app
 COPY gunicorn.conf.py openapi.yaml ./
-COPY schemas/ schemas/
 COPY service/ service/
-COPY --from=fastpath /build/service/_fastpath*.so service/
-RUN python -m compileall -q service schemas
+COPY --from=fastpath /build/service/core/_fastpath*.so service/core/
+RUN python -m compileall -q service
 
 # Root owns the code; the server runs as an unprivileged user that can only read it.
 USER 10001:10001

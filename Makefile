@@ -1,5 +1,5 @@
 # make run: the service on 127.0.0.1:8000, in its own virtual environment.
-# make test: ruff and every test, with the development dependencies; make test-fast: the fast set.
+# make test: ruff, the import contracts and every test, with the development dependencies; make test-fast: the fast set.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -25,6 +25,7 @@ run: $(VENV)/.runtime fastpath
 test: $(VENV)/.dev fastpath sanitize contract-tools system-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 # The fast set for the edit-run loop: no real server, Docker or benchmark.
@@ -55,7 +56,7 @@ bench: $(VENV)/.dev fastpath
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.batch
 
-# The fast path's C extension (setup.py, service/_fastpath.c), built in place. Where it cannot be built
+# The fast path's C extension (setup.py, service/core/_fastpath.c), built in place. Where it cannot be built
 # (no compiler), this says so and the service runs on the reference path.
 fastpath: $(VENV)/.runtime
 	$(BIN)/python setup.py -q build_ext --inplace \
@@ -73,8 +74,8 @@ sanitize: $(VENV)/.dev
 
 sanitize-run:
 	rm -rf $(SANITIZE_DIR) && mkdir -p $(SANITIZE_DIR)
-	cp -r setup.py pyproject.toml README.md openapi.yaml service schemas tests bench $(SANITIZE_DIR)/
-	rm -f $(SANITIZE_DIR)/service/*.so
+	cp -r setup.py pyproject.toml README.md openapi.yaml service tests bench tools client $(SANITIZE_DIR)/
+	rm -f $(SANITIZE_DIR)/service/core/*.so
 	cd $(SANITIZE_DIR) && CFLAGS="$(SANITIZE_FLAGS)" LDFLAGS="$(SANITIZE_FLAGS)" \
 	  $(abspath $(BIN))/python setup.py -q build_ext --inplace
 	cd $(SANITIZE_DIR) && LD_PRELOAD="$$($${CC:-gcc} -print-file-name=libasan.so)" \
@@ -83,7 +84,7 @@ sanitize-run:
 
 # openapi.yaml is generated from the marshmallow schemas; tests/test_openapi.py fails when it is stale.
 openapi: $(VENV)/.dev
-	$(BIN)/python -m schemas.openapi > openapi.yaml
+	$(BIN)/python -m tools.openapi > openapi.yaml
 
 # Re-pin requirements*.txt from requirements*.in, in a scratch environment.
 lock:
@@ -96,4 +97,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis tools/contract/node_modules build service/*.so
+	rm -rf $(VENV) .pytest_cache .hypothesis tools/contract/node_modules build service/core/*.so

@@ -1,42 +1,32 @@
 """gunicorn settings for valuegraph, the same for `make run`, the tests, the benchmark and the image.
 
-Every setting comes from an environment variable declared in service/config.py's table (README's
-Configuration lists them); a bad value stops gunicorn with a one-line message naming the variable.
-An empty WEB_CONCURRENCY is the exception: gunicorn itself reads it, as a number, before this file,
-and fails with a traceback; `make run` unsets an empty one.
+Every setting comes from an environment variable declared in service/runtime/config.py's table
+(docs/configuration.md lists them); a bad value stops gunicorn with a one-line message naming the
+variable. An empty WEB_CONCURRENCY is the exception: gunicorn itself reads it, as a number, before this
+file, and fails with a traceback; `make run` unsets an empty one.
 
-The worker is service/worker.py's `PacedThreadWorker`, gunicorn's gthread worker with three bounds:
-a request's head is read in the worker's event loop, so a silent client or one sending its headers a
-byte a second holds no thread and is closed after a grace period; a body and an answer must move at a
-minimum average pace after that grace, so a stalled upload or a client that never reads holds a thread
-for seconds, not forever; and a keep-alive connection is closed after a number of requests, so clients
-reconnect and spread over the workers again after one is restarted. Not gevent or eventlet: evaluation
-is CPU-bound and never yields, so under an async worker one large graph would stall every other
-connection of its worker, health checks included, for its whole duration.
-
-The workers share the master's listening socket (no SO_REUSEPORT). With a socket per worker, a second
-`make run` on a busy port started silently and took half the connections, and the connections queued
-on a killed worker's socket were lost with it.
+The worker is service/runtime/worker.py's `PacedThreadWorker`; why gthread, and how it holds slow
+clients, is in docs/operations.md ("The HTTP server"). The workers share the master's listening socket
+(no SO_REUSEPORT): with a socket per worker, a second `make run` on a busy port started silently and
+took half the connections, and the connections queued on a killed worker's socket were lost with it.
 """
 
 import errno
 import os
 import socket
 
-from service.config import ConfigError, from_environment, server_from_environment
+from service.runtime.config import ConfigError, from_environment, server_from_environment
 
 _settings = server_from_environment()
 from_environment()  # the app's own settings, checked here too, so that a bad one stops the start in one line
 
-wsgi_app = "service:create_app()"
+wsgi_app = "service.http.app:create_app()"
 
 bind = f"{_settings['host']}:{_settings['port']}"
 reuse_port = False
 
-# Evaluation is CPU-bound Python, so one worker process per core; threads let a worker read, compute
-# and write several requests at once, and idle keep-alive connections wait in its event loop, not in threads.
 workers = _settings["workers"]
-worker_class = "service.worker.PacedThreadWorker"
+worker_class = "service.runtime.worker.PacedThreadWorker"
 threads = _settings["threads"]
 keepalive = _settings["keepalive"]
 
@@ -80,7 +70,7 @@ def refuse_a_busy_port():
             raise ConfigError(f"cannot listen on {bind}: {error.strerror}") from None
 
 
-# --- Visible (service/observe.py, service/metrics.py) ------------------------------------------------
+# --- Visible (service/runtime/observe.py, service/runtime/metrics.py) --------------------------------
 
 # The app writes the access log itself, one JSON line per request on stdout, with the graph's size, the
 # body bytes read and the request id, which gunicorn's access_log_format atoms cannot give.

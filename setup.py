@@ -1,4 +1,4 @@
-"""Builds the fast path's C extension, service/_fastpath.c: `python setup.py build_ext --inplace`
+"""Builds the fast path's C extension, service/core/_fastpath.c: `python setup.py build_ext --inplace`
 (`make fastpath`). Without a compiler the build fails and the service runs on the reference path.
 
 Compiled -O2 -ffp-contract=off, never fast-math: a fused multiply-add or a reassociated sum changes
@@ -10,9 +10,9 @@ setup(
     packages=[],
     ext_modules=[
         Extension(
-            "service._fastpath",
-            sources=["service/_fastpath.c"],
-            include_dirs=["service"],
+            "service.core._fastpath",
+            sources=["service/core/_fastpath.c"],
+            include_dirs=["service/core"],
             extra_compile_args=["-O2", "-ffp-contract=off", "-fno-fast-math", "-Wall", "-Werror"],
         )
     ],

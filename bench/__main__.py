@@ -12,7 +12,7 @@ import orjson
 
 from bench import load, measure, report
 from bench.workloads import SCALES, SEED, Workload, body, large_workloads, random_dag
-from service import fastpath
+from service.core import fastpath
 
 NAMES = ("gpt-step", "dag", "chain", "small")
 CONNECTIONS = 16

@@ -24,7 +24,7 @@ import orjson
 
 from bench.report import machine, table
 from bench.workloads import small_graph
-from tests.support import Gunicorn
+from tools.server import Gunicorn
 
 BATCH_SIZES = (1, 100, 1000)
 GOAL_RATIO = 10.0

@@ -3,7 +3,7 @@
 Each shape of graph, valid and refused, is sent once to a fresh one-worker gunicorn (the memory
 budget and the deadline lifted, so that nothing stops it), and the worker's peak memory above its
 baseline is divided by the body's size. The largest ratio is what admission reserves per body byte
-(service/limits.py, PEAK_BYTES_PER_BODY_BYTE); the table goes to bench/README.md.
+(service/runtime/memory.py, PEAK_BYTES_PER_BODY_BYTE); the table goes to bench/README.md.
 """
 
 import argparse
@@ -17,7 +17,7 @@ import requests
 
 from bench.server import BenchGunicorn
 from bench.workloads import SEED, body, random_dag
-from service.limits import PEAK_BYTES_PER_BODY_BYTE
+from service.runtime.memory import PEAK_BYTES_PER_BODY_BYTE
 
 UNBOUNDED = {"VALUEGRAPH_MEMORY_BUDGET_BYTES": str(10**15), "VALUEGRAPH_DEADLINE_SECONDS": "100000"}
 

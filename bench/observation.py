@@ -1,5 +1,5 @@
 """`python -m bench.observation`: what seeing a request costs (request id, Server-Timing, metrics, the JSON
-log line), per request, in one process: the app's WSGI callable with service/observe.py's middleware
+log line), per request, in one process: the app's WSGI callable with service/runtime/observe.py's middleware
 against the same app without it (its small after_request hook stays), on the bench's 10-node graph, runs
 alternating.
 
@@ -29,7 +29,7 @@ def measure() -> None:
     import orjson
 
     from bench.workloads import small_graph
-    from service import create_app
+    from service.http.app import create_app
 
     body = orjson.dumps({"nodes": small_graph()})
 

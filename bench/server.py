@@ -12,7 +12,7 @@ import time
 import orjson
 import requests
 
-from tests.support import ROOT, Gunicorn
+from tools.server import ROOT, Gunicorn
 
 __all__ = ["ROOT", "TAG_HEADER", "BenchGunicorn"]
 

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import orjson
 
-from schemas.openapi import SEED_EXAMPLE as SEED
-from tests.support import free_port, worker_pids
+from service.contract.examples import EXAMPLE_GRAPH as SEED
+from tools.server import free_port, worker_pids
 
 
 def request_bytes(body: bytes, path: str = "/v1/evaluate") -> bytes:

@@ -12,7 +12,7 @@ sees leaves, builds exactly the Values built here (e.g. `x - 3.0` becomes sub(x,
 
 import operator
 
-from service.engine import Value, topological_order
+from service.core.engine import Value, topological_order
 
 BINARY = {"add": operator.add, "mul": operator.mul, "sub": operator.sub, "div": operator.truediv}
 UNARY = {"neg": operator.neg, "log": Value.log, "exp": Value.exp, "relu": Value.relu}

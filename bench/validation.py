@@ -9,7 +9,7 @@ import orjson
 from marshmallow import Schema, fields
 
 from bench.workloads import SCALES, gpt_step
-from schemas.graph import GraphRequestSchema, Id, Node
+from service.contract.graph import GraphRequestSchema, Id, Node
 
 
 class NestedGraphRequestSchema(Schema):

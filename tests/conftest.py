@@ -1,17 +1,42 @@
-"""Fixtures: the app and its test client (as in Flask's tutorial), the contract, and the real server."""
+"""Fixtures: the app and its test client (as in Flask's tutorial), the contract, and the real server.
+
+The app answers on either path: every test that takes `app`, `client` or `make_app` runs twice, once
+on the compiled fast path and once on the reference path (as CPython's json module runs its tests with
+and without its C accelerator), so that a behaviour that differs between the paths cannot pass unseen.
+"""
 
 import orjson
 import pytest
 import yaml
 from openapi_schema_validator import OAS30Validator
 
-from service import create_app
-from tests.support import ROOT, gunicorn_server
+from service.core import fastpath
+from service.http.app import create_app
+from tests.support import ROOT
+from tools.server import gunicorn_server
+
+
+@pytest.fixture(params=["fast", "reference"])
+def evaluation_path(request):
+    """Which path answers: the compiled fast path, or the reference path (VALUEGRAPH_FAST_PATH=0)."""
+    if request.param == "fast" and not fastpath.ACTIVE:
+        pytest.skip(f"the fast path is not active: {fastpath.WHY_INACTIVE}")
+    return request.param
 
 
 @pytest.fixture
-def app():
-    return create_app({"TESTING": True})
+def make_app(evaluation_path):
+    """make_app(config): an app for tests, on the path of this run, with `config` on top."""
+
+    def make(config: dict | None = None):
+        return create_app({"TESTING": True, "FAST_PATH": evaluation_path == "fast", **(config or {})})
+
+    return make
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
 
 
 @pytest.fixture

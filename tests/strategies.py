@@ -2,7 +2,7 @@
 
 from hypothesis import strategies as st
 
-from service.ops import OPS
+from service.core.ops import OPS
 
 EXPONENTS = st.one_of(st.sampled_from([2.0, 3.0, -1.0, -2.0, 0.5, -0.5, 1.5, 0.0, 1.0]), st.floats(-4, 4))
 

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import create_app, fastpath, graph
+from service.core import fastpath
+from service.core import graphs as graph_module
+from service.http.app import create_app
 from tests.seed_value import evaluate_with_seed
 from tests.strategies import graphs
 from tests.support import SEED_GRAPH, leaf, op
@@ -86,8 +88,8 @@ def test_bodies_that_are_not_json_are_400(post, body, detail):
     assert detail in problem["detail"]
 
 
-def test_a_body_over_the_limit_is_413(post, conforms):
-    small = create_app({"TESTING": True, "MAX_CONTENT_LENGTH": 100}).test_client()
+def test_a_body_over_the_limit_is_413(post, conforms, make_app):
+    small = make_app({"MAX_CONTENT_LENGTH": 100}).test_client()
     response = post({"nodes": [leaf(f"n{k}", 1.0) for k in range(10)]}, test_client=small)
     assert response.status_code == 413
     assert response.get_json()["detail"] == "The body is over the limit of 100 bytes (VALUEGRAPH_MAX_BODY_BYTES)."
@@ -217,8 +219,8 @@ def test_every_invalid_node_is_named(post):
     ]
 
 
-def test_more_nodes_than_the_limit_is_422(conforms):
-    client = create_app({"TESTING": True, "MAX_NODES": 3}).test_client()
+def test_more_nodes_than_the_limit_is_422(conforms, make_app):
+    client = make_app({"MAX_NODES": 3}).test_client()
     response = client.post(PATH, json={"nodes": [leaf(k, 1.0) for k in range(4)]})
     conforms(PATH, "post", response.status_code, response.content_type, response.data)
     assert response.status_code == 422
@@ -287,23 +289,28 @@ def test_numeric_trouble_is_422_naming_node_op_and_input(post, nodes, node, word
     assert error["op"] == named.get("op", "value")
 
 
-def test_healthz_and_readyz(client, conforms):
+def test_healthz_and_readyz(app, client, conforms):
     for path, status in [("/healthz", "ok"), ("/readyz", "ready")]:
         response = client.get(path)
         conforms(path, "get", response.status_code, response.content_type, response.data)
-        assert response.get_json() == {"status": status, **({"path": fastpath.path()} if path == "/readyz" else {})}
+        assert response.get_json() == {
+            "status": status,
+            **({"path": fastpath.path(app.config["FAST_PATH"])} if path == "/readyz" else {}),
+        }
 
 
 def test_the_cyclic_gc_is_paused_while_evaluating_and_only_then(post, monkeypatch):
     seen = []
-    evaluate = graph.evaluate
+    evaluate = graph_module.evaluate
 
     def watched(*args):
         seen.append(gc.isenabled())
         return evaluate(*args)
 
-    monkeypatch.setattr(graph, "evaluate", watched)
-    monkeypatch.setattr(fastpath, "evaluate", lambda *args: None)  # the reference path, where graph.evaluate runs
+    monkeypatch.setattr(graph_module, "evaluate", watched)
+    monkeypatch.setattr(
+        fastpath, "evaluate", lambda *args: None
+    )  # the reference path, where graph_module.evaluate runs
     assert post(SEED_GRAPH).status_code == 200
     assert post({"nodes": [leaf("x", -1.0), op("y", "log", "x")]}).status_code == 422
     assert seen == [False, False] and gc.isenabled()
@@ -313,7 +320,7 @@ def test_an_unexpected_failure_is_a_500_problem_not_a_page(client, monkeypatch):
     def broken(*args):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(graph, "evaluate", broken)
+    monkeypatch.setattr(graph_module, "evaluate", broken)
     monkeypatch.setattr(fastpath, "evaluate", lambda *args: None)
     response = client.post(PATH, json=SEED_GRAPH)
     assert response.status_code == 500 and response.content_type == "application/problem+json"
@@ -425,8 +432,8 @@ def test_a_graph_past_the_deadline_is_504_and_the_app_goes_on_serving(conforms):
     assert client.post(PATH, json=SEED_GRAPH).status_code == 200
 
 
-def test_a_body_that_can_never_fit_the_memory_budget_is_413_naming_it(conforms):
-    client = create_app({"TESTING": True, "MEMORY_BUDGET_BYTES": 30 * 1000}).test_client()
+def test_a_body_that_can_never_fit_the_memory_budget_is_413_naming_it(conforms, make_app):
+    client = make_app({"MEMORY_BUDGET_BYTES": 30 * 1000}).test_client()
     response = client.post(PATH, json={"nodes": [leaf(k, 1.0) for k in range(100)]})
     conforms(PATH, "post", response.status_code, response.content_type, response.data)
     problem = response.get_json()
@@ -435,8 +442,8 @@ def test_a_body_that_can_never_fit_the_memory_budget_is_413_naming_it(conforms):
     assert client.post(PATH, json=SEED_GRAPH).status_code == 200
 
 
-def test_a_body_that_does_not_fit_beside_those_in_progress_waits_then_gets_503(conforms):
-    app = create_app({"TESTING": True, "MEMORY_BUDGET_BYTES": 30 * 10_000, "ADMISSION_WAIT_SECONDS": 0.05})
+def test_a_body_that_does_not_fit_beside_those_in_progress_waits_then_gets_503(conforms, make_app):
+    app = make_app({"MEMORY_BUDGET_BYTES": 30 * 10_000, "ADMISSION_WAIT_SECONDS": 0.05})
     budget = app.extensions["valuegraph.memory_budget"]
     with budget.admit(9_900):
         response = app.test_client().post(PATH, json=SEED_GRAPH)
@@ -447,8 +454,8 @@ def test_a_body_that_does_not_fit_beside_those_in_progress_waits_then_gets_503(c
     assert app.test_client().post(PATH, json=SEED_GRAPH).status_code == 200
 
 
-def test_a_request_waiting_for_the_budget_is_admitted_when_another_finishes():
-    app = create_app({"TESTING": True, "MEMORY_BUDGET_BYTES": 30 * 10_000, "ADMISSION_WAIT_SECONDS": 10})
+def test_a_request_waiting_for_the_budget_is_admitted_when_another_finishes(make_app):
+    app = make_app({"MEMORY_BUDGET_BYTES": 30 * 10_000, "ADMISSION_WAIT_SECONDS": 10})
     budget = app.extensions["valuegraph.memory_budget"]
     holding = budget.admit(9_900)
     holding.__enter__()
@@ -475,26 +482,26 @@ def test_a_grad_past_64_bits_is_written_exactly_not_a_500(post):
     assert evaluate_with_seed(doublings, 69)[0][1] == 2**69
 
 
-def test_a_body_holds_only_its_own_size_of_the_budget_while_it_arrives(monkeypatch):
+def test_a_body_holds_only_its_own_size_of_the_budget_while_it_arrives(monkeypatch, make_app):
     """A slow client, whose body takes long to arrive, must not hold 30 bytes a byte of the budget."""
-    from service import api
+    from service.http import answer
 
-    app = create_app({"TESTING": True})
+    app = make_app()
     budget = app.extensions["valuegraph.memory_budget"]
-    held_while_reading, read = [], api.request_body
+    held_while_reading, read = [], answer.read_body
 
-    def watched():
+    def watched(length):
         held_while_reading.append(budget.admitted)
-        return read()
+        return read(length)
 
-    monkeypatch.setattr(api, "request_body", watched)
+    monkeypatch.setattr(answer, "read_body", watched)
     body = orjson.dumps(SEED_GRAPH)
     assert app.test_client().post(PATH, data=body, content_type="application/json").status_code == 200
     assert held_while_reading == [len(body)]
     assert budget.admitted == 0
 
 
-def test_a_content_length_over_the_body_limit_is_the_body_limits_413():
-    client = create_app({"TESTING": True, "MAX_CONTENT_LENGTH": 1000, "MEMORY_BUDGET_BYTES": 100}).test_client()
+def test_a_content_length_over_the_body_limit_is_the_body_limits_413(make_app):
+    client = make_app({"MAX_CONTENT_LENGTH": 1000, "MEMORY_BUDGET_BYTES": 100}).test_client()
     response = client.post(PATH, data=b"x" * 2000, content_type="application/json")
     assert response.status_code == 413 and "VALUEGRAPH_MAX_BODY_BYTES" in response.get_json()["detail"]

@@ -9,8 +9,7 @@ import pytest
 import requests
 
 from bench.workloads import random_dag
-from schemas.openapi import GRADE_EXAMPLE, SEED_EXAMPLE
-from service import create_app
+from service.contract.examples import EXAMPLE_GRAPH, GRADE_EXAMPLE
 from tests.seed_value import evaluate_with_seed
 
 EVALUATE_BATCH, GRADE_BATCH = "/v1/evaluate/batch", "/v1/grade/batch"
@@ -18,13 +17,13 @@ JSON = {"Content-Type": "application/json"}
 
 INVALID_GRAPHS = [
     3,
-    [SEED_EXAMPLE],
+    [EXAMPLE_GRAPH],
     {"nodes": []},
     {"nodes": [{"id": "x", "op": "log", "children": ["y"]}]},
     {"nodes": [{"id": "x", "op": "neg", "children": ["y"]}, {"id": "y", "op": "neg", "children": ["x"]}]},
     {"nodes": [{"id": "x", "data": -1.0}, {"id": "y", "op": "log", "children": ["x"]}]},
-    {**SEED_EXAMPLE, "output": "nope"},
-    {**SEED_EXAMPLE, "submitted": []},
+    {**EXAMPLE_GRAPH, "output": "nope"},
+    {**EXAMPLE_GRAPH, "submitted": []},
     {"nodes": [{"id": "x", "data": "2.0"}, {"id": "y", "op": "pow", "children": ["x"]}]},
 ]
 
@@ -85,8 +84,8 @@ def test_a_batch_of_1000_graphs_answers_each_as_its_own_request(post):
 
 
 def test_the_batch_answer_embeds_each_evaluation_byte_for_byte(post, client):
-    response = post(EVALUATE_BATCH, {"graphs": [SEED_EXAMPLE, SEED_EXAMPLE]})
-    single_body = client.post("/v1/evaluate", json=SEED_EXAMPLE).data
+    response = post(EVALUATE_BATCH, {"graphs": [EXAMPLE_GRAPH, EXAMPLE_GRAPH]})
+    single_body = client.post("/v1/evaluate", json=EXAMPLE_GRAPH).data
     assert response.data == b'{"results":[{"status":200,"evaluation":%b},{"status":200,"evaluation":%b}]}' % (
         single_body,
         single_body,
@@ -96,10 +95,10 @@ def test_the_batch_answer_embeds_each_evaluation_byte_for_byte(post, client):
 def test_a_grade_batch_answers_each_as_its_own_request(post):
     items = [
         GRADE_EXAMPLE,
-        {**SEED_EXAMPLE, "submitted": [{"id": "nope"}]},
-        SEED_EXAMPLE,
-        {**SEED_EXAMPLE, "submitted": [], "tolerance": {"rtol": -1}},
-        {**SEED_EXAMPLE, "submitted": [{"id": "d", "data": 7.0}], "tolerance": {"rtol": 0, "atol": 0}},
+        {**EXAMPLE_GRAPH, "submitted": [{"id": "nope"}]},
+        EXAMPLE_GRAPH,
+        {**EXAMPLE_GRAPH, "submitted": [], "tolerance": {"rtol": -1}},
+        {**EXAMPLE_GRAPH, "submitted": [{"id": "d", "data": 7.0}], "tolerance": {"rtol": 0, "atol": 0}},
         *INVALID_GRAPHS[:3],
     ]
     response = post(GRADE_BATCH, {"graphs": items})
@@ -113,11 +112,11 @@ def test_a_grade_batch_answers_each_as_its_own_request(post):
 @pytest.mark.parametrize(
     "body, field, words",
     [
-        ([SEED_EXAMPLE], None, "Invalid input type"),
+        ([EXAMPLE_GRAPH], None, "Invalid input type"),
         ({}, "graphs", "Missing data"),
-        ({"graphs": SEED_EXAMPLE}, "graphs", "Not a valid list"),
+        ({"graphs": EXAMPLE_GRAPH}, "graphs", "Not a valid list"),
         ({"graphs": []}, "graphs", "Shorter than minimum length 1"),
-        ({"graphs": [SEED_EXAMPLE], "output": "e"}, "output", "Unknown field"),
+        ({"graphs": [EXAMPLE_GRAPH], "output": "e"}, "output", "Unknown field"),
     ],
 )
 @pytest.mark.parametrize("path", [EVALUATE_BATCH, GRADE_BATCH])
@@ -131,15 +130,15 @@ def test_only_an_invalid_envelope_refuses_the_whole_batch(post, path, body, fiel
 
 
 @pytest.mark.parametrize("path", [EVALUATE_BATCH, GRADE_BATCH])
-def test_the_batch_limits_are_settings(post, path):
-    client = create_app({"TESTING": True, "MAX_BATCH_GRAPHS": 3, "MAX_BATCH_NODES": 12}).test_client()
-    response = post(path, {"graphs": [SEED_EXAMPLE] * 4}, test_client=client)
+def test_the_batch_limits_are_settings(post, path, make_app):
+    client = make_app({"MAX_BATCH_GRAPHS": 3, "MAX_BATCH_NODES": 12}).test_client()
+    response = post(path, {"graphs": [EXAMPLE_GRAPH] * 4}, test_client=client)
     assert response.status_code == 422
     assert [e["message"] for e in response.get_json()["errors"]] == [
         "A batch may have at most 3 graphs; this one has 4.",
         "A batch may have at most 12 nodes in all; this one has 20.",
     ]
-    item = {**SEED_EXAMPLE, "submitted": []} if path == GRADE_BATCH else SEED_EXAMPLE
+    item = {**EXAMPLE_GRAPH, "submitted": []} if path == GRADE_BATCH else EXAMPLE_GRAPH
     assert post(path, {"graphs": [item] * 2}, test_client=client).status_code == 200
 
 
@@ -186,10 +185,10 @@ def test_a_batch_of_1000_graphs_through_gunicorn(live_server, conforms):
 
 
 @pytest.mark.parametrize("path", [EVALUATE_BATCH, GRADE_BATCH])
-def test_the_deadline_is_the_whole_batchs(post, path):
+def test_the_deadline_is_the_whole_batchs(post, path, make_app):
     """Past VALUEGRAPH_DEADLINE_SECONDS the batch is answered 504, as one request would be; the app goes on."""
-    client = create_app({"TESTING": True, "DEADLINE_SECONDS": 0.05}).test_client()
-    item = {**SEED_EXAMPLE, "submitted": []} if path == GRADE_BATCH else SEED_EXAMPLE
+    client = make_app({"DEADLINE_SECONDS": 0.05}).test_client()
+    item = {**EXAMPLE_GRAPH, "submitted": []} if path == GRADE_BATCH else EXAMPLE_GRAPH
     response = post(path, {"graphs": [item] * 10_000}, test_client=client)
     assert response.status_code == 504 and response.get_json()["type"] == "/problems/deadline-exceeded"
     assert post(path, {"graphs": [item]}, test_client=client).status_code == 200

@@ -9,7 +9,7 @@ import sys
 import orjson
 import pytest
 
-from service import fastpath
+from service.core import fastpath
 from tests.support import ROOT
 
 pytestmark = pytest.mark.slow

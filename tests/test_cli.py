@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from tests.support import SEED_GRAPH, free_port
+from tests.support import SEED_GRAPH
+from tools.server import free_port
 from valuegraph import cli
 
 

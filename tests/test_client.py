@@ -14,9 +14,10 @@ from micrograd.engine import Value as MicrogradValue
 from micrograd.nn import MLP
 
 import valuegraph
-from service import engine
+from service.core import engine
 from tests import seed_value
-from tests.support import SEED_GRAPH, free_port, gunicorn_server
+from tests.support import SEED_GRAPH
+from tools.server import free_port, gunicorn_server
 from valuegraph import cli
 from valuegraph.graph import serialize
 

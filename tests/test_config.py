@@ -1,18 +1,18 @@
-"""Settings: one table (service/config.py) that the README documents row for row; a bad value is a
+"""Settings: one table (service/runtime/config.py) that docs/configuration.md documents row for row; a bad value is a
 one-line message naming the variable."""
 
 import re
 
 import pytest
 
-from service.config import SERVER_SETTINGS, SETTINGS, ConfigError, from_environment
-from service.limits import MemoryBudget, default_memory_budget
+from service.runtime.config import SERVER_SETTINGS, SETTINGS, ConfigError, from_environment
+from service.runtime.memory import MemoryBudget, default_memory_budget
 from tests.support import ROOT
 
 
-def test_the_readme_documents_every_setting_and_no_other():
-    readme = (ROOT / "README.md").read_text()
-    configuration = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+def test_the_docs_document_every_setting_and_no_other():
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    configuration = page.split("\n## ", 1)[0]
     documented = set(re.findall(r"`([A-Z][A-Z_]+)`", "".join(re.findall(r"^\| [^|]*\|", configuration, re.MULTILINE))))
     assert documented - {"PROMETHEUS_MULTIPROC_DIR"} == {setting.variable for setting in SETTINGS + SERVER_SETTINGS}
 

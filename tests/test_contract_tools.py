@@ -17,8 +17,9 @@ import orjson
 import pytest
 import requests
 
-from schemas.openapi import GRADE_EXAMPLE, SEED_EXAMPLE
-from tests.support import ROOT, free_port, gunicorn_server
+from service.contract.examples import EXAMPLE_GRAPH, GRADE_EXAMPLE
+from tests.support import ROOT
+from tools.server import free_port, gunicorn_server
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +73,7 @@ def test_the_generator_warns_only_that_it_does_not_read_yaml_responses(generated
 @pytest.mark.parametrize(
     "node, shape",
     [(RECORDED, "RecordedNode"), (POW, "PowNode"), (LEAF, "LeafNode"), (BARE_LEAF, "LeafNode")]
-    + [(node, f"{node['op'].capitalize()}Node") for node in SEED_EXAMPLE["nodes"] if node["op"] != "value"],
+    + [(node, f"{node['op'].capitalize()}Node") for node in EXAMPLE_GRAPH["nodes"] if node["op"] != "value"],
 )
 def test_each_node_shape_survives_the_generated_client_unchanged(generated_client, node, shape):
     models, *_ = generated_client
@@ -186,11 +187,11 @@ VALID = [
     ("GET", "/readyz", None),
     ("GET", "/openapi.yaml", None),
     ("GET", "/openapi.json", None),
-    ("POST", "/v1/evaluate", SEED_EXAMPLE),
+    ("POST", "/v1/evaluate", EXAMPLE_GRAPH),
     ("POST", "/v1/evaluate", graph(BARE_LEAF, LEAF, RECORDED, POW, {"id": "s", "op": "add", "children": ["r", "p"]})),
     ("POST", "/v1/grade", GRADE_EXAMPLE),
-    ("POST", "/v1/evaluate/batch", {"graphs": [SEED_EXAMPLE, graph(A, A), 3]}),
-    ("POST", "/v1/grade/batch", {"graphs": [GRADE_EXAMPLE, {**SEED_EXAMPLE, "submitted": [{"id": "z"}]}]}),
+    ("POST", "/v1/evaluate/batch", {"graphs": [EXAMPLE_GRAPH, graph(A, A), 3]}),
+    ("POST", "/v1/grade/batch", {"graphs": [GRADE_EXAMPLE, {**EXAMPLE_GRAPH, "submitted": [{"id": "z"}]}]}),
 ]
 REFUSED_BY_THE_GRAPH_RULES = {
     "duplicate id": graph(A, A),
@@ -247,7 +248,7 @@ def test_prism_refuses_what_the_schema_refuses_and_the_service_answers_it_as_doc
 @pytest.mark.parametrize(
     "body, content_type, status",
     [
-        (orjson.dumps(SEED_EXAMPLE), "text/plain", 415),
+        (orjson.dumps(EXAMPLE_GRAPH), "text/plain", 415),
         (orjson.dumps(graph(*[{"id": f"{k:0300}", "data": 1.0} for k in range(15)])), "application/json", 413),
     ],
     ids=["not json", "over the body limit"],

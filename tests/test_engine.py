@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from service.engine import Value, topological_order
-from service.graph import GraphError, evaluate
+from service.core.engine import Value, topological_order
+from service.core.graphs import GraphError, evaluate
 from tests.seed_value import Value as SeedValue
 from tests.seed_value import build_topo, evaluate_with_seed
 from tests.strategies import graphs

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from service import create_app, expression
+from service.core import expression
 from tests import seed_value
 from tests.seed_value import Value
 
@@ -162,8 +162,8 @@ def expressions(depth):
         {name: st.floats(-4, 4, allow_nan=False).filter(lambda x: abs(x) > 1e-3) for name in "abc"}
     ),
 )
-def test_random_expressions_are_bit_identical_to_the_seed(monkeypatch, text, data):
-    app = create_app({"TESTING": True})
+def test_random_expressions_are_bit_identical_to_the_seed(monkeypatch, text, data, make_app):
+    app = make_app()
     test_client = app.test_client()
 
     def post(body):
@@ -230,8 +230,8 @@ def test_the_request_is_checked(post):
     assert post({"expression": "   "}).get_json()["detail"] == "The expression is empty."
 
 
-def test_limits_are_settings(post):
-    app = create_app({"TESTING": True, "MAX_EXPRESSION_LENGTH": 20, "MAX_EXPRESSION_NODES": 6})
+def test_limits_are_settings(post, make_app):
+    app = make_app({"MAX_EXPRESSION_LENGTH": 20, "MAX_EXPRESSION_NODES": 6})
     small = app.test_client()
     problem = post({"expression": "a + " * 10 + "a", "inputs": {"a": 1}}, test_client=small).get_json()
     assert problem["status"] == 422 and "VALUEGRAPH_MAX_EXPRESSION_LENGTH" in problem["detail"]
@@ -246,12 +246,8 @@ def test_nesting_deeper_than_the_parser_takes_is_refused_not_a_500(post):
     assert post({"expression": "a+" * 4_999 + "a", "inputs": {"a": 1}}).status_code == 422
 
 
-def test_a_node_describes_a_long_sub_expression_shortened():
-    answer = (
-        create_app({"TESTING": True})
-        .test_client()
-        .post(PATH, json={"expression": "a+" * 2_000 + "a", "inputs": {"a": 1}})
-    )
+def test_a_node_describes_a_long_sub_expression_shortened(make_app):
+    answer = make_app().test_client().post(PATH, json={"expression": "a+" * 2_000 + "a", "inputs": {"a": 1}})
     texts = [node["expression"] for node in answer.get_json()["nodes"]]
     assert max(map(len, texts)) == expression.MAX_NODE_TEXT and texts[-1].startswith("a+a+") and "…" in texts[-1]
 

@@ -1,4 +1,4 @@
-"""The compiled fast path (service/_fastpath.c) against the reference path: whenever it answers, its
+"""The compiled fast path (service/core/_fastpath.c) against the reference path: whenever it answers, its
 bytes are the reference's; it never answers where the reference refuses. Differential, with
 hypothesis, on graphs aimed at the places where bit-identity is hard (Python ints in the answer,
 the seed's hidden Values of sub, div and neg, pow's special cases, exp and log at their edges,
@@ -18,16 +18,17 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from schemas import GraphRequestSchema
-from schemas.openapi import SEED_EXAMPLE as SEED_GRAPH
-from service import create_app, fastpath, graph
-from service.api import evaluation_json
-from service.config import ConfigError, from_environment
-from service.ops import OPS
+from service.contract.examples import EXAMPLE_GRAPH as SEED_GRAPH
+from service.contract.graph import GraphRequestSchema
+from service.core import fastpath, graphs
+from service.core.ops import OPS
+from service.http.app import create_app
+from service.http.routes.evaluate import evaluation_json
+from service.runtime.config import ConfigError, from_environment
 from tests.support import leaf, op
 
 try:
-    from service import _fastpath
+    from service.core import _fastpath
 except ImportError as error:
     pytest.skip(
         f"the fast path's C extension is not built ({error}); `make fastpath` builds it", allow_module_level=True
@@ -46,8 +47,8 @@ def reference(document, max_nodes=MAX_NODES):
     """The reference path's 200 body, or None where it refuses (what POST /v1/evaluate answers 4xx)."""
     try:
         request_graph = request_schema(max_nodes).load(document)
-        output, values = graph.evaluate(request_graph["nodes"], request_graph.get("output"))
-    except (ValidationError, graph.GraphError):
+        output, values = graphs.evaluate(request_graph["nodes"], request_graph.get("output"))
+    except (ValidationError, graphs.GraphError):
         return None
     return evaluation_json(output, request_graph["nodes"], values)
 
@@ -355,10 +356,10 @@ def test_without_the_extension_the_service_says_so_once_and_answers_on_the_refer
     script = """
 import sys
 from pathlib import Path
-sys.modules["service._fastpath"] = None  # as if it were not built
+sys.modules["service.core._fastpath"] = None  # as if it were not built
 import orjson
-from service import create_app
-from schemas.openapi import SEED_EXAMPLE as SEED_GRAPH
+from service.http.app import create_app
+from service.contract.examples import EXAMPLE_GRAPH as SEED_GRAPH
 client = create_app({"TESTING": True}).test_client()
 print(orjson.dumps([client.get("/readyz").get_json(), client.post("/v1/evaluate", json=SEED_GRAPH).get_json()]).decode())
 """

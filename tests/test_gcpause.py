@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from service.gcpause import CyclicGcPause
+from service.runtime.gcpause import CyclicGcPause
 
 
 @pytest.fixture

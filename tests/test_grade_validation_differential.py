@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from schemas.batch import BatchRequestSchema, is_valid_batch
-from schemas.grade import GradeRequestSchema, is_valid_grade_request
+from service.contract.batch import BatchRequestSchema, is_valid_batch
+from service.contract.grade import GradeRequestSchema, is_valid_grade_request
 from tests.test_validation_differential import ids, near_valid_node, numbers
 
 submitted_fields = {

@@ -8,7 +8,7 @@ import math
 import orjson
 import pytest
 
-from schemas.openapi import GRADE_EXAMPLE, SEED_EXAMPLE
+from service.contract.examples import EXAMPLE_GRAPH, GRADE_EXAMPLE
 from tests.seed_value import OPS as SEED_OPS
 from tests.seed_value import Value, evaluate_with_seed
 from tests.support import leaf, op
@@ -53,11 +53,11 @@ def verdicts(body):
 
 
 def test_the_seed_example_with_a_grad_of_0_2_has_one_root_cause_accumulation_at_a(post):
-    body = graded(post, SEED_EXAMPLE["nodes"], [{"id": "a", "grad": 0.2}])
+    body = graded(post, EXAMPLE_GRAPH["nodes"], [{"id": "a", "grad": 0.2}])
     assert body["passed"] is False
     assert body["score"] == {"checked": 1, "matched": 0}
     (cause,) = body["root_causes"]
-    reference = seed(SEED_EXAMPLE["nodes"], "e")
+    reference = seed(EXAMPLE_GRAPH["nodes"], "e")
     assert cause["node"] == "a" and cause["kind"] == "accumulation" and cause["field"] == "grad"
     assert cause["expected"] == reference["a"][1] and cause["submitted"] == 0.2
     assert "a is used by c and d" in cause["message"]
@@ -72,7 +72,7 @@ def test_the_spec_example_grades_as_described(post):
 
 
 def test_a_correct_submission_passes_with_every_field_matched(post):
-    nodes = SEED_EXAMPLE["nodes"]
+    nodes = EXAMPLE_GRAPH["nodes"]
     reference = seed(nodes, "e")
     locals_ = {"c": [1.0, 1.0], "d": [2.0, 5.0], "e": [1 / 10.0]}
     submitted = [
@@ -93,7 +93,7 @@ def test_a_correct_submission_passes_with_every_field_matched(post):
 
 
 def test_a_wrong_forward_rule_is_the_root_cause_and_what_follows_is_only_marked(post):
-    nodes = SEED_EXAMPLE["nodes"]
+    nodes = EXAMPLE_GRAPH["nodes"]
     wrong_d = 5.0 + 2.0  # mul computed as add
     submitted = [
         {"id": "c", "data": 5.0},
@@ -111,7 +111,7 @@ def test_a_wrong_forward_rule_is_the_root_cause_and_what_follows_is_only_marked(
 
 
 def test_a_wrong_leaf_is_a_forward_root_cause(post):
-    body = graded(post, SEED_EXAMPLE["nodes"], [{"id": "b", "data": 4.0}, {"id": "c", "data": 6.0}])
+    body = graded(post, EXAMPLE_GRAPH["nodes"], [{"id": "b", "data": 4.0}, {"id": "c", "data": 6.0}])
     (cause,) = body["root_causes"]
     assert (cause["node"], cause["kind"]) == ("b", "forward")
     assert "leaf" in cause["message"]
@@ -119,7 +119,7 @@ def test_a_wrong_leaf_is_a_forward_root_cause(post):
 
 def test_an_unsubmitted_child_does_not_hide_an_earlier_mismatch(post):
     """c's data is not submitted; d's wrong data is explained by a's, through c."""
-    body = graded(post, SEED_EXAMPLE["nodes"], [{"id": "a", "data": 2.5}, {"id": "d", "data": 13.75}])
+    body = graded(post, EXAMPLE_GRAPH["nodes"], [{"id": "a", "data": 2.5}, {"id": "d", "data": 13.75}])
     assert [(c["node"], c["kind"]) for c in body["root_causes"]] == [("a", "forward")]
     assert verdicts(body)["d"]["data"] == "mismatch"
 
@@ -176,7 +176,7 @@ def test_sub_of_a_node_with_itself_has_a_local_gradient_per_listed_child(post):
 
 
 def test_a_wrong_local_gradient_is_the_root_cause(post):
-    nodes = SEED_EXAMPLE["nodes"]
+    nodes = EXAMPLE_GRAPH["nodes"]
     reference = seed(nodes, "e")
     wrong = 1 / 10.0**2  # log's derivative as 1/x**2
     submitted = [
@@ -194,7 +194,7 @@ def test_a_wrong_local_gradient_is_the_root_cause(post):
 
 
 def test_mul_local_grads_not_swapped_are_named(post):
-    body = graded(post, SEED_EXAMPLE["nodes"], [{"id": "d", "local_grads": [5.0, 2.0]}])
+    body = graded(post, EXAMPLE_GRAPH["nodes"], [{"id": "d", "local_grads": [5.0, 2.0]}])
     (cause,) = body["root_causes"]
     assert (cause["node"], cause["kind"]) == ("d", "local-gradient")
     assert "reverse order" in cause["message"] and "OTHER factor" in cause["message"]
@@ -202,7 +202,7 @@ def test_mul_local_grads_not_swapped_are_named(post):
 
 def test_a_wrong_grad_under_a_user_whose_local_grads_were_not_sent_points_at_that_user(post):
     """d's grad matches, e is d's only user and sent no local_grads: e's derivative rule is the likely mistake."""
-    body = graded(post, SEED_EXAMPLE["nodes"], [{"id": "e", "grad": 1}, {"id": "d", "grad": 0.01}])
+    body = graded(post, EXAMPLE_GRAPH["nodes"], [{"id": "e", "grad": 1}, {"id": "d", "grad": 0.01}])
     (cause,) = body["root_causes"]
     assert (cause["node"], cause["kind"], cause["field"]) == ("e", "local-gradient", "local_grads")
     assert cause["submitted"] is None and cause["expected"] == [0.1]
@@ -258,7 +258,7 @@ def test_local_gradients_without_the_chain_rule_factor_are_named(post):
 
 
 def test_the_outputs_grad_and_an_unreached_nodes_grad(post):
-    nodes = [*SEED_EXAMPLE["nodes"], op("side", "exp", "b")]
+    nodes = [*EXAMPLE_GRAPH["nodes"], op("side", "exp", "b")]
     body = graded(post, nodes, [{"id": "e", "grad": 2.0}, {"id": "side", "grad": 1.0}], output="e")
     causes = {c["node"]: c for c in body["root_causes"]}
     assert "starts by setting its grad to 1" in causes["e"]["message"]
@@ -276,7 +276,7 @@ def test_integer_ids_are_named_in_messages(post):
 
 
 def test_tolerance_default_exact_and_absolute(post):
-    nodes = SEED_EXAMPLE["nodes"]
+    nodes = EXAMPLE_GRAPH["nodes"]
     near = math.nextafter(0.7, 1.0)
     assert graded(post, nodes, [{"id": "a", "grad": near}])["passed"] is True
     assert graded(post, nodes, [{"id": "a", "grad": near}], tolerance={"rtol": 0, "atol": 0})["passed"] is False
@@ -312,7 +312,7 @@ def refused(post, body):
     ],
 )
 def test_a_submitted_entry_that_does_not_fit_is_refused_by_index_and_field(post, submitted, field, words):
-    errors = refused(post, {**SEED_EXAMPLE, "submitted": submitted})
+    errors = refused(post, {**EXAMPLE_GRAPH, "submitted": submitted})
     (error,) = [e for e in errors if e["field"] == field]
     assert words in error["message"]
 
@@ -322,7 +322,7 @@ def test_a_submitted_entry_that_does_not_fit_is_refused_by_index_and_field(post,
     [({"rtol": -1e-9}, "tolerance.rtol"), ({"atol": -1}, "tolerance.atol"), ({"rtol": "0"}, "tolerance.rtol")],
 )
 def test_a_bad_tolerance_is_refused(post, tolerance, field):
-    errors = refused(post, {**SEED_EXAMPLE, "submitted": [], "tolerance": tolerance})
+    errors = refused(post, {**EXAMPLE_GRAPH, "submitted": [], "tolerance": tolerance})
     assert [e["field"] for e in errors] == [field]
 
 
@@ -341,7 +341,7 @@ def test_an_invalid_graph_is_refused_as_evaluate_refuses_it(post, client):
 
 
 def test_submitted_is_required_and_graph_and_submission_problems_come_together(post):
-    assert [e["field"] for e in refused(post, SEED_EXAMPLE)] == ["submitted"]
+    assert [e["field"] for e in refused(post, EXAMPLE_GRAPH)] == ["submitted"]
     errors = refused(post, {"nodes": [{"id": "x", "data": "1"}], "submitted": [{"id": "x", "data": "1"}]})
     assert [(e.get("node"), e.get("index"), e["field"]) for e in errors] == [
         ("x", 0, "data"),

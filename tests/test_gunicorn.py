@@ -22,7 +22,8 @@ import pytest
 import requests
 
 from tests.seed_value import evaluate_with_seed
-from tests.support import SEED_GRAPH, gunicorn_server, worker_pids
+from tests.support import SEED_GRAPH
+from tools.server import gunicorn_server, worker_pids
 
 pytestmark = pytest.mark.slow
 

@@ -15,11 +15,11 @@ from marshmallow import ValidationError
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
-from schemas.graph import Node
-from schemas.openapi import build_spec, node_shape_names
-from service.config import MAX_BODY_BYTES, MAX_NODES
-from service.ops import OPS
+from service.contract.graph import Node
+from service.core.ops import OPS
+from service.runtime.config import MAX_BODY_BYTES, MAX_NODES
 from tests.support import ROOT
+from tools.openapi import build_spec, node_shape_names
 
 AUTOMATIC_METHODS = {"HEAD"}
 """Flask answers these for every route by itself, from the route's GET and its methods; they have no body of ours."""
@@ -178,9 +178,9 @@ def test_a_method_a_path_does_not_take_answers_405_with_allow(client, spec, path
 
 
 def test_readyz_answers_the_documented_503_when_the_engine_check_fails(client, spec, monkeypatch):
-    from service import meta
+    from service.http.routes import meta
 
-    monkeypatch.setattr(meta.graph, "evaluate", lambda nodes, output=None: (None, [Wrong()] * 3))
+    monkeypatch.setattr(meta.graphs, "evaluate", lambda nodes, output=None: (None, [Wrong()] * 3))
     response = client.get("/readyz")
     assert response.status_code == 503
     schema = spec["paths"]["/readyz"]["get"]["responses"]["503"]["content"]["application/json"]["schema"]

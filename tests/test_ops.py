@@ -1,11 +1,11 @@
-"""The op registry is the one place an op is defined: a new entry in service/ops.py is accepted by the
+"""The op registry is the one place an op is defined: a new entry in service/core/ops.py is accepted by the
 schemas, the fast validation, the graph builder, the numeric errors and the spec, with no other edit."""
 
 import pytest
 
-from schemas.openapi import build_spec
-from service import create_app, ops
-from service.engine import Value
+from service.core import ops
+from service.core.engine import Value
+from tools.openapi import build_spec
 
 
 def sqrt(x: Value) -> Value:
@@ -21,8 +21,8 @@ def with_sqrt(monkeypatch):
     monkeypatch.setitem(ops.OPS, "sqrt", ops.Op("sqrt", 1, sqrt, domain))
 
 
-def test_a_registry_entry_is_all_a_new_op_needs(with_sqrt):
-    client = create_app({"TESTING": True}).test_client()
+def test_a_registry_entry_is_all_a_new_op_needs(with_sqrt, make_app):
+    client = make_app().test_client()
     nodes = [{"id": "x", "data": 9.0}, {"id": "y", "op": "sqrt", "children": ["x"]}]
     answer = client.post("/v1/evaluate", json={"nodes": nodes}).get_json()
     x = Value(9.0)
@@ -41,8 +41,8 @@ def test_a_registry_entry_is_all_a_new_op_needs(with_sqrt):
     assert any(schema.get("properties", {}).get("op", {}).get("enum") == ["sqrt"] for schema in shapes.values())
 
 
-def test_without_the_entry_the_op_is_unknown():
-    client = create_app({"TESTING": True}).test_client()
+def test_without_the_entry_the_op_is_unknown(make_app):
+    client = make_app().test_client()
     nodes = [{"id": "x", "data": 9.0}, {"id": "y", "op": "sqrt", "children": ["x"]}]
     message = client.post("/v1/evaluate", json={"nodes": nodes}).get_json()["errors"][0]["message"]
     assert message.startswith("Unknown op 'sqrt'; one of: add, mul,")

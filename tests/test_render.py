@@ -8,8 +8,8 @@ import subprocess
 import orjson
 import pytest
 
-from service import create_app, graph, render
-from service.ops import OPS
+from service.core import graphs, render
+from service.core.ops import OPS
 from tests.support import SEED_GRAPH
 
 PATH = "/v1/render"
@@ -63,14 +63,14 @@ def test_each_edge_carries_what_the_backward_pass_sent(name):
     if op.takes_exponent:
         node["exponent"] = 3.0
     nodes = [*leaves, node, {"id": "z", "op": "mul", "children": ["y", "y"]}]
-    _, values = graph.evaluate(nodes)
+    _, values = graphs.evaluate(nodes)
     for k, leaf_value in enumerate(values[: op.arity]):
         assert render.carried_gradient(values[op.arity], k, leaf_value) == leaf_value.grad
 
 
 def test_a_child_listed_twice_gets_two_edges_that_add_up():
     nodes = [{"id": "a", "data": 3.0}, {"id": "s", "op": "sub", "children": ["a", "a"]}]
-    _, values = graph.evaluate(nodes)
+    _, values = graphs.evaluate(nodes)
     assert [render.carried_gradient(values[1], k, values[0]) for k in (0, 1)] == [1, -1]
     text = render.render(nodes, "s", values, "mermaid")
     assert text.count("    a -- ") == 2
@@ -90,8 +90,8 @@ def test_ids_that_are_not_plain_words_get_names_and_show_in_labels(post):
     assert "<b>" not in text
 
 
-def test_too_large_a_graph_is_refused_with_the_limit(post):
-    small = create_app({"TESTING": True, "MAX_RENDER_NODES": 4}).test_client()
+def test_too_large_a_graph_is_refused_with_the_limit(post, make_app):
+    small = make_app({"MAX_RENDER_NODES": 4}).test_client()
     problem = post(SEED_GRAPH, test_client=small).get_json()
     assert problem["status"] == 422 and problem["type"] == "/problems/graph-too-large-to-draw"
     assert "at most 4 nodes (VALUEGRAPH_MAX_RENDER_NODES); this graph has 5" in problem["detail"]

@@ -30,10 +30,10 @@ import orjson
 import pytest
 from marshmallow import ValidationError
 
-from schemas import GraphRequestSchema
-from schemas.expression import ExpressionRequestSchema
-from schemas.grade import GradeRequestSchema
-from service.config import MAX_NODES
+from service.contract.expression import ExpressionRequestSchema
+from service.contract.grade import GradeRequestSchema
+from service.contract.graph import GraphRequestSchema
+from service.runtime.config import MAX_NODES
 from tests.support import ROOT
 
 pytestmark = pytest.mark.slow

@@ -15,9 +15,10 @@ import requests
 import yaml
 from openapi_schema_validator import OAS30Validator
 
-from service import fastpath
+from service.core import fastpath
 from tests.seed_value import evaluate_with_seed
-from tests.support import ROOT, SEED_GRAPH, gunicorn_server
+from tests.support import ROOT, SEED_GRAPH
+from tools.server import gunicorn_server
 
 pytestmark = pytest.mark.slow
 

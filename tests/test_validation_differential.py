@@ -1,4 +1,4 @@
-"""The fast validation (schemas/validation.py) accepts exactly what the marshmallow schemas load, and
+"""The fast validation (service/contract/graph.py) accepts exactly what the marshmallow schemas load, and
 the schemas' NodeList, which asks the nested schemas only about the nodes `node_is_valid` refuses,
 says what the plain nested schemas say: a difference here would be a hole in the contract."""
 
@@ -6,10 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError, fields
 
-from schemas import GraphRequestSchema, is_valid_request
-from schemas.graph import Id, Node
-from schemas.validation import node_is_valid
-from service.ops import OPS
+from service.contract.graph import GraphRequestSchema, Id, Node, is_valid_request, node_is_valid
+from service.core.ops import OPS
 
 # Values as orjson gives them: integers it keeps as int lie within 64 bits.
 json_ints = st.integers(-(2**63), 2**64 - 1)

@@ -1,11 +1,11 @@
-"""service/worker.py's paced sockets, on socket pairs (fast)."""
+"""service/runtime/worker.py's paced sockets, on socket pairs (fast)."""
 
 import socket
 
 import pytest
 
-from service.lifecycle import ClientTooSlow
-from service.worker import PacedSocket, problem_bytes
+from service.runtime.lifecycle import ClientTooSlow
+from service.runtime.worker import PacedSocket, problem_bytes
 
 
 def paced_pair(grace, min_rate):

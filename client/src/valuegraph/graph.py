@@ -1,8 +1,8 @@
 """A graph of Python `Value` objects as the body of POST /v1/evaluate.
 
 Two styles of Value are read, node by node:
-- the seed's (`data`, `grad`, `_children`, `_local_grads`): each node is sent as recorded, its
-  children and local gradients in their order, so the service's backward is the seed's;
+- the reference class's (`data`, `grad`, `_children`, `_local_grads`, as in microgpt): each node is
+  sent as recorded, its children and local gradients in their order, so the service's backward is its own;
 - micrograd's (`data`, `grad`, `_prev`, `_op`): each node is sent as the op it names, its children
   in `_prev`'s iteration order. micrograd's backward visits `_prev` (a set) in that order, and the
   service visits children in the order listed, so both accumulate every grad in the same order and
@@ -85,7 +85,7 @@ def _children(value: Any) -> Any:
         return value._prev
     except AttributeError:
         raise UnsupportedValue(
-            f"{value!r} is not a Value: one of the seed's style (data, grad, _children, _local_grads) "
+            f"{value!r} is not a Value: one of the reference class's style (data, grad, _children, _local_grads) "
             "or of micrograd's (data, grad, _prev, _op) is required."
         ) from None
 
@@ -118,7 +118,7 @@ def _node(i: int, value: Any, position: dict[int, int]) -> dict:
         return {"id": i, "op": "pow", "children": ids, "exponent": exponent}
     raise UnsupportedValue(
         f"Node {i} ({value!r}) has the micrograd op {op!r} with {len(ids)} children; valuegraph repeats "
-        "micrograd's '+', '*', '**k' and 'ReLU', and '' for a leaf. Record such a node in the seed's "
+        "micrograd's '+', '*', '**k' and 'ReLU', and '' for a leaf. Record such a node in the reference class's "
         "style (_children, _local_grads) instead."
     )
 

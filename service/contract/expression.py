@@ -1,0 +1,87 @@
+"""POST /v1/expression: a formula and its inputs in; the output, the inputs' grads and every node out."""
+
+from marshmallow import Schema, ValidationError, fields
+
+from service.contract.graph import Id, NodeResultSchema, Number
+from service.contract.problem import ProblemErrorSchema, ProblemSchema
+
+
+class Inputs(fields.Field):
+    """Each input's name and its value: a finite number. Errors are keyed by the input's name."""
+
+    default_error_messages = {"invalid": "Not a valid object: the inputs' names and values are required."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is not dict:
+            raise self.make_error("invalid")
+        number, errors = Number(), {}
+        for name, given in value.items():
+            try:
+                number.deserialize(given)
+            except ValidationError as error:
+                errors[name] = error.messages
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+
+class ExpressionRequestSchema(Schema):
+    expression = fields.String(
+        required=True,
+        metadata={
+            "description": "A formula in Python's syntax: numbers, input names, + - * / ** (the exponent a "
+            "plain number), unary -, and log(x), exp(x), relu(x). Built as the reference Value class's operators build "
+            "it: a - b is a + (b * -1), a / b is a * b ** -1, -a is a * -1, a number meeting a Value is a new "
+            "leaf, numbers meeting numbers stay numbers. At most VALUEGRAPH_MAX_EXPRESSION_LENGTH characters "
+            "(default 10000) and VALUEGRAPH_MAX_EXPRESSION_NODES nodes built (default 10000)."
+        },
+    )
+    inputs = Inputs(
+        load_default=dict,
+        metadata={
+            "description": "The value of every name the expression uses (and no other).",
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "example": {"a": 2.0, "b": 3.0},
+        },
+    )
+
+
+class ExpressionNodeSchema(NodeResultSchema):
+    expression = fields.String(
+        required=True,
+        metadata={
+            "description": "The sub-expression the node stands for, as written (or as the reference class builds it); "
+            "over 120 characters, its middle is replaced by …."
+        },
+    )
+
+
+class ExpressionEvaluationSchema(Schema):
+    """The answer: the nodes are the inputs, in the order of their first use, then every node in the
+    order the reference Value class creates them. Ids: the inputs' names; the other nodes get a, b, c,
+    ... skipping the inputs' names, as the reference class's example names its nodes."""
+
+    expression = fields.String(required=True)
+    output = Id(required=True, metadata={"description": "The id of the node the whole expression builds."})
+    data = fields.Float(required=True, metadata={"description": "The expression's value."})
+    grads = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        required=True,
+        metadata={"description": "d(expression)/d(input), for every input."},
+    )
+    nodes = fields.List(fields.Nested(ExpressionNodeSchema), required=True)
+
+
+class ExpressionErrorSchema(ProblemErrorSchema):
+    column = fields.Integer(
+        metadata={"description": "Where in the expression: the 1-based column, in characters, of `text`."}
+    )
+    line = fields.Integer(metadata={"description": "The 1-based line of `column`, for an expression of several lines."})
+    text = fields.String(metadata={"description": "The part of the expression at fault."})
+    expression = fields.String(metadata={"description": "For a numeric error: the sub-expression of the node."})
+
+
+class ExpressionProblemSchema(ProblemSchema):
+    errors = fields.List(fields.Nested(ExpressionErrorSchema), metadata={"description": "Every problem found."})

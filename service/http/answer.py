@@ -1,0 +1,88 @@
+"""The one answer path of every POST route: request bytes are admitted against the worker's memory
+budget and read (415, 413, 408, 503), parsed (400), validated or explained (422), answered within the
+deadline (504), and written.
+
+A route gives `answer` the function that turns the parsed document into its answer's bytes; everything
+else a request goes through is here, once.
+"""
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import orjson
+from flask import Response, current_app
+from marshmallow import Schema, ValidationError
+
+from service.core.deadline import Deadline
+from service.core.record import phase
+from service.core.traversal import Checkpoint
+from service.http.body import check_media_type, declared_length, read_body
+from service.http.problems import Problem
+
+AnswerBytes = Callable[[object, Checkpoint], bytes]
+
+
+def answer(body_of: AnswerBytes, mimetype: str = "application/json") -> Response:
+    """The one way a body is admitted, read and parsed (415, 413, 400, 503), then answered by `body_of`
+    within the deadline (504)."""
+    deadline = Deadline(current_app.config["DEADLINE_SECONDS"])
+    with current_app.extensions["valuegraph.gc_pause"](), admitted_body() as body:
+        document = parse_json(body)
+        return current_app.response_class(body_of(document, deadline.check), mimetype=mimetype)
+
+
+@contextmanager
+def admitted_body() -> Iterator[bytes]:
+    """The JSON body, holding its place in the worker's memory budget until the answer is made.
+
+    A body of known length that could never fit is refused before it is read, so the refusal costs
+    nothing; while a body arrives it holds only its own size of the budget, so that a slow client
+    holds little; once read, it is admitted for what evaluating it may cost.
+    """
+    check_media_type()
+    budget = current_app.extensions["valuegraph.memory_budget"]
+    length = declared_length()
+    if length is None:
+        body = read_body(None)
+    else:
+        budget.refuse_if_never_fits(length)
+        with budget.admit(length, per_body_byte=1):
+            body = read_body(length)
+    with budget.admit(len(body)):
+        yield body
+
+
+def parse_json(body: bytes) -> object:
+    try:
+        with phase("parse"):
+            return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise Problem(400, "/problems/invalid-json", "The body is not valid JSON", f"{error}.") from None
+
+
+def validated(
+    document: object,
+    is_valid: Callable[[object], bool],
+    schema: Schema,
+    explain: Callable[[ValidationError], Problem],
+) -> dict:
+    """The request, valid by the contract: the document itself when the fast validator accepts it,
+    else what the schema loads; a refusal raises the problem `explain` makes of the schema's messages."""
+    with phase("validate"):
+        if is_valid(document):
+            return document
+        try:
+            return schema.load(document)
+        except ValidationError as error:
+            raise explain(error) from None
+
+
+def json_bytes(value: object) -> bytes:
+    """orjson's JSON, or the standard library's where orjson cannot write a number: an integer past 64
+    bits, which the reference class's int arithmetic makes (a grad summed over 2**64 paths of adds).
+    The numbers' values are the same; only such a slice is written the slower way."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()

@@ -1,0 +1,80 @@
+"""The pictures page's picture, and the client's Python and command examples, give what their pages
+print (tests/test_docs.py covers the curl examples answered in JSON, /v1/expression's among them)."""
+
+import contextlib
+import io
+import json
+import re
+import shlex
+
+import pytest
+
+from tests.support import ROOT, SEED_GRAPH
+from valuegraph import cli
+from valuegraph.graph import serialize
+
+PICTURES_PAGE = (ROOT / "docs" / "expressions-and-pictures.md").read_text()
+CLIENT_PAGE = (ROOT / "client" / "README.md").read_text()
+PICTURES = re.findall(
+    r"```sh\n(curl -s 'localhost:8000(/v1/render\?format=\w+)'[^`]*?)```\nanswers[^\n]*\n```mermaid\n(.*?)```",
+    PICTURES_PAGE,
+    re.S,
+)
+PYTHON = re.findall(r"```python\n(.*?)```\n(?:prints:\n```text\n(.*?)```)?", CLIENT_PAGE, re.S)
+CONSOLE = re.findall(r"```console\n(.*?)```", CLIENT_PAGE, re.S)
+
+
+def payload(command):
+    return re.search(r"-d '(.*?)'", command, re.S).group(1)
+
+
+def test_the_pages_have_the_examples():
+    assert (
+        "curl -s localhost:8000/v1/expression" in PICTURES_PAGE
+        and len(PICTURES) == 1
+        and len(PYTHON) >= 2
+        and len(CONSOLE) >= 1
+    )
+
+
+@pytest.mark.parametrize("command, path, picture", PICTURES)
+def test_the_picture_is_the_services(client, command, path, picture):
+    assert json.loads(payload(command)) == SEED_GRAPH
+    response = client.post(path, data=payload(command), content_type="application/json")
+    assert response.status_code == 200 and response.data.decode() == picture
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code, printed", PYTHON)
+def test_python_examples_run_and_print_as_shown(live_server, code, printed):
+    code = code.replace('"http://127.0.0.1:8000"', repr(live_server))
+    before_update, loop, update = code.partition("\nfor p in model.parameters():")
+    namespace, out = {}, io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(before_update, namespace)  # the page's own code
+    assert out.getvalue() == printed
+    if "loss" in namespace:
+        _, values = serialize(namespace["loss"])
+        remote = [value.grad for value in values]
+        for value in values:
+            value.grad = 0
+        namespace["loss"].backward()
+        assert [float(grad).hex() for grad in remote] == [float(value.grad).hex() for value in values]
+        exec(loop + update, namespace)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("session", CONSOLE)
+def test_console_examples_print_as_shown(live_server, monkeypatch, tmp_path, session):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VALUEGRAPH_URL", live_server)
+    (tmp_path / "example.json").write_text(json.dumps(SEED_GRAPH))
+    for command in re.split(r"^\$ ", session, flags=re.M)[1:]:
+        line, _, expected = command.partition("\n")
+        argv = shlex.split(line)
+        assert argv[0] == "valuegraph"
+        out = io.StringIO()
+        monkeypatch.setattr("sys.stderr", out)
+        status = cli.main(argv[1:], out, out)
+        assert out.getvalue() == expected, line
+        assert status == (1 if "refused" in expected else 0)
