@@ -37,7 +37,7 @@ ASSIGNMENT = ("child.grad += local_grad * v.grad", "child.grad = local_grad * v.
 #: Leaves away from 0, both signs: log needs positive inputs, relu's mutation negative ones.
 SIGNED = st.one_of(st.floats(0.25, 3), st.floats(-3, -0.25))
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def broken_copy(old, new):
@@ -201,7 +201,7 @@ def test_assignment_instead_of_accumulation_is_found_at_the_node_used_twice():
             return
         first = body["root_causes"][0]
         assert (first["node"], first["kind"]) == (shared, "accumulation"), body["root_causes"]
-        assert "contribution alone" in first["message"]
+        assert "assigns-instead-of-adding" in [c["mistake"] for c in first["candidates"]]
         found.append(case)
 
     check()
@@ -222,7 +222,7 @@ def test_assignment_instead_of_accumulation_on_random_graphs():
         if body["passed"]:
             return
         assert all(c["kind"] == "accumulation" for c in body["root_causes"])
-        assert "contribution alone" in body["root_causes"][0]["message"]
+        assert "assigns-instead-of-adding" in [c["mistake"] for c in body["root_causes"][0]["candidates"]]
         found.append(case)
 
     check()
@@ -248,7 +248,8 @@ def test_any_mismatch_has_a_root_cause_at_a_mismatched_or_unsent_field(case, dat
         submitted.append(entry)
     body = grade(nodes, output, values, submitted, Tolerance())
     mismatched = {(n["id"], f) for n in body["nodes"] for f, v in n["verdict"].items() if v == "mismatch"}
-    assert body["passed"] == (not mismatched) == (not body["root_causes"])
+    assert body["passed"] == (body["score"]["checked"] > 0 and not mismatched)
+    assert (not mismatched) == (not body["root_causes"])
     assert body["score"]["checked"] - body["score"]["matched"] == len(mismatched)
     for cause in body["root_causes"]:
         if cause["submitted"] is None:

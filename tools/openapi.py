@@ -27,7 +27,7 @@ from service.contract.problem import ProblemSchema
 from service.contract.render import RenderQuerySchema
 from service.contract.status import StatusSchema
 from service.core import expression, graphs, render
-from service.core.grading import DEFAULT_TOLERANCE, grade
+from service.core.grading import grade
 from service.core.ops import OPS
 from service.runtime.config import (
     CLIENT_GRACE_SECONDS,
@@ -482,7 +482,7 @@ def graded_example() -> dict:
     """What the service answers to GRADE_EXAMPLE, computed by the engine and the grader themselves."""
     nodes = GRADE_EXAMPLE["nodes"]
     output, values = graphs.evaluate(nodes)
-    return grade(nodes, output, values, GRADE_EXAMPLE["submitted"], DEFAULT_TOLERANCE)
+    return grade(nodes, output, values, GRADE_EXAMPLE["submitted"])
 
 
 if __name__ == "__main__":

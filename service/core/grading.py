@@ -1,59 +1,90 @@
 """Grading: a submission's data, grads and local gradients against the reference evaluation, node by
-node, and the root causes of its mismatches: the mismatches no earlier mismatch explains.
+node; the root causes of its mismatches (the mismatches no earlier mismatch explains); and, for each,
+the known mistakes that reproduce the submitted numbers.
 
 Pure logic, no Flask: `grade` takes the validated nodes, the engine's Values from
-`service.core.graphs.evaluate`, the submission and the tolerance, and returns the response body.
+`service.core.graphs.evaluate`, the submission, the tolerance and the fields required, and returns the
+response body.
 
-A node's reference local gradients are derived from the engine itself: the op is rebuilt by the op
-registry over fresh leaves holding its children's data, and the engine's backward rule is run over
-the Values the op made, from the node with grad 1. For add, mul, pow, log, exp and relu that is the
-Value's own `_local_grads`; for neg, sub and div, which the reference class builds from several Values,
-it is what its backward passes to each listed child per unit of the node's grad through the hidden
-Values. A new op in service/core/ops.py needs nothing here.
+- The reference local gradients of a node are what the reference class's backward passes to each listed
+  child per unit of the node's grad (`graphs.unit_flow`): the Value's own `_local_grads` for add, mul,
+  pow, log, exp and relu, and what flows through the hidden Values for sub, div and neg.
+- A submitted number is accepted within the rounding-aware bound of service/core/rounding.py, or, when
+  the request gives a tolerance, within atol + rtol × |reference| (both 0: bit-exact). NaN and the
+  infinities are never accepted.
+- Root causes are found children first: a data mismatch whose children's data match (the op's forward
+  rule), a local-gradient mismatch whose children's data match (its derivative rule), a grad mismatch
+  whose users' grads and local gradients match (how the contributions are added). An unsubmitted field
+  is looked through.
+- Each root cause is then explained by the mistakes of service/core/mistakes.py that reproduce the
+  submitted numbers when the graph is built and differentiated with them; when all of them point at the
+  same place (a grads-only submission shows a wrong derivative rule as a wrong grad one node below),
+  the root cause is put there.
 """
 
 import itertools
 import math
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.core.engine import Value, propagate
-from service.core.graphs import MAX_FAULTS, Fault, GraphError
+from service.core import rounding
+from service.core.engine import Value
+from service.core.graphs import MAX_FAULTS, Fault, GraphError, unit_flow
+from service.core.mistakes import MISTAKE_NAMED, MISTAKES, Mistake, Prediction, predict, reproduces
 from service.core.ops import OPS
-from service.core.traversal import post_order
+from service.core.traversal import Checkpoint, post_order
 
-MATCH, MISMATCH, NOT_SUBMITTED = "match", "mismatch", "not-submitted"
-VERDICTS = (MATCH, MISMATCH, NOT_SUBMITTED)
-ROOT_CAUSE_KINDS = ("forward", "local-gradient", "accumulation")
+MATCH, MISMATCH, NOT_SUBMITTED, MISSING = "match", "mismatch", "not-submitted", "missing"
+VERDICTS = (MATCH, MISMATCH, NOT_SUBMITTED, MISSING)
+FIELDS = ("data", "grad", "local_grads")
+FORWARD, LOCAL_GRADIENT, ACCUMULATION = "forward", "local-gradient", "accumulation"
+ROOT_CAUSE_KINDS = (FORWARD, LOCAL_GRADIENT, ACCUMULATION)
+KIND_OF_FIELD = {"data": FORWARD, "local_grads": LOCAL_GRADIENT, "grad": ACCUMULATION}
 FIELD_RANK = {"data": 0, "local_grads": 1, "grad": 2}
+#: How a submission may write a number that is not finite, besides the JSON tokens Python's json writes.
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
+#: The most root causes an answer lists and explains; the rest are counted in `root_causes_not_listed`,
+#: so that a huge graph wrong everywhere costs time linear in its size and answers a bounded list.
+MAX_ROOT_CAUSES = 100
+#: The largest graph every known mistake is tried on; a larger one is explained from its local sums.
+MAX_SIMULATED_NODES = 1_000
 #: Contributions up to this many are tried in every order and every subset to explain a wrong sum.
 MAX_ARRANGED_CONTRIBUTIONS = 6
-#: Accumulation causes whose wrong sum is searched for a known mistake; those after it say only what was
-#: expected, so that a huge graph wrong everywhere costs time linear in its size.
-MAX_SEARCHED_SUMS = 100
 #: Contributions listed one by one in a message; the rest are counted.
 MAX_LISTED_CONTRIBUTIONS = 10
+#: How each composite op is built from the primitives, for a message that names the primitive.
+COMPOSITIONS = {"sub": "a + (b * -1)", "div": "a * b**-1", "neg": "x * -1"}
 
 
 @dataclass(frozen=True)
 class Tolerance:
-    """A submitted number s matches the reference r when |s - r| <= atol + rtol * |r| (numpy.isclose
-    with the reference as b); rtol = atol = 0 is bit-exact."""
+    """An explicit tolerance: a submitted number s matches the reference r when |s - r| <= atol +
+    rtol * |r| (numpy.isclose with the reference as b); rtol = atol = 0 is bit-exact."""
 
     rtol: float = 1e-9
     atol: float = 0.0
 
     def matches(self, submitted: float, reference: float) -> bool:
-        return abs(submitted - reference) <= self.atol + self.rtol * abs(reference)
+        return math.isfinite(submitted) and abs(submitted - reference) <= self.atol + self.rtol * abs(reference)
 
     def all_match(self, submitted: Sequence[float], reference: Sequence[float]) -> bool:
         return len(submitted) == len(reference) and all(map(self.matches, submitted, reference))
 
 
-#: The tolerance of a request that gives none.
+#: The explicit tolerance's parts, for a request that gives only one of them.
 DEFAULT_TOLERANCE = Tolerance()
+
+#: The rules a graph can exercise, besides its ops' names (and "recorded" for a recorded node).
+EXERCISED_RULES = {
+    "relu-at-zero": "a relu whose input is exactly 0 (its derivative there is 0)",
+    "node-used-twice": "a node used by two uses (its grad adds two contributions)",
+    "node-used-three-or-more-times": "a node used three or more times",
+    "same-child-twice": "an op with the same child twice (x * x, x + x)",
+    "deep-chain": "a path of 32 or more nodes from a leaf to the output",
+    "unreached-node": "a node the output does not depend on (its grad stays 0)",
+}
+DEEP_CHAIN = 32
 
 
 @dataclass(frozen=True)
@@ -64,6 +95,20 @@ class Contribution:
     position: int
     amount: float
     per_unit: float
+
+
+@dataclass
+class Fit:
+    """A known mistake tried on the graph: what it predicts, how many submitted numbers it reproduces,
+    and where it shows (the root causes of its own numbers); or, for a mistake recognised from one
+    node's sum alone, what it is there (`detail`)."""
+
+    mistake: Mistake
+    prediction: Prediction | None
+    reproduced: int
+    sites: list[tuple[int, str]] | None
+    """Computed when the mistake is a candidate somewhere."""
+    detail: str | None = None
 
 
 def check_submissions(nodes: list[dict], submitted: list[dict]) -> None:
@@ -105,21 +150,31 @@ def check_submissions(nodes: list[dict], submitted: list[dict]) -> None:
         )
 
 
-def unit_flow(node: dict, children_data: Sequence[float], grad: float) -> list[float]:
-    """What the engine's backward pass sends to each listed child of an op node whose grad is `grad`,
-    through the Values the op builds (one fresh leaf per listed position, so a repeated child counts
-    once per position)."""
-    op = OPS[node["op"]]
-    leaves = [Value(x) for x in children_data]
-    out = op.forward(*leaves, node["exponent"]) if op.takes_exponent else op.forward(*leaves)
-    out.grad = grad
-    propagate(out)
-    return [leaf.grad for leaf in leaves]
+def submitted_number(number: float | str) -> float:
+    """A submitted number as a float: "NaN", "Infinity" and "-Infinity" are the non-finite ones."""
+    return NON_FINITE[number] if isinstance(number, str) else number
+
+
+def grade(
+    nodes: list[dict],
+    output: object,
+    values: list[Value],
+    submitted: list[dict],
+    tolerance: Tolerance | None = None,
+    required: Sequence[str] = (),
+    checkpoint: Checkpoint | None = None,
+) -> dict:
+    """The grade response body: verdicts per node and field, the score, what the graph exercised, and
+    the root causes, ordered children first so that the first is the first thing to fix. Without a
+    tolerance, the rounding-aware bounds decide."""
+    check_submissions(nodes, submitted)
+    return _Grading(nodes, output, values, submitted, tolerance, required, checkpoint or (lambda: None)).run()
 
 
 class _Grading:
-    def __init__(self, nodes, output, values, submitted, tolerance):
+    def __init__(self, nodes, output, values, submitted, tolerance, required, checkpoint):
         self.nodes, self.values, self.tolerance = nodes, values, tolerance
+        self.required, self.checkpoint = frozenset(required), checkpoint
         self.index = {node["id"]: i for i, node in enumerate(nodes)}
         self.kids = [[self.index[c] for c in node.get("children", ())] for node in nodes]
         self.order = forward_order(self.kids)
@@ -133,17 +188,27 @@ class _Grading:
         for users in self.users:
             users.sort(key=lambda use: (self.rank[use[0]], use[1]))
         self.local = [self.reference_local_grads(i) for i in range(len(nodes))]
-        self.searches_left = MAX_SEARCHED_SUMS
+        checkpoint()
+        # The rounding bounds accept numbers without a tolerance, and, whatever the tolerance, tell a mistake
+        # (which moves a number past them) from a reordering (which does not).
+        self.rounding = rounding.bounds(nodes, values, self.kids, self.order, self.users, self.local, self.output)
         self.entry = [None] * len(nodes)
         for entry in submitted:
-            self.entry[self.index[entry["id"]]] = entry
+            self.entry[self.index[entry["id"]]] = {
+                key: value
+                if key == "id"
+                else [submitted_number(x) for x in value]
+                if key == "local_grads"
+                else submitted_number(value)
+                for key, value in entry.items()
+            }
 
     def has_no_hidden_values(self, i):
         """Whether node i's Value has the listed children's Values as its own children: then one backward
         step sends each child its local gradient × grad, and there is nothing to rebuild."""
         value = self.values[i]
         return len(value._children) == len(self.kids[i]) and all(
-            map(operator.is_, value._children, (self.values[c] for c in self.kids[i]))
+            a is b for a, b in zip(value._children, (self.values[c] for c in self.kids[i]))
         )
 
     def reference_local_grads(self, i):
@@ -160,50 +225,71 @@ class _Grading:
             raise GraphError("numeric-error", "A local gradient is not a finite number.", [fault])
         return grads
 
+    # --- acceptance ------------------------------------------------------------------------------------
+
+    def allowed(self, i, field, k=None):
+        """How far a submitted number of node i's `field` may be from the reference."""
+        if self.tolerance is not None:
+            return self.tolerance.atol + self.tolerance.rtol * abs(self.reference(i, field, k))
+        return self.rounding_bound(i, field, k)
+
+    def rounding_bound(self, i, field, k=None):
+        if field == "local_grads":
+            return self.rounding.local_grads[i][k]
+        return (self.rounding.data if field == "data" else self.rounding.grad)[i]
+
+    def within_rounding(self, number, i, field, k=None):
+        return abs(number - self.reference(i, field, k)) <= self.rounding_bound(i, field, k)
+
+    def reference(self, i, field, k=None):
+        if field == "local_grads":
+            return self.local[i][k]
+        return getattr(self.values[i], field)
+
+    def accepts(self, submitted, i, field, k=None):
+        return math.isfinite(submitted) and abs(submitted - self.reference(i, field, k)) <= self.allowed(i, field, k)
+
+    def local_accepted(self, i):
+        """Per listed child, whether node i's submitted local gradient is accepted."""
+        return [self.accepts(s, i, "local_grads", k) for k, s in enumerate(self.entry[i]["local_grads"])]
+
+    def applies(self, i, field):
+        return field != "local_grads" or bool(self.kids[i])
+
     def verdict(self, i, field):
         entry = self.entry[i]
         if entry is None or field not in entry:
-            return NOT_SUBMITTED
+            return MISSING if field in self.required and self.applies(i, field) else NOT_SUBMITTED
         if field == "local_grads":
-            return MATCH if self.tolerance.all_match(entry[field], self.local[i]) else MISMATCH
-        return MATCH if self.tolerance.matches(entry[field], getattr(self.values[i], field)) else MISMATCH
+            return MATCH if all(self.local_accepted(i)) else MISMATCH
+        return MATCH if self.accepts(entry[field], i, field) else MISMATCH
+
+    # --- the answer ------------------------------------------------------------------------------------
 
     def run(self):
         n = len(self.nodes)
-        verdicts = [{field: self.verdict(i, field) for field in ("data", "grad", "local_grads")} for i in range(n)]
-        data_bad = [False] * n
-        for i in self.order:
-            v = verdicts[i]["data"]
-            data_bad[i] = v == MISMATCH or (v == NOT_SUBMITTED and any(data_bad[c] for c in self.kids[i]))
-        children_bad = [any(data_bad[c] for c in self.kids[i]) for i in range(n)]
-        local_bad = []
-        for i in range(n):
-            if verdicts[i]["local_grads"] == NOT_SUBMITTED:
-                local_bad.append([children_bad[i]] * len(self.kids[i]))
-            else:
-                local_bad.append(
-                    [not self.tolerance.matches(s, r) for s, r in zip(self.entry[i]["local_grads"], self.local[i])]
-                )
-        grad_bad = [False] * n
-        for i in reversed(self.order):
-            v = verdicts[i]["grad"]
-            grad_bad[i] = v == MISMATCH or (
-                v == NOT_SUBMITTED and any(grad_bad[p] or local_bad[p][k] for p, k in self.users[i])
-            )
-
-        causes = {}
-        for i in self.order:
-            if verdicts[i]["data"] == MISMATCH and not children_bad[i]:
-                causes[(i, "data")] = self.forward_cause(i)
-            if verdicts[i]["local_grads"] == MISMATCH and not children_bad[i]:
-                causes[(i, "local_grads")] = self.local_gradient_cause(i, local_bad[i])
-            if verdicts[i]["grad"] == MISMATCH and not any(grad_bad[p] or local_bad[p][k] for p, k in self.users[i]):
-                where, cause = self.accumulation_cause(i)
-                causes.setdefault(where, cause)
-        root_causes = [causes[key] for key in sorted(causes, key=lambda key: (self.rank[key[0]], FIELD_RANK[key[1]]))]
-
-        checked = sum(v != NOT_SUBMITTED for vs in verdicts for v in vs.values())
-        matched = sum(v == MATCH for vs in verdicts for v in vs.values())
+        verdicts = [{field: self.verdict(i, field) for field in FIELDS} for i in range(n)]
+        known = {MATCH: MATCH, MISMATCH: MISMATCH}
+        causes = root_cause_sites(
+            self,
+            [known.get(v["data"]) for v in verdicts],
+            [
+                None if known.get(v["local_grads"]) is None else [not ok for ok in self.local_accepted(i)]
+                for i, v in enumerate(verdicts)
+            ],
+            [known.get(v["grad"]) for v in verdicts],
+        )
+        self.checkpoint()
+        root_causes, not_listed = self.explained(causes, verdicts)
+        counted = {field: {"checked": 0, "matched": 0, "missing": 0} for field in FIELDS}
+        for node_verdicts in verdicts:
+            for field, verdict in node_verdicts.items():
+                if verdict != NOT_SUBMITTED:
+                    counted[field]["checked"] += 1
+                    counted[field]["matched"] += verdict == MATCH
+                    counted[field]["missing"] += verdict == MISSING
+        checked = sum(c["checked"] for c in counted.values())
+        matched = sum(c["matched"] for c in counted.values())
         results = []
         for i, (node, value) in enumerate(zip(self.nodes, self.values)):
             result = {"id": node["id"], "data": value.data, "grad": value.grad}
@@ -211,13 +297,146 @@ class _Grading:
                 result["local_grads"] = self.local[i]
             result["verdict"] = verdicts[i]
             results.append(result)
-        return {
+        body = {
             "output": self.nodes[self.output]["id"],
-            "passed": checked == matched,
-            "score": {"checked": checked, "matched": matched},
+            "passed": checked > 0 and checked == matched,
+            "score": {"checked": checked, "matched": matched, "fields": counted},
+            "tolerance": self.rule(),
+            "exercised": exercised(self.nodes, self.values, self.kids, self.users, self.reachable, self.order),
             "nodes": results,
             "root_causes": root_causes,
         }
+        if not_listed:
+            body["root_causes_not_listed"] = not_listed
+        return body
+
+    def rule(self):
+        if self.tolerance is not None:
+            return {"rule": "explicit", "rtol": self.tolerance.rtol, "atol": self.tolerance.atol}
+        return {
+            "rule": "rounding",
+            "safety_factor": rounding.SAFETY_FACTOR,
+            "unit_roundoff": rounding.UNIT_ROUNDOFF,
+        }
+
+    # --- root causes and their diagnoses -----------------------------------------------------------------
+
+    def explained(self, causes, verdicts):
+        """The first MAX_ROOT_CAUSES structural root causes, each with its message and the known mistakes
+        that fit it, moved to where those mistakes all point; children first. And how many more there are."""
+        fits = self.fits() if causes else []
+        placed = {}
+        for count, (i, field) in enumerate(causes):
+            if len(placed) == MAX_ROOT_CAUSES:
+                return self.in_order(placed), len(causes) - count
+            candidates = self.candidates(fits, i, field) or self.sum_candidates(i, field, simulated=bool(fits))
+            where = self.common_site(candidates, i, field) or (i, field)
+            if where not in placed:
+                placed[where] = self.cause(where[0], where[1], candidates, verdicts, origin=(i, field))
+            self.checkpoint()
+        return self.in_order(placed), 0
+
+    def in_order(self, placed):
+        return [placed[key] for key in sorted(placed, key=lambda key: (self.rank[key[0]], FIELD_RANK[key[1]]))]
+
+    def fits(self):
+        """Every known mistake tried on the whole graph, when it is small enough."""
+        if len(self.nodes) > MAX_SIMULATED_NODES:
+            return []
+        ops = {node.get("op") for node in self.nodes}
+        submitted = self.submitted_fields()
+        wrong = [(i, field) for i, field in submitted if self.verdict(i, field) == MISMATCH]
+        fits = []
+        for mistake in MISTAKES:
+            if mistake.module is None or not (mistake.kind == ACCUMULATION or ops & mistake.changes):
+                continue  # a mistake in an op the graph does not use changes nothing here
+            prediction = predict(mistake, self.nodes, self.kids, self.order, self.output, self.values, self.checkpoint)
+            if any(self.reproduced(prediction, i, field) for i, field in wrong):
+                reproduced = sum(self.reproduced(prediction, i, field) for i, field in submitted)
+                fits.append(Fit(mistake, prediction, reproduced, None))
+            self.checkpoint()
+        return fits
+
+    def submitted_fields(self):
+        return [(i, field) for i, entry in enumerate(self.entry) if entry for field in FIELDS if field in entry]
+
+    def reproduced(self, prediction, i, field):
+        """Whether the prediction has node i's submitted `field`."""
+        submitted = self.entry[i][field]
+        if field == "local_grads":
+            predicted = prediction.local_grads(i)
+            return predicted is not None and all(
+                reproduces(p, s, self.rounding_bound(i, field, k)) for k, (p, s) in enumerate(zip(predicted, submitted))
+            )
+        predicted = (prediction.data if field == "data" else prediction.grad)[i]
+        return reproduces(predicted, submitted, self.rounding_bound(i, field))
+
+    def changes(self, prediction, i, field):
+        """Whether the mistake moves node i's `field` past the rounding bound: a mistake that leaves it
+        where a correct computation could be cannot explain a mismatch there."""
+        if field == "local_grads":
+            predicted = prediction.local_grads(i)
+            return predicted is not None and any(
+                p is not None and not self.within_rounding(p, i, field, k) for k, p in enumerate(predicted)
+            )
+        predicted = (prediction.data if field == "data" else prediction.grad)[i]
+        return predicted is not None and not self.within_rounding(predicted, i, field)
+
+    def sites(self, prediction):
+        """Where the mistake shows: the root causes of its own numbers, as if they were all submitted."""
+
+        def state(predicted, i, field, k=None):
+            if predicted is None:
+                return None
+            return (
+                MATCH
+                if reproduces(predicted, self.reference(i, field, k), self.rounding_bound(i, field, k))
+                else MISMATCH
+            )
+
+        n = len(self.nodes)
+        local = [prediction.local_grads(i) for i in range(n)]
+        return root_cause_sites(
+            self,
+            [state(prediction.data[i], i, "data") for i in range(n)],
+            [
+                None if local[i] is None else [state(p, i, "local_grads", k) != MATCH for k, p in enumerate(local[i])]
+                for i in range(n)
+            ],
+            [state(prediction.grad[i], i, "grad") for i in range(n)],
+        )
+
+    def candidates(self, fits, i, field):
+        """The mistakes that reproduce the submitted numbers of this root cause, most likely first: those
+        that reproduce every submitted number if any do, else those that reproduce these."""
+        mismatched = [f for f in FIELDS if self.entry[i] and f in self.entry[i] and self.verdict(i, f) == MISMATCH]
+        here = [
+            fit
+            for fit in fits
+            if mismatched
+            and all(self.reproduced(fit.prediction, i, f) and self.changes(fit.prediction, i, f) for f in mismatched)
+        ]
+        everything = len(self.submitted_fields())
+        perfect = [fit for fit in here if fit.reproduced == everything]
+        chosen = perfect or here
+        for fit in chosen:
+            if fit.sites is None:
+                fit.sites = self.sites(fit.prediction)
+        return sorted(chosen, key=lambda fit: (-fit.reproduced, (i, field) not in fit.sites))
+
+    def common_site(self, candidates, i, field):
+        """The one place every candidate shows near this root cause (the node itself, a node that uses
+        it, or a child of one), or None."""
+        near = [i, *(p for p, _ in self.users[i]), *(c for p, _ in self.users[i] for c in self.kids[p])]
+        places = set()
+        for fit in candidates:
+            if fit.sites is None:
+                fit.sites = self.sites(fit.prediction)
+            site = next((s for node in near for s in fit.sites if s[0] == node), None)
+            if site is None:
+                return None
+            places.add(site)
+        return places.pop() if len(places) == 1 else None
 
     # --- the messages ------------------------------------------------------------------------------------
 
@@ -236,32 +455,70 @@ class _Grading:
             arguments.append(repr(node["exponent"]))
         return f"{self.name(i)} = {node['op']}({', '.join(arguments)})"
 
-    def cause(self, i, kind, field, message, submitted, expected):
-        return {
+    def cause(self, i, field, candidates, verdicts, origin):
+        kind = KIND_OF_FIELD[field]
+        entry = self.entry[i] or {}
+        submitted = entry.get(field) if verdicts[i][field] == MISMATCH else None
+        expected = self.local[i] if field == "local_grads" else getattr(self.values[i], field)
+        if kind == FORWARD:
+            message = self.forward_message(i, submitted, candidates)
+        elif kind == LOCAL_GRADIENT:
+            message = self.local_gradient_message(i, submitted, candidates, origin)
+        else:
+            message = self.accumulation_message(i, submitted, candidates)
+        cause = {
             "node": self.nodes[i]["id"],
             "kind": kind,
             "field": field,
             "message": message,
             "expected": expected,
-            "submitted": submitted,
+            "submitted": _shown(submitted),
+            "allowed": [self.allowed(i, field, k) for k in range(len(expected))]
+            if field == "local_grads"
+            else self.allowed(i, field),
+            "candidates": [
+                {"mistake": fit.mistake.key, "rule": fit.mistake.rule, "message": self.candidate_sentence(fit, i)}
+                for fit in candidates
+            ],
         }
+        return cause
 
-    def forward_cause(self, i):
-        node, expected, submitted = self.nodes[i], self.values[i].data, self.entry[i]["data"]
-        head = f"{self.describe(i)}: data should be {expected!r}, the submission has {submitted!r}"
+    def mistake_sentence(self, mistake, i):
+        """The mistake in a student's words, naming the primitive when the node is a composite built on it."""
+        op = self.nodes[i].get("op")
+        sentence = f"{mistake.does}; {mistake.fix}."
+        if op in COMPOSITIONS and mistake.rule in OPS and mistake.rule != op:
+            rule = "derivative" if mistake.kind == LOCAL_GRADIENT else "forward"
+            return f"{op} is {COMPOSITIONS[op]}: {mistake.rule}'s {rule} rule is wrong. {sentence}"
+        return sentence
+
+    def candidate_sentence(self, fit, i):
+        sentence = self.mistake_sentence(fit.mistake, i)
+        return f"{sentence} ({fit.detail})" if fit.detail else sentence
+
+    def diagnosis(self, i, candidates):
+        """The sentence that names the mistake, or the mistakes the numbers fit, most likely first."""
+        if len(candidates) == 1:
+            return " The mistake: " + self.candidate_sentence(candidates[0], i)
+        listed = " ".join(f"({k}) {self.candidate_sentence(fit, i)}" for k, fit in enumerate(candidates, 1))
+        return f" These numbers fit {len(candidates)} known mistakes, most likely first: {listed}"
+
+    def forward_message(self, i, submitted, candidates):
+        node, expected = self.nodes[i], self.values[i].data
+        head = f"{self.describe(i)}: data should be {expected!r}, {_submission_has(submitted)}"
         if not self.kids[i]:
-            message = f"{head}. A leaf's data is the graph's input: the submission holds a different value for it."
-        elif "op" not in node:
-            message = f"{head}. The node's data is recorded in the graph; the submission holds another value."
-        else:
-            children = ", ".join(f"{self.name(c)} = {self.values[c].data!r}" for c in self.kids[i])
-            message = (
-                f"{head}, while its children's data match ({children}). The forward rule of {node['op']} is wrong here."
-            )
-            lookalike = self.forward_lookalike(i, submitted)
-            if lookalike:
-                message += f" {submitted!r} is what {lookalike} gives: the forward rule looks like {lookalike}'s."
-        return self.cause(i, "forward", "data", message, submitted, expected)
+            return f"{head}. A leaf's data is the graph's input: the submission holds a different value for it."
+        if "op" not in node:
+            return f"{head}. The node's data is recorded in the graph; the submission holds another value."
+        children = ", ".join(f"{self.name(c)} = {self.values[c].data!r}" for c in self.kids[i])
+        message = f"{head}, while its children's data match ({children})."
+        if candidates:
+            return message + self.diagnosis(i, candidates)
+        message += f" The forward rule of {node['op']} is wrong here."
+        lookalike = self.forward_lookalike(i, submitted) if submitted is not None else None
+        if lookalike:
+            message += f" {submitted!r} is what {lookalike} gives: the forward rule looks like {lookalike}'s."
+        return message
 
     def forward_lookalike(self, i, submitted):
         """Another op of the registry that computes the submitted data from the same children, if any."""
@@ -275,29 +532,42 @@ class _Grading:
                 data = op.forward(*arguments).data
             except (ArithmeticError, ValueError, TypeError):
                 continue
-            if isinstance(data, float | int) and self.tolerance.matches(submitted, data):
+            if isinstance(data, float | int) and reproduces(data, submitted, self.allowed(i, "data")):
                 return name
         return None
 
-    def local_gradient_cause(self, i, wrong):
-        node, expected, submitted = self.nodes[i], self.local[i], self.entry[i]["local_grads"]
-        which = [k for k, bad in enumerate(wrong) if bad]
-        parts = ", ".join(
-            f"d{self.name(i)}/d{self.name(self.kids[i][k])} (child {k}) should be {expected[k]!r}, the submission has {submitted[k]!r}"
-            for k in which
-        )
+    def local_gradient_message(self, i, submitted, candidates, origin):
+        node, expected = self.nodes[i], self.local[i]
         rule = f"the derivative rule of {node['op']}" if "op" in node else "the recorded local gradients"
-        message = (
-            f"{self.describe(i)}: {parts}, while its children's data match. {rule[0].upper()}{rule[1:]} is wrong here."
-        )
-        if len(expected) > 1 and self.tolerance.all_match(submitted, expected[::-1]):
-            message += " The submitted local gradients are the expected ones in reverse order: each child needs the derivative with respect to itself (for a product, the OTHER factor)."
-        if "op" in node and node["op"] in ("sub", "div", "neg"):
-            message += (
-                f" ({node['op']} is built from several Values, as in the reference Value class; its local gradient for a child is what "
-                "the backward pass passes to that child per unit of the node's grad.)"
+        if submitted is None:
+            j = origin[0]
+            message = (
+                f"{self.describe(i)}: its local gradients were not submitted, but "
+                f"{self.name(j)} gets grad {_shown(self.entry[j].get('grad'))!r} instead of {self.values[j].grad!r} "
+                f"while {self.name(i)}'s grad matches: {rule} is the likely place: its local gradients should be "
+                f"{expected!r}."
             )
-        return self.cause(i, "local-gradient", "local_grads", message, submitted, expected)
+            return message + (self.diagnosis(i, candidates) if candidates else "")
+        wrong = [k for k, ok in enumerate(self.local_accepted(i)) if not ok]
+        parts = ", ".join(
+            f"d{self.name(i)}/d{self.name(self.kids[i][k])} (child {k}) should be {expected[k]!r}, {_submission_has(submitted[k])}"
+            for k in wrong
+        )
+        message = f"{self.describe(i)}: {parts}, while its children's data match."
+        if candidates:
+            return message + self.diagnosis(i, candidates)
+        message += f" {rule[0].upper()}{rule[1:]} is wrong here."
+        if len(expected) > 1 and all(
+            reproduces(e, s, self.allowed(i, "local_grads", k))
+            for k, (e, s) in enumerate(zip(expected[::-1], submitted))
+        ):
+            message += " The submitted local gradients are the expected ones in reverse order: each child needs the derivative with respect to itself (for a product, the OTHER factor)."
+        if node.get("op") in COMPOSITIONS:
+            message += (
+                f" ({node['op']} is built from several Values, as in the reference Value class; its local gradient "
+                "for a child is what the backward pass passes to that child per unit of the node's grad.)"
+            )
+        return message
 
     def contributions(self, i):
         result = []
@@ -310,19 +580,16 @@ class _Grading:
             result.append(Contribution(p, k, amount, self.local[p][k]))
         return result
 
-    def accumulation_cause(self, i):
-        """(where, cause): the accumulation root cause at node i, or, when i's only user did not submit
-        its local gradients and nothing else explains i's grad, a local-gradient cause at that user."""
-        expected, submitted = self.values[i].grad, self.entry[i]["grad"]
-        head = f"{self.describe(i)}: grad should be {expected!r}, the submission has {submitted!r}"
+    def accumulation_message(self, i, submitted, candidates):
+        expected = self.values[i].grad
+        head = f"{self.describe(i)}: grad should be {expected!r}, {_submission_has(submitted)}"
         if i == self.output:
             message = f"{head}. {self.name(i)} is the output: the backward pass starts by setting its grad to 1."
-            return (i, "grad"), self.cause(i, "accumulation", "grad", message, submitted, expected)
+            return message + (self.diagnosis(i, candidates) if candidates else "")
         if not self.users[i]:
-            message = (
+            return (
                 f"{head}. The output does not depend on {self.name(i)}, so its grad stays 0: nothing should add to it."
             )
-            return (i, "grad"), self.cause(i, "accumulation", "grad", message, submitted, expected)
         contributions = self.contributions(i)
         names = [self.use_name(c) for c in contributions[:MAX_LISTED_CONTRIBUTIONS]]
         if len(contributions) > MAX_LISTED_CONTRIBUTIONS:
@@ -331,75 +598,156 @@ class _Grading:
         terms = " + ".join(f"{c.amount!r} from {self.use_name(c)}" for c in contributions[:MAX_LISTED_CONTRIBUTIONS])
         if len(contributions) > MAX_LISTED_CONTRIBUTIONS:
             terms += f" + {len(contributions) - MAX_LISTED_CONTRIBUTIONS} more"
-        explanation = None
-        if self.searches_left > 0:
-            self.searches_left -= 1
-            explanation = self.explain_sum(contributions, submitted)
+        local_known = all("local_grads" in (self.entry[c.user] or {}) for c in contributions)
+        checked = "grads and local gradients" if local_known else "grads"
         if len(contributions) > 1:
             message = (
-                f"{head}, while the grads and local gradients of the nodes that use it match. {self.name(i)} is used "
+                f"{head}, while the {checked} of the nodes that use it match. {self.name(i)} is used "
                 f"by {users}, so its grad is the sum of their {len(contributions)} contributions: {terms} = {expected!r}."
             )
         else:
+            first = contributions[0]
+            checked_one = "grad and local gradient" if local_known else "grad"
+            agree = "match" if local_known else "matches"
             message = (
-                f"{head}, while the grad and local gradient of its only user, {users}, match. Its grad is that "
-                f"user's contribution, local gradient × grad: {self.local[contributions[0].user][contributions[0].position]!r} × "
-                f"{self.values[contributions[0].user].grad!r} = {contributions[0].amount!r}."
+                f"{head}, while the {checked_one} of its only user, {users}, {agree}. Its grad is that user's "
+                f"contribution, local gradient × grad: {self.local[first.user][first.position]!r} × "
+                f"{self.values[first.user].grad!r} = {first.amount!r}."
             )
-        if explanation:
-            message += " " + explanation
-        elif len(contributions) == 1 and "local_grads" not in (self.entry[contributions[0].user] or {}):
-            p, k = contributions[0].user, contributions[0].position
-            local_message = (
-                f"{self.describe(p)}: its grad matches but its only child there, {self.name(i)}, gets grad {submitted!r} "
-                f"instead of {expected!r}. {self.name(p)}'s local gradients were not submitted; the derivative rule "
-                f"of {self.nodes[p].get('op', 'the recorded node')} is the likely mistake: d{self.name(p)}/d{self.name(i)} should be {self.local[p][k]!r}."
+        if candidates:
+            return message + self.diagnosis(i, candidates)
+        reordered = self.reordered(i, contributions, submitted) if submitted is not None else None
+        if reordered:
+            return f"{message} {reordered}"
+        if local_known:
+            return (
+                f"{message} The backward pass combines the contributions wrongly: each use adds local_grad × grad "
+                "to the child (`child.grad += local_grad * v.grad`)."
             )
-            return (p, "local_grads"), self.cause(
-                p, "local-gradient", "local_grads", local_message, None, self.local[p]
-            )
-        else:
-            message += " The backward pass combines the contributions wrongly: each use adds local_grad × grad to the child (`child.grad += local_grad * v.grad`)."
-        return (i, "grad"), self.cause(i, "accumulation", "grad", message, submitted, expected)
+        return (
+            f"{message} Either the local gradients of the nodes that use it (not submitted) or the way their "
+            "contributions are added is wrong; no known mistake reproduces these numbers."
+        )
 
     def use_name(self, c):
         repeats = sum(kid == self.kids[c.user][c.position] for kid in self.kids[c.user])
         return self.name(c.user) + (f" (child {c.position})" if repeats > 1 else "")
 
-    def explain_sum(self, contributions, submitted):
-        """The likely mistake, when the submitted grad is a recognisable wrong combination of the
-        contributions: one alone, some of them, all in another order, local gradients without the grad."""
-        match = self.tolerance.matches
-        if len(contributions) > 1:
+    def sum_candidates(self, i, field, simulated):
+        """For a grad that no mistake tried on the whole graph reproduces (or a graph too large to try them
+        on), the mistakes recognisable from its own sum: some uses not added; and, unless the whole graph
+        was tried, one contribution alone (`=` for `+=`) and the local gradients without the chain rule."""
+        submitted = (self.entry[i] or {}).get("grad")
+        if field != "grad" or submitted is None or i == self.output or not self.users[i]:
+            return []
+        contributions = self.contributions(i)
+
+        def match(amount):
+            return reproduces(amount, submitted, self.allowed(i, "grad"))
+
+        def fit(key, detail):
+            return [Fit(MISTAKE_NAMED[key], None, 0, [(i, field)], detail)]
+
+        if not simulated and len(contributions) > 1:
             for c in contributions:
-                if match(submitted, c.amount):
-                    return (
-                        f"{submitted!r} is {self.use_name(c)}'s contribution alone: the backward pass assigns the "
-                        "child's grad (`child.grad = local_grad * v.grad`) where it must add to it "
-                        "(`child.grad += local_grad * v.grad`), so only one use counts."
-                    )
+                if match(c.amount):
+                    return fit("assigns-instead-of-adding", f"{submitted!r} is {self.use_name(c)}'s contribution alone")
         if 2 < len(contributions) <= MAX_ARRANGED_CONTRIBUTIONS:
             for size in range(2, len(contributions)):
                 for subset in itertools.combinations(contributions, size):
-                    if match(submitted, sum(c.amount for c in subset)):
+                    if match(sum(c.amount for c in subset)):
                         missing = _join([self.use_name(c) for c in contributions if c not in subset])
-                        return f"{submitted!r} is the sum of the contributions without {missing}'s: some uses were not added."
-        if 1 < len(contributions) <= MAX_ARRANGED_CONTRIBUTIONS:
-            for arrangement in itertools.permutations(contributions):
-                if match(submitted, _sum_in_order(c.amount for c in arrangement)):
-                    order = ", ".join(self.use_name(c) for c in arrangement)
-                    return (
-                        f"{submitted!r} is the sum of the same contributions in another order ({order}); floating-point "
-                        "sums depend on the order, and the reference Value class adds them in its backward order (reverse topological)."
-                    )
-        if any(self.values[c.user].grad != 1 for c in contributions) and match(
-            submitted, _sum_in_order(c.per_unit for c in contributions)
+                        return fit("some-uses-not-added", f"{submitted!r} is the sum without {missing}'s contribution")
+        if (
+            not simulated
+            and any(self.values[c.user].grad != 1 for c in contributions)
+            and match(_sum_in_order(c.per_unit for c in contributions))
         ):
-            return (
-                f"{submitted!r} is the sum of the local gradients alone: the chain rule multiplies each by the user's "
-                "grad (`child.grad += local_grad * v.grad`)."
-            )
+            return fit("no-chain-rule", f"{submitted!r} is the sum of the local gradients alone")
+        return []
+
+    def reordered(self, i, contributions, submitted):
+        """When the submitted grad is the same contributions added in another order (which only a bit-exact
+        tolerance refuses), say so: floating-point sums depend on the order."""
+        if not 1 < len(contributions) <= MAX_ARRANGED_CONTRIBUTIONS:
+            return None
+        for arrangement in itertools.permutations(contributions):
+            if reproduces(_sum_in_order(c.amount for c in arrangement), submitted, self.allowed(i, "grad")):
+                order = ", ".join(self.use_name(c) for c in arrangement)
+                return (
+                    f"{submitted!r} is the sum of the same contributions in another order ({order}); floating-point "
+                    "sums depend on the order, and the reference Value class adds them in its backward order "
+                    "(reverse topological)."
+                )
         return None
+
+
+def root_cause_sites(grading, data, local, grad):
+    """(node, field) of each mismatch that no earlier one explains, children first. `data[i]` and
+    `grad[i]` are MATCH, MISMATCH or None (unknown: looked through); `local[i]` is, per listed child,
+    whether the local gradient is wrong, or None when unknown."""
+    n, kids, users = len(grading.nodes), grading.kids, grading.users
+    data_bad = [False] * n
+    for i in grading.order:
+        data_bad[i] = data[i] == MISMATCH or (data[i] is None and any(data_bad[c] for c in kids[i]))
+    children_bad = [any(data_bad[c] for c in kids[i]) for i in range(n)]
+    local_bad = [[children_bad[i]] * len(kids[i]) if local[i] is None else local[i] for i in range(n)]
+    grad_bad = [False] * n
+    for i in reversed(grading.order):
+        grad_bad[i] = grad[i] == MISMATCH or (
+            grad[i] is None and any(grad_bad[p] or local_bad[p][k] for p, k in users[i])
+        )
+    sites = []
+    for i in grading.order:
+        if data[i] == MISMATCH and not children_bad[i]:
+            sites.append((i, "data"))
+        if local[i] is not None and any(local[i]) and not children_bad[i]:
+            sites.append((i, "local_grads"))
+        if grad[i] == MISMATCH and not any(grad_bad[p] or local_bad[p][k] for p, k in users[i]):
+            sites.append((i, "grad"))
+    return sites
+
+
+def exercised(nodes, values, kids, users, reachable, order) -> list[str]:
+    """What a pass on this graph covers: the ops it uses (and "recorded"), then the rules of
+    EXERCISED_RULES it exercises."""
+    ops = {node.get("op", "value") if kids[i] or "op" in node else "value" for i, node in enumerate(nodes)}
+    names = [name for name in OPS if name in ops]
+    if any(kids[i] and "op" not in node for i, node in enumerate(nodes)):
+        names.append("recorded")
+    uses = [len(users[i]) for i in range(len(nodes))]
+    depth = [0] * len(nodes)
+    for i in order:
+        depth[i] = 1 + max((depth[c] for c in kids[i]), default=0)
+    rules = {
+        "relu-at-zero": any(node.get("op") == "relu" and values[kids[i][0]].data == 0 for i, node in enumerate(nodes)),
+        "node-used-twice": any(u >= 2 for u in uses),
+        "node-used-three-or-more-times": any(u >= 3 for u in uses),
+        "same-child-twice": any(len(set(k)) < len(k) for k in kids),
+        "deep-chain": max(depth, default=0) >= DEEP_CHAIN,
+        "unreached-node": len(reachable) < len(nodes),
+    }
+    return names + [rule for rule, holds in rules.items() if holds]
+
+
+def _submission_has(number):
+    if number is None:
+        return "it was not submitted"
+    if math.isfinite(number):
+        return f"the submission has {number!r}"
+    return (
+        f"the submission has {_shown(number)}, which is not a number the reference can have: the submitted "
+        "computation overflowed or failed there (a division by 0, the log of a number <= 0, an inf - inf)"
+    )
+
+
+def _shown(number):
+    """A submitted number as the answer writes it: a non-finite one as its name."""
+    if isinstance(number, list):
+        return [_shown(x) for x in number]
+    if isinstance(number, float) and not math.isfinite(number):
+        return "NaN" if math.isnan(number) else "Infinity" if number > 0 else "-Infinity"
+    return number
 
 
 def _sum_in_order(amounts):
@@ -428,10 +776,3 @@ def forward_order(kids: list[list[int]]) -> list[int]:
 def reachable_from(root: int, kids: list[list[int]]) -> set[int]:
     """The positions the output depends on: the nodes its backward pass reaches."""
     return set(post_order((root,), kids.__getitem__))
-
-
-def grade(nodes: list[dict], output: object, values: list[Value], submitted: list[dict], tolerance: Tolerance) -> dict:
-    """The grade response body: verdicts per node and field, the score, and the root causes, ordered
-    children first so that the first is the first thing to fix."""
-    check_submissions(nodes, submitted)
-    return _Grading(nodes, output, values, submitted, tolerance).run()

@@ -8,10 +8,10 @@ numbers that leave the finite doubles) is found here and raised as a GraphError.
 import itertools
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from service.core.engine import Value, topological_order
+from service.core.engine import Value, propagate, topological_order
 from service.core.ops import OPS
 from service.core.record import phase
 from service.core.traversal import CHECKPOINT_EVERY, Checkpoint, post_order
@@ -98,18 +98,24 @@ def build_in_dependency_order(nodes, checkpoint):
 
 
 def build_value(
-    nodes: list[dict], i: int, inputs: list[Value], number: Callable[[int | float], int | float] = float
+    nodes: list[dict],
+    i: int,
+    inputs: list[Value],
+    number: Callable[[int | float], int | float] = float,
+    value_class: type[Value] = Value,
 ) -> Value:
     """The Value of node i from its children's Values: the forward pass of one node.
 
     `number` makes a leaf's data: a double, as the contract reads a JSON number, unless a caller keeps
-    Python's own ints (an expression's constants, as the reference class keeps them)."""
+    Python's own ints (an expression's constants, as the reference class keeps them). `value_class`
+    makes the leaves; an op node is made by its children's own operators (the grader builds graphs with
+    other classes than the reference, each with one known mistake)."""
     node = nodes[i]
     op = node.get("op", "value")
     if op == "value":
         if "local_grads" in node:
-            return Value(number(node["data"]), tuple(inputs), tuple(map(float, node["local_grads"])))
-        return Value(number(node["data"]))
+            return value_class(number(node["data"]), tuple(inputs), tuple(map(float, node["local_grads"])))
+        return value_class(number(node["data"]))
     try:
         value = OPS[op].forward(*inputs, node["exponent"]) if OPS[op].takes_exponent else OPS[op].forward(*inputs)
         if math.isfinite(value.data):  # a complex power raises TypeError here
@@ -122,6 +128,26 @@ def build_value(
         "A node's value is not a finite number.",
         [_fault(nodes, i, None, OPS[op].why_not_finite(data, node.get("exponent")), op=op, inputs=data)],
     )
+
+
+def unit_flow(
+    node: dict,
+    children_data: Sequence[float],
+    grad: float,
+    value_class: type[Value] = Value,
+    backward_step: Callable[[Value], None] = propagate,
+) -> list[float]:
+    """What the backward pass sends to each listed child of an op node whose grad is `grad`, through the
+    Values the op builds (one fresh leaf per listed position, so a repeated child counts once per
+    position): for add, mul, pow, log, exp and relu one local gradient × grad; for sub, div and neg,
+    which the reference class builds from several Values, what flows through them. The grader asks it of
+    the reference class and of classes with a known mistake (`value_class`, and their `backward_step`)."""
+    op = OPS[node["op"]]
+    leaves = [value_class(x) for x in children_data]
+    out = op.forward(*leaves, node["exponent"]) if op.takes_exponent else op.forward(*leaves)
+    out.grad = grad
+    backward_step(out)
+    return [leaf.grad for leaf in leaves]
 
 
 def dependency_order(nodes: list[dict], checkpoint: Checkpoint | None = None) -> list[int]:

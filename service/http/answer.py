@@ -7,6 +7,7 @@ else a request goes through is here, once.
 """
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -23,12 +24,14 @@ from service.http.problems import Problem
 AnswerBytes = Callable[[object, Checkpoint], bytes]
 
 
-def answer(body_of: AnswerBytes, mimetype: str = "application/json") -> Response:
+def answer(
+    body_of: AnswerBytes, mimetype: str = "application/json", parse: Callable[[bytes], object] | None = None
+) -> Response:
     """The one way a body is admitted, read and parsed (415, 413, 400, 503), then answered by `body_of`
-    within the deadline (504)."""
+    within the deadline (504). `parse` is parse_json unless a route reads more than JSON."""
     deadline = Deadline(current_app.config["DEADLINE_SECONDS"])
     with current_app.extensions["valuegraph.gc_pause"](), admitted_body() as body:
-        document = parse_json(body)
+        document = (parse or parse_json)(body)
         return current_app.response_class(body_of(document, deadline.check), mimetype=mimetype)
 
 
@@ -59,6 +62,29 @@ def parse_json(body: bytes) -> object:
             return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise Problem(400, "/problems/invalid-json", "The body is not valid JSON", f"{error}.") from None
+
+
+#: A JSON string, or one of the bare tokens for the non-finite numbers that Python's json module writes.
+_STRING_OR_NON_FINITE = re.compile(rb'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
+
+
+def parse_json_with_non_finite(body: bytes) -> object:
+    """JSON, or JSON with the bare tokens NaN, Infinity and -Infinity, read as the strings "NaN",
+    "Infinity" and "-Infinity": how a grader's submission written by Python's json.dumps holds a
+    student's non-finite numbers. Where a schema takes no such string, it refuses it by name."""
+    try:
+        with phase("parse"):
+            return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        refusal = error
+    with phase("parse"):
+        named = _STRING_OR_NON_FINITE.sub(lambda match: b'"%b"' % match[1] if match[1] else match[0], body)
+        if named != body:
+            try:
+                return orjson.loads(named)
+            except orjson.JSONDecodeError:
+                pass
+    raise Problem(400, "/problems/invalid-json", "The body is not valid JSON", f"{refusal}.")
 
 
 def validated(

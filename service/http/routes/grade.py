@@ -11,25 +11,29 @@ from service.contract.grade import is_valid_grade_request
 from service.contract.graph import is_id
 from service.core import graphs
 from service.core.grading import DEFAULT_TOLERANCE, Tolerance, grade
+from service.core.record import note_graph_size
 from service.core.traversal import Checkpoint
-from service.http.answer import answer, json_bytes, validated
+from service.http.answer import answer, json_bytes, parse_json_with_non_finite, validated
 from service.http.batch import batch_body
 from service.http.problems import Problem, field_path, graph_entry, invalid_graph, message_paths
 
 bp = Blueprint("grade", __name__)
 
 #: The grade request's own fields, beside the graph's: their refusals are named by their path.
-SUBMISSION_FIELDS = ("submitted", "tolerance")
+SUBMISSION_FIELDS = ("submitted", "tolerance", "required")
 
 
 @bp.post("/v1/grade")
 def grade_route() -> Response:
-    return answer(grade_body)
+    return answer(grade_body, parse=parse_json_with_non_finite)
 
 
 @bp.post("/v1/grade/batch")
 def grade_batch() -> Response:
-    return answer(lambda document, checkpoint: batch_body(document, grade_body, b"grade", checkpoint))
+    return answer(
+        lambda document, checkpoint: batch_body(document, grade_body, b"grade", checkpoint),
+        parse=parse_json_with_non_finite,
+    )
 
 
 def grade_body(document: object, checkpoint: Checkpoint) -> bytes:
@@ -42,12 +46,20 @@ def grade_body(document: object, checkpoint: Checkpoint) -> bytes:
     )
     checkpoint()
     nodes = grade_request["nodes"]
+    note_graph_size(len(nodes))
     output, values = graphs.evaluate(nodes, grade_request.get("output"), checkpoint)
-    given = grade_request.get("tolerance", {})
-    tolerance = Tolerance(
-        rtol=float(given.get("rtol", DEFAULT_TOLERANCE.rtol)), atol=float(given.get("atol", DEFAULT_TOLERANCE.atol))
+    given = grade_request.get("tolerance")
+    tolerance = (
+        None
+        if given is None
+        else Tolerance(
+            rtol=float(given.get("rtol", DEFAULT_TOLERANCE.rtol)),
+            atol=float(given.get("atol", DEFAULT_TOLERANCE.atol)),
+        )
     )
-    body = grade(nodes, output, values, grade_request["submitted"], tolerance)
+    body = grade(
+        nodes, output, values, grade_request["submitted"], tolerance, grade_request.get("required", ()), checkpoint
+    )
     checkpoint()
     return json_bytes(body)
 

@@ -1,0 +1,260 @@
+"""Grading students' classes as a course's pipeline would (tests/students.py): on random graphs, every
+broken class is flagged, the first root cause names the node and kind where its mistake shows, and the
+message names the real mistake; with grads only, the real mistake is named or listed among the
+candidates, never a wrong one alone; correct classes written differently pass every graph at the
+default tolerance."""
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from service.core import graphs as graph_module
+from service.core.grading import grade
+from tests import students
+from tests.strategies import graphs
+
+#: Leaves away from 0, both signs (log needs positive inputs, relu's mistakes negative ones), and 0.
+DATA = st.one_of(st.floats(0.25, 3), st.floats(-3, -0.25), st.sampled_from([0.0, 0.5, -1.0, 2.0]))
+#: Exponents for which every base is defined.
+EXPONENTS = st.sampled_from([2.0, 3.0, -1.0, -2.0, 1.0])
+#: Graphs of both signs, and graphs of positive leaves, on which log is mostly defined; differentiated
+#: from their last node, which uses most of the others.
+GRAPHS = st.one_of(
+    graphs(data=DATA, exponents=EXPONENTS, shuffle=False, max_ops=10, recorded=False),
+    graphs(data=st.floats(0.25, 3), exponents=EXPONENTS, shuffle=False, max_ops=10, recorded=False),
+).map(lambda case: (case[0], case[0][-1]["id"]))
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+MODES = {
+    "full": ("data", "grad", "local_grads"),
+    "grads only": ("grad",),
+    "data and grads": ("data", "grad"),
+}
+
+
+@st.composite
+def relu_graphs(draw):
+    """relu over leaves that are 0, negative or positive, its results weighted and summed: relu's rules
+    show on few random graphs."""
+    leaves = draw(st.lists(st.sampled_from([0.0, -1.5, -0.5, 0.75, 2.0]), min_size=2, max_size=5))
+    nodes = [{"id": f"x{k}", "data": x} for k, x in enumerate(leaves)]
+    nodes += [{"id": f"r{k}", "op": "relu", "children": [f"x{k}"]} for k in range(len(leaves))]
+    nodes += [{"id": "w", "data": draw(st.sampled_from([1.5, -2.0, 3.0]))}]
+    nodes += [{"id": f"m{k}", "op": "mul", "children": [f"r{k}", "w"]} for k in range(len(leaves))]
+    nodes.append({"id": "s1", "op": "add", "children": ["m0", "m1"]})
+    nodes += [{"id": f"s{k}", "op": "add", "children": [f"s{k - 1}", f"m{k}"]} for k in range(2, len(leaves))]
+    return nodes, nodes[-1]["id"]
+
+
+def differ(a, b):
+    """Beyond what rounding explains: the mistakes here are off by whole terms and factors."""
+    return abs(a - b) > 1e-9 * max(abs(a), abs(b)) + 1e-12
+
+
+def reference(nodes, output):
+    try:
+        return graph_module.evaluate(nodes, output)
+    except graph_module.GraphError:
+        return None
+
+
+def expected_site(module, nodes, output, submitted, values, passes=1):
+    """(node, kind) where the student's mistake first shows, children first: a node the student builds
+    wrong from the right children (forward, or local-gradient), else the first node whose grad is wrong
+    while the grads of the nodes that use it are right (accumulation)."""
+    position = {node["id"]: i for i, node in enumerate(nodes)}
+    for node in nodes:
+        if not node.get("children"):
+            continue
+        leaves = [module.Value(values[position[c]].data) for c in node["children"]]
+        built = students.build(
+            module, [*({"id": c, "data": leaf.data} for c, leaf in zip(node["children"], leaves)), node]
+        )
+        try:
+            data = built[node["id"]].data
+        except (ArithmeticError, ValueError, TypeError):
+            return node["id"], "forward"
+        if differ(data, values[position[node["id"]]].data):
+            return node["id"], "forward"
+        local = students.per_unit_local_grads(built[node["id"]], [built[c] for c in node["children"]])
+        reference_local = graph_module.unit_flow(node, [leaf.data for leaf in leaves], 1)
+        if any(differ(a, b) for a, b in zip(local, reference_local)):
+            return node["id"], "local-gradient"
+    grads = {entry["id"]: entry["grad"] for entry in submitted}
+    reached = set(graph_module.post_order([output], lambda i: [c for c in nodes[position[i]].get("children", ())]))
+    users = {node["id"]: [] for node in nodes}
+    for node in nodes:
+        if node["id"] in reached:
+            for c in node.get("children", ()):
+                users[c].append(node["id"])
+    for node in nodes:
+        i = node["id"]
+        wrong = differ(grads[i], values[position[i]].grad)
+        if wrong and not any(differ(grads[p], values[position[p]].grad) for p in users[i]):
+            return i, "accumulation"
+    return None
+
+
+def graded(module, nodes, output, fields, passes=1):
+    evaluated = reference(nodes, output)
+    assume(evaluated is not None)
+    submitted = students.submission(module, nodes, output, fields, passes)
+    assume(submitted is not None)
+    output, values = evaluated
+    return grade(nodes, output, values, submitted), submitted, values
+
+
+def mistakes_of(cause):
+    return [candidate["mistake"] for candidate in cause["candidates"]]
+
+
+def relu_of_a_computed_zero(nodes, values):
+    """A relu whose input is computed and exactly 0 in the reference: another correct order of the same
+    additions may make it a tiny number of either sign, and relu's derivative there 0 or 1; the grader
+    accepts both (service/core/ops.py, relu's gradient_drift), so such a graph tells nothing of relu's rule."""
+    position = {node["id"]: i for i, node in enumerate(nodes)}
+    return any(
+        node.get("op") == "relu"
+        and nodes[position[node["children"][0]]].get("children")
+        and values[position[node["children"][0]]].data == 0
+        for node in nodes
+    )
+
+
+def check(module, keys, case, mode, passes=1):
+    """One graph graded: whether the student's numbers differ from the reference, and if so, the
+    root-cause checks of the mode. Returns True when the mistake showed."""
+    nodes, output = case
+    fields = MODES[mode]
+    body, submitted, values = graded(module, nodes, output, fields, passes)
+    assume(not relu_of_a_computed_zero(nodes, values))
+    position = {node["id"]: i for i, node in enumerate(nodes)}
+    shows = any(
+        differ(entry[field], getattr(values[position[entry["id"]]], field))
+        for entry in submitted
+        for field in ("data", "grad")
+        if field in entry
+    ) or any(
+        differ(s, r)
+        for entry in submitted
+        if "local_grads" in entry
+        for s, r in zip(entry["local_grads"], body["nodes"][position[entry["id"]]]["local_grads"])
+    )
+    if not shows:
+        assert body["passed"], body["root_causes"]
+        return False
+    assert not body["passed"] and body["root_causes"]
+    first = body["root_causes"][0]
+    named = mistakes_of(first)
+    if mode == "full":
+        full = students.submission(module, nodes, output, MODES["full"], passes)
+        assert (first["node"], first["kind"]) == expected_site(module, nodes, output, full, values, passes), first
+        assert set(named) & keys, first["message"]
+    else:
+        assert set(named) & keys, first["message"]
+    if len(named) == 1:
+        assert named[0] in keys, first["message"]
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mistake", list(students.MISTAKES))
+def test_a_broken_class_is_flagged_and_its_mistake_named(mistake, mode):
+    edits, keys = students.MISTAKES[mistake]
+    module = students.student(edits)
+    showed = []
+
+    @SETTINGS
+    @given(st.one_of(GRAPHS, relu_graphs()))
+    def run(case):
+        if check(module, keys, case, mode):
+            showed.append(case)
+
+    run()
+    assert showed, f"no graph showed the mistake {mistake!r}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", list(MODES))
+def test_grads_not_reset_between_two_passes_are_named(mode):
+    keys, passes = students.LOOP_MISTAKES["grads not reset between two passes"]
+    module = students.student([])
+    showed = []
+
+    @SETTINGS
+    @given(GRAPHS)
+    def run(case):
+        if check(module, keys, case, mode, passes):
+            showed.append(case)
+
+    run()
+    assert showed
+
+
+@st.composite
+def cancelling_graphs(draw):
+    """Graphs whose grads are mathematically 0 somewhere: x / x, a * b / a, and a softmax with a shift
+    by its largest input, which its grads must not depend on."""
+    xs = [draw(st.floats(-3, 3)) for _ in range(draw(st.integers(2, 5)))]
+    nodes = [{"id": f"x{k}", "data": x} for k, x in enumerate(xs)]
+    top = max(range(len(xs)), key=xs.__getitem__)
+    for k in range(len(xs)):
+        nodes += [
+            {"id": f"d{k}", "op": "sub", "children": [f"x{k}", f"x{top}"]},
+            {"id": f"e{k}", "op": "exp", "children": [f"d{k}"]},
+        ]
+    nodes.append({"id": "s1", "op": "add", "children": ["e0", "e1"]})
+    for k in range(2, len(xs)):
+        nodes.append({"id": f"s{k}", "op": "add", "children": [f"s{k - 1}", f"e{k}"]})
+    pick = draw(st.integers(0, len(xs) - 1))
+    nodes += [
+        {"id": "p", "op": "div", "children": [f"e{pick}", f"s{len(xs) - 1}"]},
+        {"id": "l", "op": "log", "children": ["p"]},
+        {"id": "q", "op": "div", "children": ["x0", "x0"]} if xs[0] else {"id": "q", "data": 1.0},
+        {"id": "r", "op": "mul", "children": ["x1", "q"]},
+        {"id": "t", "op": "div", "children": ["r", "x1"]} if xs[1] else {"id": "t", "data": 1.0},
+        {"id": "loss", "op": "add", "children": ["l", "t"]},
+    ]
+    return nodes, "loss"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("variant", list(students.CORRECT))
+def test_a_correct_class_written_differently_passes_every_graph(variant, mode):
+    module = students.student(students.CORRECT[variant])
+
+    @SETTINGS
+    @given(st.one_of(graphs(shuffle=False, max_ops=12, recorded=False), cancelling_graphs()))
+    def run(case):
+        nodes, output = case
+        body, _, _ = graded(module, nodes, output, MODES[mode])
+        assert body["passed"], body["root_causes"]
+
+    run()
+
+
+def test_a_softmax_shift_gets_grads_of_rounding_noise_and_a_correct_class_passes():
+    """x1 is both an input and the shift: its grad is mathematically its softmax's own share, the shift's
+    part cancelling to rounding noise, which no relative tolerance accepts around 0 but the default does."""
+    xs = [0.3, 1.7, -0.4]
+    nodes = [{"id": f"x{k}", "data": x} for k, x in enumerate(xs)]
+    for k in range(3):
+        nodes += [
+            {"id": f"d{k}", "op": "sub", "children": [f"x{k}", "x1"]},
+            {"id": f"e{k}", "op": "exp", "children": [f"d{k}"]},
+        ]
+    nodes += [
+        {"id": "s1", "op": "add", "children": ["e0", "e1"]},
+        {"id": "s2", "op": "add", "children": ["s1", "e2"]},
+        {"id": "p", "op": "div", "children": ["e0", "s2"]},
+        {"id": "l", "op": "log", "children": ["p"]},
+    ]
+    output, values = graph_module.evaluate(nodes, "l")
+    share = math.exp(1.7 - 1.7) / sum(math.exp(x - 1.7) for x in xs)
+    assert abs(values[1].grad + share) < 1e-12  # d log softmax_0 / d x1 = -softmax_1
+    for variant in students.CORRECT:
+        submitted = students.submission(students.student(students.CORRECT[variant]), nodes, "l", ("grad",))
+        assert grade(nodes, output, values, submitted)["passed"], variant
