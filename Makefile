@@ -55,6 +55,7 @@ bench: $(VENV)/.dev fastpath
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.batch
+	$(BIN)/python -m bench.grading
 
 # The fast path's C extension (setup.py, service/core/_fastpath.c), built in place. Where it cannot be built
 # (no compiler), this says so and the service runs on the reference path.

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from service.core import fastpath
 from service.core import graphs as graph_module
 from service.http.app import create_app
-from tests.seed_value import evaluate_with_seed
 from tests.strategies import graphs
 from tests.support import SEED_GRAPH, leaf, op
+from tools.reference_value import evaluate_with_seed
 
 PATH = "/v1/evaluate"
 

@@ -10,7 +10,7 @@ import requests
 
 from bench.workloads import random_dag
 from service.contract.examples import EXAMPLE_GRAPH, GRADE_EXAMPLE
-from tests.seed_value import evaluate_with_seed
+from tools.reference_value import evaluate_with_seed
 
 EVALUATE_BATCH, GRADE_BATCH = "/v1/evaluate/batch", "/v1/grade/batch"
 JSON = {"Content-Type": "application/json"}

@@ -90,3 +90,14 @@ def test_results_md_and_the_plot_are_written(bench):
     markdown = (out / "results.md").read_text()
     assert table in markdown and "Machine:" in markdown and "Python 3" in markdown
     assert (out / "time_vs_size.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_grading_bench_reports_every_class_and_mode(tmp_path):
+    from bench import grading
+
+    out = tmp_path / "grading.md"
+    assert grading.main(["--graphs", "2", "--out", str(out)]) == 0
+    text = out.read_text()
+    for mode in grading.MODES:
+        assert f"| {mode} |" in text
+    assert "Correct classes written differently" in text and "| Kahn's algorithm | grads only |" in text

@@ -15,8 +15,8 @@ from micrograd.nn import MLP
 
 import valuegraph
 from service.core import engine
-from tests import seed_value
 from tests.support import SEED_GRAPH
+from tools import reference_value as seed_value
 from tools.server import free_port, gunicorn_server
 from valuegraph import cli
 from valuegraph.graph import serialize

@@ -41,7 +41,7 @@ def test_micrograd_and_seed_graphs_through_the_installed_client(fresh_venv, live
             str(venv / "bin" / "python"),
             str(ROOT / "tests" / "fresh_client_check.py"),
             live_server,
-            str(ROOT / "tests" / "seed_value.py"),
+            str(ROOT / "tools" / "reference_value.py"),
         ],
         capture_output=True,
         text=True,

@@ -33,9 +33,9 @@ import yaml
 from bench.workloads import random_dag
 from service.runtime.config import DEADLINE_SECONDS, MAX_BODY_BYTES, SETTINGS
 from service.runtime.memory import PEAK_BYTES_PER_BODY_BYTE
-from tests.seed_value import evaluate_with_seed
 from tests.support import ROOT, SEED_GRAPH
 from tests.test_docker import BASE_IMAGE_SCRIPT, base_image, build_image, run  # noqa: F401 (fixtures)
+from tools.reference_value import evaluate_with_seed
 from tools.server import free_port
 
 NGINX_DIR = ROOT / "deploy/nginx"

@@ -21,8 +21,8 @@ import orjson
 import pytest
 import requests
 
-from tests.seed_value import evaluate_with_seed
 from tests.support import ROOT, SEED_GRAPH
+from tools.reference_value import evaluate_with_seed
 
 pytestmark = pytest.mark.slow
 

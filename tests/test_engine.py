@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from service.core.engine import Value, topological_order
 from service.core.graphs import GraphError, evaluate
-from tests.seed_value import Value as SeedValue
-from tests.seed_value import build_topo, evaluate_with_seed
 from tests.strategies import graphs
+from tools.reference_value import Value as SeedValue
+from tools.reference_value import build_topo, evaluate_with_seed
 
 SEED_GRAPH_NODES = [
     {"id": "a", "op": "value", "data": 2.0},

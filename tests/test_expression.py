@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from service.core import expression
-from tests import seed_value
-from tests.seed_value import Value
+from tools import reference_value as seed_value
+from tools.reference_value import Value
 
 PATH = "/v1/expression"
 

@@ -10,9 +10,9 @@ import pytest
 
 from service.contract.examples import EXAMPLE_GRAPH, GRADE_EXAMPLE
 from service.core import grading
-from tests.seed_value import OPS as SEED_OPS
-from tests.seed_value import Value, evaluate_with_seed
 from tests.support import leaf, op
+from tools.reference_value import OPS as SEED_OPS
+from tools.reference_value import Value, evaluate_with_seed
 
 PATH = "/v1/grade"
 
@@ -426,3 +426,76 @@ def test_a_million_bad_submitted_local_grads_are_counted_not_listed(client):
     errors = response.get_json()["errors"]
     assert len(errors) == 101
     assert errors[-1]["message"] == "999900 more items are invalid; the first 100 are listed."
+
+
+# --- what was checked, and numbers that are not finite -----------------------------------------------------
+
+
+def test_nothing_submitted_is_not_a_pass(post):
+    body = graded(post, EXAMPLE_GRAPH["nodes"], [])
+    assert body["passed"] is False and score(body) == {"checked": 0, "matched": 0}
+
+
+def test_required_fields_not_submitted_are_missing_and_fail(post):
+    nodes = EXAMPLE_GRAPH["nodes"]
+    reference = seed(nodes, "e")
+    submitted = [{"id": i, "data": d, "grad": g} for i, (d, g) in reference.items() if i != "b"]
+    body = post({"nodes": nodes, "submitted": submitted, "required": ["data", "grad", "local_grads"]}).get_json()
+    assert body["passed"] is False
+    assert verdicts(body)["b"] == {"data": "missing", "grad": "missing", "local_grads": "not-submitted"}  # a leaf
+    assert verdicts(body)["c"]["local_grads"] == "missing"
+    assert body["score"]["fields"] == {
+        "data": {"checked": 5, "matched": 4, "missing": 1},
+        "grad": {"checked": 5, "matched": 4, "missing": 1},
+        "local_grads": {"checked": 3, "matched": 0, "missing": 3},
+    }
+    body = post({"nodes": nodes, "submitted": submitted, "required": ["data"]}).get_json()
+    assert body["passed"] is False and verdicts(body)["b"]["data"] == "missing"
+    submitted.append({"id": "b", "data": 3.0})
+    assert post({"nodes": nodes, "submitted": submitted, "required": ["data"]}).get_json()["passed"] is True
+
+
+@pytest.mark.parametrize("required", [["data", "data"], ["weights"], "data", [1]])
+def test_a_bad_required_list_is_refused(post, required):
+    errors = refused(post, {"nodes": EXAMPLE_GRAPH["nodes"], "submitted": [], "required": required})
+    assert all(error["field"].startswith("required") for error in errors)
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity", b'"NaN"', b'"Infinity"', b'"-Infinity"'])
+def test_a_non_finite_submitted_number_is_a_mismatch_with_a_message(post, token):
+    body = post(
+        b'{"nodes": [{"id": "x", "data": 2.0}, {"id": "y", "op": "log", "children": ["x"]}], '
+        b'"submitted": [{"id": "y", "data": %b}, {"id": "x", "grad": 0.5}]}' % token
+    ).get_json()
+    assert body["passed"] is False and verdicts(body)["y"]["data"] == "mismatch"
+    (cause,) = body["root_causes"]
+    assert cause["submitted"] == token.strip(b'"').decode()
+    assert "not a number the reference can have" in cause["message"]
+
+
+def test_a_bare_nan_outside_the_submission_is_refused_by_name(post):
+    errors = refused(post, b'{"nodes": [{"id": "x", "data": NaN}], "submitted": []}')
+    assert errors == [
+        {"node": "x", "index": 0, "field": "data", "message": "Not a valid number: 'NaN'; a JSON number is required."}
+    ]
+
+
+def test_a_nan_in_one_item_of_a_batch_is_that_items_own(post):
+    items = [orjson.dumps({**EXAMPLE_GRAPH, "submitted": [{"id": "a", "grad": 0.7}]})] * 499
+    items.insert(37, b'{"nodes": %b, "submitted": [{"id": "a", "grad": NaN}]}' % orjson.dumps(EXAMPLE_GRAPH["nodes"]))
+    items.insert(41, b'{"nodes": [{"id": "a", "data": NaN}], "submitted": []}')
+    response = post(b'{"graphs": [%b]}' % b",".join(items), path="/v1/grade/batch")
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert [r["status"] for r in results].count(200) == 500 and results[41]["status"] == 422
+    assert results[37]["grade"]["passed"] is False and results[37]["grade"]["root_causes"][0]["submitted"] == "NaN"
+    assert all(r["grade"]["passed"] for k, r in enumerate(results) if k not in (37, 41))
+
+
+def test_a_big_batchs_server_timing_does_not_grow_with_its_items(client):
+    item = {**EXAMPLE_GRAPH, "submitted": [{"id": "a", "grad": 0.2}]}
+    response = client.post("/v1/grade/batch", json={"graphs": [item] * 2000})
+    assert response.status_code == 200
+    timing = response.headers["Server-Timing"]
+    phases = [part.split(";")[0] for part in timing.split(", ")]
+    assert len(timing) < 200 and phases == ["parse", "validate", "build", "backward", "grade", "write"]

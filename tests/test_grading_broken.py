@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from service.core import graphs as graph_module
 from service.core.grading import Tolerance, grade
 from service.core.ops import OPS
-from tests import seed_value
 from tests.strategies import graphs
+from tools import reference_value as seed_value
 
 EXACT = Tolerance(rtol=0.0, atol=0.0)
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from service.core import graphs as graph_module
 from service.core.grading import grade
-from tests import students
 from tests.strategies import graphs
+from tools import students
 
 #: Leaves away from 0, both signs (log needs positive inputs, relu's mistakes negative ones), and 0.
 DATA = st.one_of(st.floats(0.25, 3), st.floats(-3, -0.25), st.sampled_from([0.0, 0.5, -1.0, 2.0]))
@@ -47,53 +47,11 @@ def relu_graphs(draw):
     return nodes, nodes[-1]["id"]
 
 
-def differ(a, b):
-    """Beyond what rounding explains: the mistakes here are off by whole terms and factors."""
-    return abs(a - b) > 1e-9 * max(abs(a), abs(b)) + 1e-12
-
-
 def reference(nodes, output):
     try:
         return graph_module.evaluate(nodes, output)
     except graph_module.GraphError:
         return None
-
-
-def expected_site(module, nodes, output, submitted, values, passes=1):
-    """(node, kind) where the student's mistake first shows, children first: a node the student builds
-    wrong from the right children (forward, or local-gradient), else the first node whose grad is wrong
-    while the grads of the nodes that use it are right (accumulation)."""
-    position = {node["id"]: i for i, node in enumerate(nodes)}
-    for node in nodes:
-        if not node.get("children"):
-            continue
-        leaves = [module.Value(values[position[c]].data) for c in node["children"]]
-        built = students.build(
-            module, [*({"id": c, "data": leaf.data} for c, leaf in zip(node["children"], leaves)), node]
-        )
-        try:
-            data = built[node["id"]].data
-        except (ArithmeticError, ValueError, TypeError):
-            return node["id"], "forward"
-        if differ(data, values[position[node["id"]]].data):
-            return node["id"], "forward"
-        local = students.per_unit_local_grads(built[node["id"]], [built[c] for c in node["children"]])
-        reference_local = graph_module.unit_flow(node, [leaf.data for leaf in leaves], 1)
-        if any(differ(a, b) for a, b in zip(local, reference_local)):
-            return node["id"], "local-gradient"
-    grads = {entry["id"]: entry["grad"] for entry in submitted}
-    reached = set(graph_module.post_order([output], lambda i: [c for c in nodes[position[i]].get("children", ())]))
-    users = {node["id"]: [] for node in nodes}
-    for node in nodes:
-        if node["id"] in reached:
-            for c in node.get("children", ()):
-                users[c].append(node["id"])
-    for node in nodes:
-        i = node["id"]
-        wrong = differ(grads[i], values[position[i]].grad)
-        if wrong and not any(differ(grads[p], values[position[p]].grad) for p in users[i]):
-            return i, "accumulation"
-    return None
 
 
 def graded(module, nodes, output, fields, passes=1):
@@ -109,34 +67,21 @@ def mistakes_of(cause):
     return [candidate["mistake"] for candidate in cause["candidates"]]
 
 
-def relu_of_a_computed_zero(nodes, values):
-    """A relu whose input is computed and exactly 0 in the reference: another correct order of the same
-    additions may make it a tiny number of either sign, and relu's derivative there 0 or 1; the grader
-    accepts both (service/core/ops.py, relu's gradient_drift), so such a graph tells nothing of relu's rule."""
-    position = {node["id"]: i for i, node in enumerate(nodes)}
-    return any(
-        node.get("op") == "relu"
-        and nodes[position[node["children"][0]]].get("children")
-        and values[position[node["children"][0]]].data == 0
-        for node in nodes
-    )
-
-
 def check(module, keys, case, mode, passes=1):
     """One graph graded: whether the student's numbers differ from the reference, and if so, the
     root-cause checks of the mode. Returns True when the mistake showed."""
     nodes, output = case
     fields = MODES[mode]
     body, submitted, values = graded(module, nodes, output, fields, passes)
-    assume(not relu_of_a_computed_zero(nodes, values))
+    assume(not students.relu_of_a_computed_zero(nodes, values))
     position = {node["id"]: i for i, node in enumerate(nodes)}
     shows = any(
-        differ(entry[field], getattr(values[position[entry["id"]]], field))
+        students.differ(entry[field], getattr(values[position[entry["id"]]], field))
         for entry in submitted
         for field in ("data", "grad")
         if field in entry
     ) or any(
-        differ(s, r)
+        students.differ(s, r)
         for entry in submitted
         if "local_grads" in entry
         for s, r in zip(entry["local_grads"], body["nodes"][position[entry["id"]]]["local_grads"])
@@ -149,7 +94,9 @@ def check(module, keys, case, mode, passes=1):
     named = mistakes_of(first)
     if mode == "full":
         full = students.submission(module, nodes, output, MODES["full"], passes)
-        assert (first["node"], first["kind"]) == expected_site(module, nodes, output, full, values, passes), first
+        assert (first["node"], first["kind"]) == students.mistake_site(module, nodes, output, full, values, passes), (
+            first
+        )
         assert set(named) & keys, first["message"]
     else:
         assert set(named) & keys, first["message"]

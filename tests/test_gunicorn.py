@@ -21,8 +21,8 @@ import orjson
 import pytest
 import requests
 
-from tests.seed_value import evaluate_with_seed
 from tests.support import SEED_GRAPH
+from tools.reference_value import evaluate_with_seed
 from tools.server import gunicorn_server, worker_pids
 
 pytestmark = pytest.mark.slow

@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.core import fastpath, record
 from service.runtime.config import ConfigError, from_environment
-from tests.seed_value import evaluate_with_seed
 from tests.support import SEED_GRAPH
+from tools.reference_value import evaluate_with_seed
 from tools.server import gunicorn_server
 
 EVALUATE = "/v1/evaluate"

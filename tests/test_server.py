@@ -16,8 +16,8 @@ import yaml
 from openapi_schema_validator import OAS30Validator
 
 from service.core import fastpath
-from tests.seed_value import evaluate_with_seed
 from tests.support import ROOT, SEED_GRAPH
+from tools.reference_value import evaluate_with_seed
 from tools.server import gunicorn_server
 
 pytestmark = pytest.mark.slow

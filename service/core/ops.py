@@ -69,12 +69,19 @@ def _div_drift(inputs, exponent, drifts):
 
 
 def _pow_drift(inputs, exponent, drifts):
+    """How far n * x ** (n - 1) moves over [x - dx, x + dx]: its derivative's largest size there × dx;
+    near 0, where a power below 1 has no bound, unbounded."""
     (x,), (dx,), n = inputs, drifts, float(exponent)
     if dx == 0 or n in (0.0, 1.0):
         return [0.0]
-    if not dx < abs(x) / 2:
-        return [math.inf]
-    return [abs(n * (n - 1)) * abs(x) ** (n - 2) * dx]  # d/dx of n * x ** (n - 1)
+    if n >= 2 and n.is_integer():
+        return [abs(n * (n - 1)) * (abs(x) + dx) ** (n - 2) * dx]  # a polynomial: bounded everywhere
+    if dx < abs(x):
+        nearest, farthest = abs(x) - dx, abs(x) + dx
+        return [abs(n * (n - 1)) * (nearest if n < 2 else farthest) ** (n - 2) * dx]
+    if n > 1:
+        return [2 * abs(n) * (abs(x) + dx) ** (n - 1)]  # continuous through 0: at most both ends' sizes
+    return [math.inf]
 
 
 def _log_drift(inputs, exponent, drifts):

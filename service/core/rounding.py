@@ -67,7 +67,10 @@ def bounds(
             continue
         inputs = [values[c].data for c in kids[i]]
         drifts = [data_bound[c] for c in kids[i]]
-        moved = OPS[node["op"]].gradient_drift(inputs, node.get("exponent"), drifts)
+        try:
+            moved = OPS[node["op"]].gradient_drift(inputs, node.get("exponent"), drifts)
+        except ArithmeticError:  # at the doubles' edges: no bound
+            moved = [math.inf] * len(inputs)
         grads = local[i]
         local_bound[i] = [m + roundings * abs(g) for m, g in zip(moved, grads)]
         carried = sum(_times(abs(g) + m, d) for g, m, d in zip(grads, moved, drifts))

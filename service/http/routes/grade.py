@@ -11,7 +11,7 @@ from service.contract.grade import is_valid_grade_request
 from service.contract.graph import is_id
 from service.core import graphs
 from service.core.grading import DEFAULT_TOLERANCE, Tolerance, grade
-from service.core.record import note_graph_size
+from service.core.record import note_graph_size, phase
 from service.core.traversal import Checkpoint
 from service.http.answer import answer, json_bytes, parse_json_with_non_finite, validated
 from service.http.batch import batch_body
@@ -57,11 +57,13 @@ def grade_body(document: object, checkpoint: Checkpoint) -> bytes:
             atol=float(given.get("atol", DEFAULT_TOLERANCE.atol)),
         )
     )
-    body = grade(
-        nodes, output, values, grade_request["submitted"], tolerance, grade_request.get("required", ()), checkpoint
-    )
+    with phase("grade"):
+        body = grade(
+            nodes, output, values, grade_request["submitted"], tolerance, grade_request.get("required", ()), checkpoint
+        )
     checkpoint()
-    return json_bytes(body)
+    with phase("write"):
+        return json_bytes(body)
 
 
 def invalid_grade_request(error: ValidationError) -> Problem:

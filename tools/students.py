@@ -1,4 +1,4 @@
-"""Students' Value classes for the grading tests: the reference class (tests/seed_value.py) with one
+"""Students' Value classes for the grading tests and the bench: the reference class (tools/reference_value.py) with one
 literal edit each, as a student's copy would have it, correct ones written differently, and the
 submission a grader makes from each: every node built with the student's own operators, the student's
 backward run, and data, grads and per-unit local gradients collected from the student's objects.
@@ -11,7 +11,8 @@ import inspect
 import math
 from types import SimpleNamespace
 
-from tests import seed_value
+from service.core import graphs as graph_module
+from tools import reference_value as seed_value
 
 RECURSIVE_BACKWARD = """    def backward(self):
         self.grad = 1
@@ -185,3 +186,56 @@ def submission(module, nodes, output, fields=("data", "grad", "local_grads"), pa
         return entries
     except (ArithmeticError, ValueError, TypeError, RecursionError):
         return None
+
+
+def differ(a, b):
+    """Beyond what rounding explains: the mistakes here are off by whole terms and factors."""
+    return abs(a - b) > 1e-9 * max(abs(a), abs(b)) + 1e-12
+
+
+def mistake_site(module, nodes, output, submitted, values, passes=1):
+    """(node, kind) where the student's mistake first shows, children first: a node the student builds
+    wrong from the right children (forward, or local-gradient), else the first node whose grad is wrong
+    while the grads of the nodes that use it are right (accumulation)."""
+    position = {node["id"]: i for i, node in enumerate(nodes)}
+    for node in nodes:
+        if not node.get("children"):
+            continue
+        leaves = [module.Value(values[position[c]].data) for c in node["children"]]
+        built = build(module, [*({"id": c, "data": leaf.data} for c, leaf in zip(node["children"], leaves)), node])
+        try:
+            data = built[node["id"]].data
+        except (ArithmeticError, ValueError, TypeError):
+            return node["id"], "forward"
+        if differ(data, values[position[node["id"]]].data):
+            return node["id"], "forward"
+        local = per_unit_local_grads(built[node["id"]], [built[c] for c in node["children"]])
+        reference_local = graph_module.unit_flow(node, [leaf.data for leaf in leaves], 1)
+        if any(differ(a, b) for a, b in zip(local, reference_local)):
+            return node["id"], "local-gradient"
+    grads = {entry["id"]: entry["grad"] for entry in submitted}
+    reached = set(graph_module.post_order([output], lambda i: [c for c in nodes[position[i]].get("children", ())]))
+    users = {node["id"]: [] for node in nodes}
+    for node in nodes:
+        if node["id"] in reached:
+            for c in node.get("children", ()):
+                users[c].append(node["id"])
+    for node in nodes:
+        i = node["id"]
+        wrong = differ(grads[i], values[position[i]].grad)
+        if wrong and not any(differ(grads[p], values[position[p]].grad) for p in users[i]):
+            return i, "accumulation"
+    return None
+
+
+def relu_of_a_computed_zero(nodes, values):
+    """A relu whose input is computed and exactly 0 in the reference: another correct order of the same
+    additions may make it a tiny number of either sign, and relu's derivative there 0 or 1; the grader
+    accepts both (service/core/ops.py, relu's gradient_drift), so such a graph tells nothing of relu's rule."""
+    position = {node["id"]: i for i, node in enumerate(nodes)}
+    return any(
+        node.get("op") == "relu"
+        and nodes[position[node["children"][0]]].get("children")
+        and values[position[node["children"][0]]].data == 0
+        for node in nodes
+    )

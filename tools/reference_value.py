@@ -1,5 +1,6 @@
-"""The seed's Value class, literally (../shared/seed/value-class.md, with the seed's recursive
-backward): the reference that valuegraph's results must equal bit for bit."""
+"""The reference Value class, literally as its documentation writes it (with its recursive
+build_topo): the specification that valuegraph's results must equal bit for bit. The tests and the
+bench compare with it; the service never imports it."""
 
 import math
 
