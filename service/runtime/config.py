@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.runtime.cpus import default_workers
 from service.runtime.memory import default_memory_budget
 
 
@@ -253,9 +254,10 @@ PORT = Setting("PORT", "port", 8000, port, "the TCP port gunicorn listens on")
 WEB_CONCURRENCY = Setting(
     "WEB_CONCURRENCY",
     "workers",
-    os.cpu_count() or 1,
+    default_workers(),
     positive_int,
-    "gunicorn worker processes: evaluation is CPU-bound, so one per core (default: the number of cores)",
+    "gunicorn worker processes: evaluation is CPU-bound, so one per core (default: the cgroup's CPU quota, "
+    "rounded up, where one is set, else the cores this process may run on)",
 )
 THREADS = Setting(
     "GUNICORN_THREADS",
