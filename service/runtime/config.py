@@ -224,6 +224,35 @@ API_TOKENS_FILE = Setting(
     "a file of bearer tokens, one a line, read at start; added to VALUEGRAPH_TOKENS",
 )
 
+ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def origins(name: str, raw: str) -> tuple[str, ...]:
+    """`*`, or exact origins separated by commas (`https://app.example`, `http://localhost:3000`): a browser
+    sends its page's origin as scheme://host[:port], lower case, with no path."""
+    found = tuple(origin.strip().lower() for origin in raw.split(",") if origin.strip())
+    if found == ("*",):
+        return found
+    for origin in found:
+        if not ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"{name} must be * or origins like https://app.example:8443 (scheme://host[:port], "
+                f"no path, no trailing slash), separated by commas; not {origin!r}"
+            )
+    if not found:
+        raise ConfigError(f"{name} is set but names no origin")
+    return found
+
+
+CORS_ORIGINS = Setting(
+    "VALUEGRAPH_CORS_ORIGINS",
+    "CORS_ORIGINS",
+    (),
+    origins,
+    "the origins whose web pages may call the service from a browser (CORS), comma-separated, or *; "
+    "unset: none (a browser refuses other origins' pages the answers)",
+)
+
 FAST_PATH = Setting(
     "VALUEGRAPH_FAST_PATH",
     "FAST_PATH",
@@ -243,6 +272,7 @@ SETTINGS: tuple[Setting, ...] = (
     MAX_BATCH_NODES,
     API_TOKENS,
     API_TOKENS_FILE,
+    CORS_ORIGINS,
     MAX_EXPRESSION_LENGTH,
     MAX_EXPRESSION_NODES,
     MAX_RENDER_NODES,
