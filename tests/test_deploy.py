@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -31,15 +32,23 @@ import requests
 import yaml
 
 from bench.workloads import random_dag
+from service.runtime import observe
 from service.runtime.config import DEADLINE_SECONDS, MAX_BODY_BYTES, SETTINGS
 from service.runtime.memory import PEAK_BYTES_PER_BODY_BYTE
 from tests.seed_value import evaluate_with_seed
 from tests.support import ROOT, SEED_GRAPH
-from tests.test_docker import BASE_IMAGE_SCRIPT, base_image, build_image, run  # noqa: F401 (fixtures)
+from tests.test_docker import (  # noqa: F401 (fixtures)
+    BASE_IMAGE_SCRIPT,
+    base_image,
+    build_image,
+    local_images,
+    run,
+)
 from tools.server import free_port
 
 NGINX_DIR = ROOT / "deploy/nginx"
 KUBERNETES_DIR = ROOT / "deploy/kubernetes"
+DEPLOY_README = ROOT / "deploy/README.md"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 MANIFESTS = ("deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml")
 # The oldest and the newest Kubernetes whose schemas kubernetes-validate ships.
@@ -150,6 +159,93 @@ def test_nginx_drops_idle_replica_connections_before_gunicorn_does():
     assert nginx_idle < gunicorn_idle
 
 
+def nginx_pattern(regex):
+    """An nginx (PCRE) regular expression as Python's re writes it: named groups are (?P<name>...)."""
+    return re.compile(regex.replace("(?<", "(?P<"))
+
+
+def nginx_map(config, source, target):
+    """The entries of `map $source $target { ... }`: [(match, value)], default last."""
+    body = block(config, f"map ${source} ${target}")
+    return [
+        (match.strip('"'), value) for match, value in re.findall(r'^\s*("[^"]*"|\S+)\s+([^;]*);', body, re.MULTILINE)
+    ]
+
+
+def nginx_map_value(entries, value):
+    """What nginx's map gives for `value`: the first regex (~) that matches, else the default."""
+    for match, result in entries:
+        if match.startswith("~"):
+            found = nginx_pattern(match[1:]).search(value)
+            if found:
+                captured = found.groupdict()
+                return re.sub(
+                    r"\$(\w+)", lambda name, groups=captured: groups.get(name.group(1), name.group(0)), result
+                )
+        elif match == value:
+            return result
+    return dict(entries)["default"]
+
+
+def test_nginx_logs_each_request_as_the_service_does():
+    """nginx's log line has the service's field names for what both know, in its units (ms), and the
+    request id the replica will keep: the service's own rule, else nginx's id."""
+    config = render_nginx().stdout
+    declaration = re.search(r"^\s*log_format json escape=json ((?:\s*'[^']*')+);", config, re.MULTILINE).group(1)
+    log_format = "".join(re.findall(r"'([^']*)'", declaration))
+    fields = orjson.loads(re.sub(r"\$\w+", "0", log_format))
+    exchange = observe.Exchange("GET", "/", observe.record.start("x"))
+    observe.record.stop()
+    service_fields = set(orjson.loads(observe.log_line(exchange, 0.001)))
+    shared = {"time", "request_id", "method", "path", "status", "duration_ms", "body_bytes", "response_bytes"}
+    assert shared <= set(fields) and shared <= service_fields
+    assert set(fields) - service_fields == {"upstream", "upstream_status", "upstream_duration_ms"}
+    assert "$request_length" not in log_format and "$request_time" not in log_format
+
+    request_ids = nginx_map(config, "http_x_request_id", "valuegraph_request_id")
+    (accepted, _), _ = request_ids
+    assert accepted == f"~^{observe.REQUEST_ID.pattern}$"
+    for header in ("abc-123", "a" * 128, "k8s/pod:1+2=3~_.", "", "a" * 129, "two words", 'quote"', "é"):
+        kept = nginx_map_value(request_ids, header) == "$http_x_request_id"
+        assert kept == (observe.request_id_from(header) == header)
+
+    durations = nginx_map(config, "request_time", "valuegraph_duration_ms")
+    for seconds, ms in (("0.000", "0"), ("0.007", "7"), ("0.012", "12"), ("0.100", "100"), ("1.234", "1234")):
+        assert nginx_map_value(durations, seconds) == ms
+    assert nginx_map_value(durations, "12.000") == "12000"
+    upstream = nginx_map(config, "upstream_response_time", "valuegraph_upstream_duration_ms")
+    for times, ms in (("0.004", "4"), ("1.000, 0.250", "250"), ("0.001 : 2.500", "2500"), ("", "null"), ("0.000", "0")):
+        assert nginx_map_value(upstream, times) == ms
+
+    methods = nginx_map(config, "request", "valuegraph_method")
+    assert nginx_map_value(methods, "POST /v1/evaluate HTTP/1.1") == "POST"
+    assert nginx_map_value(methods, "BREW /pot HTTP/1.1") == "other"
+    paths = nginx_map(config, "request_uri", "valuegraph_path")
+    assert nginx_map_value(paths, "/v1/render?format=svg&token=x") == "/v1/render"
+    assert len(nginx_map_value(paths, "/" + "a" * 5000)) == observe.MAX_LOGGED_PATH
+
+
+def returned(location):
+    """The status and body of a location's `return STATUS 'BODY';`."""
+    ((status, body),) = re.findall(r"^\s*return (\d+) '(.*)';$", location, re.MULTILINE)
+    return status, body
+
+
+def test_nginx_answers_metrics_and_odd_transfer_encodings_itself():
+    """/metrics is not passed on from the public port; a Transfer-Encoding nginx cannot read is a 501
+    problem, not nginx's HTML page."""
+    config = render_nginx().stdout
+    metrics = block(config, "location = /metrics")
+    assert "proxy_pass" not in metrics
+    status, body = returned(metrics)
+    assert int(status) == 404 and orjson.loads(body.replace("$valuegraph_request_id", "x"))["status"] == 404
+    assert directive(config, "error_page 501") == "=501 /.nginx-problem/501"
+    status, body = returned(block(config, "location = /.nginx-problem/501"))
+    problem = orjson.loads(body.replace("$valuegraph_request_id", "x"))
+    assert (int(status), problem["status"], problem["title"]) == (501, 501, "Not Implemented")
+    assert "Transfer-Encoding" in problem["detail"]
+
+
 # docker-compose.yml, as compose resolves it
 
 
@@ -183,14 +279,24 @@ def compose_environment(**env):
     return {**{key: value for key, value in os.environ.items() if key not in read}, **env}
 
 
-def compose_config(**env):
+def compose_config(env_file=None, **env):
+    """The services as compose resolves docker-compose.yml with `env` and `env_file` (else an empty
+    one: a `.env` left in the project directory must not change what the tests see)."""
     command = compose_or_skip()
-    result = run(
-        [*command, "--project-name", f"vgtest{uuid.uuid4().hex[:8]}", "config"],
-        cwd=ROOT,
-        env=compose_environment(**env),
-        timeout=60,
-    )
+    with tempfile.NamedTemporaryFile("w", suffix=".env") as empty:
+        result = run(
+            [
+                *command,
+                "--project-name",
+                f"vgtest{uuid.uuid4().hex[:8]}",
+                "--env-file",
+                str(env_file or empty.name),
+                "config",
+            ],
+            cwd=ROOT,
+            env=compose_environment(**env),
+            timeout=60,
+        )
     return yaml.safe_load(result.stdout)["services"]
 
 
@@ -243,6 +349,40 @@ def test_compose_puts_nginx_in_front_of_two_replicas_with_the_same_limits():
     limits = {"VALUEGRAPH_MAX_BODY_BYTES": "1024", "VALUEGRAPH_DEADLINE_SECONDS": "9"}
     assert {**limits, "VALUEGRAPH_MAX_NODES": "10", "WEB_CONCURRENCY": "3"}.items() <= service["environment"].items()
     assert limits.items() <= nginx["environment"].items()
+
+
+def test_the_local_images_are_named_in_one_env_file_that_compose_reads():
+    """deploy/local-images.env names every image compose uses; given to compose (as `.env` or
+    --env-file), build, up and --scale all take them; the variables of the shell still win."""
+    images = local_images()
+    assert set(images) == {"BASE_IMAGE", "BUILD_IMAGE", "NGINX_IMAGE", "VALUEGRAPH_IMAGE"}
+    assert set(images) <= set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text()))
+    services = compose_config(env_file=ROOT / "deploy/local-images.env")
+    service, nginx = services["valuegraph"], services["nginx"]
+    assert service["build"]["args"] == {"BASE_IMAGE": images["BASE_IMAGE"], "BUILD_IMAGE": images["BUILD_IMAGE"]}
+    assert (service["image"], nginx["image"]) == (images["VALUEGRAPH_IMAGE"], images["NGINX_IMAGE"])
+    services = compose_config(env_file=ROOT / "deploy/local-images.env", NGINX_IMAGE="nginx:from-the-shell")
+    assert services["nginx"]["image"] == "nginx:from-the-shell"
+
+
+def section(page, heading):
+    """The part of a Markdown page from `heading` to the next heading of the same level."""
+    level = heading.split(" ")[0]
+    start = page.index(f"\n{heading}") + 1
+    end = page.find(f"\n{level} ", start)
+    return page[start : None if end == -1 else end]
+
+
+def test_the_deploy_docs_name_every_variable_compose_reads():
+    table = section(DEPLOY_README.read_text(), "## docker-compose")
+    documented = set(re.findall(r"^\| `(\w+)`(?:, `(\w+)`)?", table, re.MULTILINE))
+    documented = {name for row in documented for name in row if name}
+    read = set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text()))
+    assert read <= documented, f"undocumented: {sorted(read - documented)}"
+    comment = COMPOSE_FILE.read_text().split("\nx-limits", 1)[0]
+    assert {"BASE_IMAGE", "BUILD_IMAGE", "NGINX_IMAGE", "VALUEGRAPH_IMAGE", "deploy/local-images.env"} <= set(
+        re.findall(r"[\w/.-]+", comment)
+    )
 
 
 # deploy/kubernetes
