@@ -201,7 +201,8 @@ def test_the_documented_container_commands_work_as_printed(copy):
         server = subprocess.Popen(["bash", "-c", published], cwd=copy.directory, env=copy.env)
         try:
             wait_until(lambda p=port: copy.serves(f"http://127.0.0.1:{p}"), 90, "the one container serving")
-            assert copy.image_of(name) == images["VALUEGRAPH_IMAGE"]
+            run_image = copy.image_of(name)
+            assert (run_image if ":" in run_image else f"{run_image}:latest") == images["VALUEGRAPH_IMAGE"]
         finally:
             subprocess.run(["docker", "stop", "--time", "10", name], capture_output=True, timeout=60)
             server.wait(timeout=60)
