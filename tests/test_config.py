@@ -5,7 +5,15 @@ import re
 
 import pytest
 
-from service.runtime.config import SERVER_SETTINGS, SETTINGS, ConfigError, from_environment
+from service.runtime import cpus
+from service.runtime.config import (
+    SERVER_SETTINGS,
+    SETTINGS,
+    WEB_CONCURRENCY,
+    ConfigError,
+    from_environment,
+    server_from_environment,
+)
 from service.runtime.memory import MemoryBudget, default_memory_budget
 from tests.support import ROOT
 
@@ -54,3 +62,67 @@ def test_the_budget_is_given_back_when_a_request_fails():
         assert budget.admitted > 0
         raise RuntimeError
     assert budget.admitted == 0
+
+
+# The default worker count: the cgroup's CPU quota, with fake cgroup trees
+
+
+def cgroup_tree(tmp_path, files, membership=""):
+    """A fake /sys/fs/cgroup with `files` ({relative path: text}) and a fake /proc/self/cgroup."""
+    for name, text in files.items():
+        (tmp_path / "cgroup" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "cgroup" / name).write_text(text)
+    (tmp_path / "membership").write_text(membership)
+    return tmp_path / "cgroup", tmp_path / "membership"
+
+
+@pytest.fixture
+def cores(monkeypatch):
+    """Pretend this process may run on 8 cores."""
+    monkeypatch.setattr(cpus.os, "sched_getaffinity", lambda pid: set(range(8)))
+    return 8
+
+
+@pytest.mark.parametrize(
+    "files, membership, workers",
+    [
+        ({"cpu.max": "100000 100000\n"}, "0::/\n", 1),  # cgroup v2, docker run --cpus 1
+        ({"cpu.max": "150000 100000\n"}, "0::/\n", 2),  # --cpus 1.5: rounded up
+        ({"cpu.max": "10000 100000\n"}, "0::/\n", 1),  # a tenth of a CPU: still one worker
+        ({"cpu.max": "max 100000\n"}, "0::/\n", 8),  # no quota: the cores
+        ({"cpu.max": "1600000 100000\n"}, "0::/\n", 8),  # more quota than cores: the cores
+        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, "", 2),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, "", 8),  # v1, no quota
+        (  # v2 outside a container: the process's own cgroup and its ancestors, the smallest quota
+            {
+                "kubepods/cpu.max": "300000 100000",
+                "kubepods/pod1/cpu.max": "max 100000",
+                "kubepods/pod1/c/cpu.max": "max",
+            },
+            "0::/kubepods/pod1/c\n",
+            3,
+        ),
+        (  # v1 with the process's cgroup named in /proc/self/cgroup
+            {"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "50000", "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000"},
+            "4:cpu,cpuacct:/docker/abc\n3:memory:/docker/abc\n",
+            1,
+        ),
+        ({"cpu.max": "garbage"}, "no colons here\n0::/../escape\n", 8),  # unreadable: the cores
+        ({}, "", 8),  # no cgroup files at all
+    ],
+)
+def test_the_default_worker_count_follows_the_cgroup_cpu_quota(tmp_path, cores, files, membership, workers):
+    root, proc = cgroup_tree(tmp_path, files, membership)
+    assert cpus.default_workers(root, proc) == workers
+
+
+def test_the_default_worker_count_follows_the_cpu_affinity(tmp_path, monkeypatch):
+    monkeypatch.setattr(cpus.os, "sched_getaffinity", lambda pid: {3})
+    root, proc = cgroup_tree(tmp_path, {"cpu.max": "400000 100000"})
+    assert cpus.default_workers(root, proc) == 1
+
+
+def test_web_concurrency_defaults_to_the_usable_cpus():
+    assert WEB_CONCURRENCY.default == cpus.default_workers()
+    assert server_from_environment({})["workers"] == WEB_CONCURRENCY.default
+    assert server_from_environment({"WEB_CONCURRENCY": "3"})["workers"] == 3

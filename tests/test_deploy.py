@@ -7,6 +7,7 @@ for the module: nginx in front of two replicas, on loopback only; the Docker eng
 images come from ../shared/docker/base-image.sh, as in test_docker.py, whose helpers they use.
 """
 
+import base64
 import functools
 import json
 import os
@@ -17,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -31,17 +33,26 @@ import requests
 import yaml
 
 from bench.workloads import random_dag
-from service.runtime.config import DEADLINE_SECONDS, MAX_BODY_BYTES, SETTINGS
+from service.runtime import observe
+from service.runtime.config import DEADLINE_SECONDS, MAX_BODY_BYTES, SETTINGS, tokens_file
 from service.runtime.memory import PEAK_BYTES_PER_BODY_BYTE
 from tests.support import ROOT, SEED_GRAPH
-from tests.test_docker import BASE_IMAGE_SCRIPT, base_image, build_image, run  # noqa: F401 (fixtures)
+from tests.test_docker import (  # noqa: F401 (fixtures)
+    BASE_IMAGE_SCRIPT,
+    base_image,
+    build_image,
+    local_images,
+    run,
+)
 from tools.reference_value import evaluate_with_seed
 from tools.server import free_port
 
 NGINX_DIR = ROOT / "deploy/nginx"
 KUBERNETES_DIR = ROOT / "deploy/kubernetes"
+DEPLOY_README = ROOT / "deploy/README.md"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-MANIFESTS = ("deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml")
+MANIFESTS = ("deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml", "ingress.yaml", "networkpolicy.yaml")
+OPERATOR_DIR = KUBERNETES_DIR / "prometheus-operator"
 # The oldest and the newest Kubernetes whose schemas kubernetes-validate ships.
 KUBERNETES_VERSIONS = ("1.25", None)
 GUNICORN_VARIABLES = {
@@ -150,6 +161,93 @@ def test_nginx_drops_idle_replica_connections_before_gunicorn_does():
     assert nginx_idle < gunicorn_idle
 
 
+def nginx_pattern(regex):
+    """An nginx (PCRE) regular expression as Python's re writes it: named groups are (?P<name>...)."""
+    return re.compile(regex.replace("(?<", "(?P<"))
+
+
+def nginx_map(config, source, target):
+    """The entries of `map $source $target { ... }`: [(match, value)], default last."""
+    body = block(config, f"map ${source} ${target}")
+    return [
+        (match.strip('"'), value) for match, value in re.findall(r'^\s*("[^"]*"|\S+)\s+([^;]*);', body, re.MULTILINE)
+    ]
+
+
+def nginx_map_value(entries, value):
+    """What nginx's map gives for `value`: the first regex (~) that matches, else the default."""
+    for match, result in entries:
+        if match.startswith("~"):
+            found = nginx_pattern(match[1:]).search(value)
+            if found:
+                captured = found.groupdict()
+                return re.sub(
+                    r"\$(\w+)", lambda name, groups=captured: groups.get(name.group(1), name.group(0)), result
+                )
+        elif match == value:
+            return result
+    return dict(entries)["default"]
+
+
+def test_nginx_logs_each_request_as_the_service_does():
+    """nginx's log line has the service's field names for what both know, in its units (ms), and the
+    request id the replica will keep: the service's own rule, else nginx's id."""
+    config = render_nginx().stdout
+    declaration = re.search(r"^\s*log_format json escape=json ((?:\s*'[^']*')+);", config, re.MULTILINE).group(1)
+    log_format = "".join(re.findall(r"'([^']*)'", declaration))
+    fields = orjson.loads(re.sub(r"\$\w+", "0", log_format))
+    exchange = observe.Exchange("GET", "/", observe.record.start("x"))
+    observe.record.stop()
+    service_fields = set(orjson.loads(observe.log_line(exchange, 0.001)))
+    shared = {"time", "request_id", "method", "path", "status", "duration_ms", "body_bytes", "response_bytes"}
+    assert shared <= set(fields) and shared <= service_fields
+    assert set(fields) - service_fields == {"upstream", "upstream_status", "upstream_duration_ms"}
+    assert "$request_length" not in log_format and "$request_time" not in log_format
+
+    request_ids = nginx_map(config, "http_x_request_id", "valuegraph_request_id")
+    (accepted, _), _ = request_ids
+    assert accepted == f"~^{observe.REQUEST_ID.pattern}$"
+    for header in ("abc-123", "a" * 128, "k8s/pod:1+2=3~_.", "", "a" * 129, "two words", 'quote"', "é"):
+        kept = nginx_map_value(request_ids, header) == "$http_x_request_id"
+        assert kept == (observe.request_id_from(header) == header)
+
+    durations = nginx_map(config, "request_time", "valuegraph_duration_ms")
+    for seconds, ms in (("0.000", "0"), ("0.007", "7"), ("0.012", "12"), ("0.100", "100"), ("1.234", "1234")):
+        assert nginx_map_value(durations, seconds) == ms
+    assert nginx_map_value(durations, "12.000") == "12000"
+    upstream = nginx_map(config, "upstream_response_time", "valuegraph_upstream_duration_ms")
+    for times, ms in (("0.004", "4"), ("1.000, 0.250", "250"), ("0.001 : 2.500", "2500"), ("", "null"), ("0.000", "0")):
+        assert nginx_map_value(upstream, times) == ms
+
+    methods = nginx_map(config, "request", "valuegraph_method")
+    assert nginx_map_value(methods, "POST /v1/evaluate HTTP/1.1") == "POST"
+    assert nginx_map_value(methods, "BREW /pot HTTP/1.1") == "other"
+    paths = nginx_map(config, "request_uri", "valuegraph_path")
+    assert nginx_map_value(paths, "/v1/render?format=svg&token=x") == "/v1/render"
+    assert len(nginx_map_value(paths, "/" + "a" * 5000)) == observe.MAX_LOGGED_PATH
+
+
+def returned(location):
+    """The status and body of a location's `return STATUS 'BODY';`."""
+    ((status, body),) = re.findall(r"^\s*return (\d+) '(.*)';$", location, re.MULTILINE)
+    return status, body
+
+
+def test_nginx_answers_metrics_and_odd_transfer_encodings_itself():
+    """/metrics is not passed on from the public port; a Transfer-Encoding nginx cannot read is a 501
+    problem, not nginx's HTML page."""
+    config = render_nginx().stdout
+    metrics = block(config, "location = /metrics")
+    assert "proxy_pass" not in metrics
+    status, body = returned(metrics)
+    assert int(status) == 404 and orjson.loads(body.replace("$valuegraph_request_id", "x"))["status"] == 404
+    assert directive(config, "error_page 501") == "=501 /.nginx-problem/501"
+    status, body = returned(block(config, "location = /.nginx-problem/501"))
+    problem = orjson.loads(body.replace("$valuegraph_request_id", "x"))
+    assert (int(status), problem["status"], problem["title"]) == (501, 501, "Not Implemented")
+    assert "Transfer-Encoding" in problem["detail"]
+
+
 # docker-compose.yml, as compose resolves it
 
 
@@ -183,14 +281,24 @@ def compose_environment(**env):
     return {**{key: value for key, value in os.environ.items() if key not in read}, **env}
 
 
-def compose_config(**env):
+def compose_config(env_file=None, **env):
+    """The services as compose resolves docker-compose.yml with `env` and `env_file` (else an empty
+    one: a `.env` left in the project directory must not change what the tests see)."""
     command = compose_or_skip()
-    result = run(
-        [*command, "--project-name", f"vgtest{uuid.uuid4().hex[:8]}", "config"],
-        cwd=ROOT,
-        env=compose_environment(**env),
-        timeout=60,
-    )
+    with tempfile.NamedTemporaryFile("w", suffix=".env") as empty:
+        result = run(
+            [
+                *command,
+                "--project-name",
+                f"vgtest{uuid.uuid4().hex[:8]}",
+                "--env-file",
+                str(env_file or empty.name),
+                "config",
+            ],
+            cwd=ROOT,
+            env=compose_environment(**env),
+            timeout=60,
+        )
     return yaml.safe_load(result.stdout)["services"]
 
 
@@ -245,11 +353,50 @@ def test_compose_puts_nginx_in_front_of_two_replicas_with_the_same_limits():
     assert limits.items() <= nginx["environment"].items()
 
 
+def test_the_local_images_are_named_in_one_env_file_that_compose_reads():
+    """deploy/local-images.env names every image compose uses; given to compose (as `.env` or
+    --env-file), build, up and --scale all take them; the variables of the shell still win."""
+    images = local_images()
+    assert set(images) == {"BASE_IMAGE", "BUILD_IMAGE", "NGINX_IMAGE", "VALUEGRAPH_IMAGE"}
+    assert set(images) <= set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text()))
+    services = compose_config(env_file=ROOT / "deploy/local-images.env")
+    service, nginx = services["valuegraph"], services["nginx"]
+    assert service["build"]["args"] == {"BASE_IMAGE": images["BASE_IMAGE"], "BUILD_IMAGE": images["BUILD_IMAGE"]}
+    assert (service["image"], nginx["image"]) == (images["VALUEGRAPH_IMAGE"], images["NGINX_IMAGE"])
+    services = compose_config(env_file=ROOT / "deploy/local-images.env", NGINX_IMAGE="nginx:from-the-shell")
+    assert services["nginx"]["image"] == "nginx:from-the-shell"
+
+
+def section(page, heading):
+    """The part of a Markdown page from `heading` to the next heading of the same level."""
+    level = heading.split(" ")[0]
+    start = page.index(f"\n{heading}") + 1
+    end = page.find(f"\n{level} ", start)
+    return page[start : None if end == -1 else end]
+
+
+def test_the_deploy_docs_name_every_variable_compose_reads():
+    table = section(DEPLOY_README.read_text(), "## docker-compose")
+    documented = set(re.findall(r"^\| `(\w+)`(?:, `(\w+)`)?", table, re.MULTILINE))
+    documented = {name for row in documented for name in row if name}
+    read = set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text()))
+    assert read <= documented, f"undocumented: {sorted(read - documented)}"
+    comment = COMPOSE_FILE.read_text().split("\nx-limits", 1)[0]
+    assert {"BASE_IMAGE", "BUILD_IMAGE", "NGINX_IMAGE", "VALUEGRAPH_IMAGE", "deploy/local-images.env"} <= set(
+        re.findall(r"[\w/.-]+", comment)
+    )
+
+
 # deploy/kubernetes
 
 
-def manifest(name):
-    return yaml.safe_load((KUBERNETES_DIR / name).read_text())
+def documents(name, directory=KUBERNETES_DIR):
+    return list(yaml.safe_load_all((directory / name).read_text()))
+
+
+def manifest(name, directory=KUBERNETES_DIR):
+    (document,) = documents(name, directory)
+    return document
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS, ids=lambda version: version or "latest")
@@ -258,7 +405,8 @@ def test_kubernetes_manifest_validates_against_the_schemas(name, version):
     pytest.importorskip("kubernetes_validate")
     from kubernetes_validate.utils import latest_version, validate
 
-    validate(manifest(name), version or latest_version(), strict=True)
+    for document in documents(name):
+        validate(document, version or latest_version(), strict=True)
 
 
 def test_the_validator_refuses_a_broken_manifest():
@@ -285,7 +433,7 @@ def test_kubernetes_manifests_agree_with_each_other_and_the_service():
     assert sorted(kustomization["resources"]) == sorted(MANIFESTS)
     assert sorted(path.name for path in KUBERNETES_DIR.glob("*.yaml")) == sorted([*MANIFESTS, "kustomization.yaml"])
 
-    deployment, service, hpa, pdb = (manifest(name) for name in MANIFESTS)
+    deployment, service, hpa, pdb = (manifest(name) for name in MANIFESTS[:4])
     pod = deployment["spec"]["template"]
     labels = pod["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -320,8 +468,7 @@ def test_kubernetes_manifests_agree_with_each_other_and_the_service():
     assert pod["spec"]["securityContext"]["runAsUser"] != 0
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    (mount,) = container["volumeMounts"]
-    assert mount["mountPath"] == "/tmp"
+    (mount,) = [mount for mount in container["volumeMounts"] if mount["mountPath"] == "/tmp"]
     assert {volume["name"]: volume for volume in pod["spec"]["volumes"]}[mount["name"]]["emptyDir"]
 
     # A worker busy up to the deadline is not taken for dead; a request in flight at SIGTERM may run
@@ -332,6 +479,154 @@ def test_kubernetes_manifests_agree_with_each_other_and_the_service():
     assert int(env["GUNICORN_GRACEFUL_TIMEOUT"]) > deadline
     pause = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
     assert pause + int(env["GUNICORN_GRACEFUL_TIMEOUT"]) < pod["spec"]["terminationGracePeriodSeconds"]
+
+
+def kubernetes_commands():
+    """The commands of deploy/README.md's Kubernetes section, but kubectl's (no cluster here)."""
+    text = section(DEPLOY_README.read_text(), "## Kubernetes")
+    (block,) = [block for block in re.findall(r"```sh\n(.*?)```", text, re.S) if "kubectl apply" in block]
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("kubectl")]
+
+
+@pytest.fixture
+def made_tokens(tmp_path):
+    """deploy/kubernetes/ copied, and its token files made by the documented commands, as printed."""
+    shutil.copytree(KUBERNETES_DIR, tmp_path / "deploy/kubernetes", ignore=shutil.ignore_patterns("*.txt"))
+    script = "set -e\n" + "\n".join(kubernetes_commands())
+    result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return tmp_path / "deploy/kubernetes"
+
+
+def generated_secrets(directory):
+    """The Secrets kustomization.yaml's secretGenerator makes, as kustomize writes them."""
+    kustomization = manifest("kustomization.yaml", directory)
+    assert kustomization["generatorOptions"] == {"disableNameSuffixHash": True}
+    secrets = []
+    for generator in kustomization["secretGenerator"]:
+        data = {}
+        for entry in generator["files"]:
+            key, _, path = entry.partition("=")
+            data[key] = base64.b64encode((directory / path).read_bytes()).decode()
+        secrets.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": generator["name"]}, "data": data})
+    return secrets
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS, ids=lambda version: version or "latest")
+def test_the_token_secret_is_made_as_documented_and_validates(made_tokens, version):
+    pytest.importorskip("kubernetes_validate")
+    from kubernetes_validate.utils import latest_version, validate
+
+    (secret,) = generated_secrets(made_tokens)
+    validate(secret, version or latest_version(), strict=True)
+    tokens = tokens_file("VALUEGRAPH_TOKENS_FILE", str(made_tokens / "tokens.txt"))
+    (scraper,) = tokens_file("scraper-token", str(made_tokens / "scraper-token.txt"))
+    assert len(tokens) >= 2 and scraper in tokens, "the scraper's token is one the service takes"
+    assert len(set(tokens)) == len(tokens)
+    # Made fresh, never a sample: another run gives other tokens.
+    assert scraper not in (KUBERNETES_DIR / "kustomization.yaml").read_text()
+
+
+def test_the_service_monitor_scrapes_each_pod_as_the_service_expects():
+    """The ServiceMonitor's structure, checked field by field here: the CRD's published schema is not
+    vendored into this repository (it is another project's file and cannot be fetched here), so
+    kubernetes-validate, which ships only the built-in kinds' schemas, cannot check it."""
+    monitor = manifest("servicemonitor.yaml", OPERATOR_DIR)
+    assert (monitor["apiVersion"], monitor["kind"]) == ("monitoring.coreos.com/v1", "ServiceMonitor")
+    assert set(monitor) == {"apiVersion", "kind", "metadata", "spec"}
+    assert set(monitor["spec"]) == {"selector", "endpoints"}
+    assert set(monitor["spec"]["selector"]) == {"matchLabels"}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert set(endpoint) == {"port", "path", "interval", "scrapeTimeout", "authorization"}
+    duration = re.compile(r"(?:[0-9]+(?:ms|s|m|h))+")
+    assert duration.fullmatch(endpoint["interval"]) and duration.fullmatch(endpoint["scrapeTimeout"])
+    assert int(endpoint["scrapeTimeout"].removesuffix("s")) < int(endpoint["interval"].removesuffix("s"))
+    assert endpoint["path"] == "/metrics"
+    assert set(endpoint["authorization"]) == {"type", "credentials"} and endpoint["authorization"]["type"] == "Bearer"
+    assert set(endpoint["authorization"]["credentials"]) == {"name", "key"}
+
+    service = manifest("service.yaml")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
+    kustomization = manifest("kustomization.yaml")
+    secrets = {generator["name"]: generator["files"] for generator in kustomization["secretGenerator"]}
+    credentials = endpoint["authorization"]["credentials"]
+    assert any(entry.startswith(credentials["key"] + "=") for entry in secrets[credentials["name"]])
+
+    overlay = manifest("kustomization.yaml", OPERATOR_DIR)
+    assert overlay["resources"] == ["../", "servicemonitor.yaml"]
+    assert sorted(path.name for path in OPERATOR_DIR.iterdir()) == ["kustomization.yaml", "servicemonitor.yaml"]
+
+
+def test_the_new_kubernetes_objects_agree_with_the_deployment_and_nginx():
+    kustomization = manifest("kustomization.yaml")
+    deployment, service = manifest("deployment.yaml"), manifest("service.yaml")
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    service_ports = {port["name"] for port in service["spec"]["ports"]}
+    (http,) = container["ports"]
+
+    # The image is changed in kustomization.yaml, which names the Deployment's image.
+    (image,) = kustomization["images"]
+    assert container["image"].split(":")[0] == image["name"]
+
+    # The tokens file the service reads is the Secret's key, mounted read-only.
+    (generator,) = kustomization["secretGenerator"]
+    volumes = {volume["name"]: volume for volume in pod["spec"]["volumes"]}
+    (mount,) = [mount for mount in container["volumeMounts"] if "secret" in volumes[mount["name"]]]
+    secret = volumes[mount["name"]]["secret"]
+    assert secret["secretName"] == generator["name"] and mount["readOnly"] is True
+    (item,) = secret["items"]
+    assert env["VALUEGRAPH_TOKENS_FILE"] == f"{mount['mountPath']}/{item['path']}"
+    assert any(entry.startswith(item["key"] + "=") for entry in generator["files"])
+
+    # Scraped on the pod's own port.
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert (int(annotations["prometheus.io/port"]), annotations["prometheus.io/path"]) == (
+        http["containerPort"],
+        "/metrics",
+    )
+
+    # The Ingresses reach the Service; the body limit and the timeouts are nginx's for the same settings.
+    main, metrics = documents("ingress.yaml")
+    for ingress in (main, metrics):
+        ((path,),) = [rule["http"]["paths"] for rule in ingress["spec"]["rules"]]
+        assert path["backend"]["service"]["name"] == service["metadata"]["name"]
+        assert path["backend"]["service"]["port"]["name"] in service_ports
+    assert [(p["path"], p["pathType"]) for rule in metrics["spec"]["rules"] for p in rule["http"]["paths"]] == [
+        ("/metrics", "Exact")
+    ]
+    assert {rule["host"] for rule in main["spec"]["rules"]} == {rule["host"] for rule in metrics["spec"]["rules"]}
+    denied = metrics["metadata"]["annotations"]["nginx.ingress.kubernetes.io/denylist-source-range"].split(",")
+    assert set(denied) == {"0.0.0.0/0", "::/0"}
+    nginx = render_nginx(
+        VALUEGRAPH_MAX_BODY_BYTES=env["VALUEGRAPH_MAX_BODY_BYTES"],
+        VALUEGRAPH_DEADLINE_SECONDS=env["VALUEGRAPH_DEADLINE_SECONDS"],
+    ).stdout
+    ingress_nginx = {
+        key.removeprefix("nginx.ingress.kubernetes.io/"): value
+        for key, value in main["metadata"]["annotations"].items()
+    }
+    assert int(ingress_nginx["proxy-body-size"].removesuffix("m")) * 2**20 == int(env["VALUEGRAPH_MAX_BODY_BYTES"])
+    assert int(ingress_nginx["proxy-read-timeout"]) * 1000 == int(directive(nginx, "proxy_read_timeout")[:-2])
+    assert int(ingress_nginx["proxy-next-upstream-timeout"]) == float(env["VALUEGRAPH_DEADLINE_SECONDS"])
+    evaluation = block(nginx, "location /v1/")
+    assert ingress_nginx["proxy-next-upstream"] == directive(evaluation, "proxy_next_upstream")
+    for setting in ("proxy_request_buffering", "proxy_buffering"):
+        assert ingress_nginx[setting.replace("_", "-")] == directive(nginx, setting)
+    assert int(ingress_nginx["proxy-connect-timeout"]) == int(directive(nginx, "proxy_connect_timeout")[:-1])
+
+    # Only the ingress controller and the scraper reach the pods, on the service's port; no way out.
+    policy = manifest("networkpolicy.yaml")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and policy["spec"]["egress"] == []
+    (rule,) = policy["spec"]["ingress"]
+    assert [port["port"] for port in rule["ports"]] == [http["name"]]
+    peers = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in rule["from"]}
+    assert peers == {"ingress-nginx", "prometheus"}
+    assert all(set(peer) == {"namespaceSelector", "podSelector"} for peer in rule["from"])
 
 
 def test_every_variable_set_for_the_service_is_a_setting():
@@ -466,7 +761,7 @@ def test_compose_serves_through_nginx_from_both_replicas(stack):
         assert response.status_code == 200, response.text
         assert response.json()["nodes"] == seed_answer()
     log = stack.access_log()
-    answered = [line for line in log if line["uri"] == "/v1/evaluate" and line["status"] == 200]
+    answered = [line for line in log if line["path"] == "/v1/evaluate" and line["status"] == 200]
     assert len(answered) >= 12
     assert {line["upstream"].removesuffix(":8000") for line in answered} == addresses
     assert any(line["request_id"] == request_id for line in answered)
@@ -505,6 +800,107 @@ def test_compose_serves_through_nginx_from_both_replicas(stack):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 ") and b"Content-Type: application/problem+json" in head
     assert orjson.loads(body)["status"] == 400
+
+
+def replica_log(stack):
+    """Every replica's request log lines (JSON on its stdout), oldest first per replica."""
+    lines = []
+    for container in stack.containers("valuegraph"):
+        output = run(["docker", "logs", container], timeout=60).stdout.splitlines()
+        lines += [json.loads(line) for line in output if line.startswith("{")]
+    return lines
+
+
+def in_network(stack, script):
+    """`script` run by bash in the nginx container, inside the compose network."""
+    (nginx,) = stack.containers("nginx")
+    return run(["docker", "exec", nginx, "bash", "-c", script], timeout=60, check=False)
+
+
+@pytest.mark.slow
+def test_nginx_and_the_replica_log_a_request_alike(stack):
+    """The same request id in both logs (a client's id the service would refuse is replaced by nginx
+    before either logs it), the same field names, and the same units: the replica's body and answer
+    sizes equal nginx's, and nginx's milliseconds hold the replica's."""
+    body = orjson.dumps({"nodes": random_dag(20_000, random.Random(3))})
+    headers = {"Content-Type": "application/json"}
+    unacceptable = requests.post(
+        f"{stack.base}/v1/evaluate?through=nginx",
+        data=body,
+        headers={**headers, "X-Request-ID": "not acceptable: spaces"},
+        timeout=60,
+    )
+    kept_id = f"deploy-{uuid.uuid4().hex}"
+    kept = requests.post(f"{stack.base}/v1/evaluate", json=SEED_GRAPH, headers={"X-Request-ID": kept_id}, timeout=30)
+    assert unacceptable.status_code == kept.status_code == 200
+    assert kept.headers["X-Request-ID"] == kept_id
+    replaced_id = unacceptable.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", replaced_id)
+
+    def line_of(log, request_id):
+        (line,) = [line for line in log if line["request_id"] == request_id]
+        return line
+
+    for request_id in (replaced_id, kept_id):
+        wait_until(lambda rid=request_id: any(line["request_id"] == rid for line in replica_log(stack)), 30, "log")
+    by_nginx, by_replica = line_of(stack.access_log(), replaced_id), line_of(replica_log(stack), replaced_id)
+    assert line_of(stack.access_log(), kept_id)["status"] == line_of(replica_log(stack), kept_id)["status"] == 200
+    assert not [line for line in stack.access_log() if line["request_id"].startswith("not acceptable")]
+
+    for field in ("method", "path", "status", "body_bytes", "response_bytes"):
+        assert by_nginx[field] == by_replica[field], field
+    assert (by_nginx["method"], by_nginx["path"], by_nginx["body_bytes"]) == ("POST", "/v1/evaluate", len(body))
+    # Milliseconds on both sides: what nginx waited for the replica holds what the replica spent.
+    assert by_replica["duration_ms"] > 2, "too quick a request to tell milliseconds from seconds"
+    assert isinstance(by_nginx["duration_ms"], int) and isinstance(by_nginx["upstream_duration_ms"], int)
+    assert by_nginx["duration_ms"] >= by_nginx["upstream_duration_ms"] >= int(by_replica["duration_ms"]) - 1
+
+
+@pytest.mark.slow
+def test_nginx_refuses_an_unreadable_transfer_encoding_with_a_problem(stack):
+    """`Transfer-Encoding: gzip, chunked`: nginx cannot read the body; a 501 problem, never a replica."""
+    port = int(stack.base.rsplit(":", 1)[1])
+    request_id = f"te-{uuid.uuid4().hex}"
+    for coding in (b"gzip, chunked", b"xchunked"):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+            raw.sendall(
+                b"POST /v1/evaluate HTTP/1.1\r\nHost: valuegraph\r\nContent-Type: application/json\r\n"
+                b"X-Request-ID: " + request_id.encode() + b"\r\nTransfer-Encoding: " + coding + b"\r\n\r\n"
+                b"2\r\n{}\r\n0\r\n\r\n"
+            )
+            answer = b""
+            while chunk := raw.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 501 "), head
+        assert b"Content-Type: application/problem+json" in head
+        problem = orjson.loads(body)
+        assert (problem["status"], problem["title"], problem["request_id"]) == (501, "Not Implemented", request_id)
+    refused = [line for line in stack.access_log() if line["request_id"] == request_id]
+    assert [(line["status"], line["upstream"]) for line in refused] == [(501, ""), (501, "")]
+
+
+@pytest.mark.slow
+def test_metrics_reach_the_scraper_not_the_public(stack):
+    """Through nginx's public port /metrics does not exist, however the path is spelled; inside the
+    network every replica answers its own, and the replicas' name resolves to all of them (what
+    Prometheus's DNS service discovery asks)."""
+    for path in ("/metrics", "/%6Detrics", "//metrics", "/metrics?format=text", "/v1/../metrics"):
+        response = requests.get(f"{stack.base}{path}", timeout=30)
+        assert response.status_code == 404, path
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert "valuegraph_requests_total" not in response.text
+    assert all(line["upstream"] == "" for line in stack.access_log() if "etrics" in line["path"])
+
+    addresses = {stack.address(container) for container in stack.running_replicas()}
+    resolved = in_network(stack, "getent ahostsv4 valuegraph | cut -d ' ' -f 1 | sort -u").stdout.split()
+    assert set(resolved) == addresses and len(addresses) == 2
+    for address in addresses:
+        scraped = in_network(
+            stack,
+            f"exec 3<>/dev/tcp/{address}/8000 && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3",
+        ).stdout
+        assert re.match(r"HTTP/1\.[01] 200 ", scraped) and "valuegraph_requests_total" in scraped
 
 
 class SlowClient:
@@ -652,7 +1048,7 @@ def test_killing_a_replica_under_load_costs_no_request(stack):
         stop.set()
         for thread in threads:
             thread.join(timeout=120)
-    retried = [line for line in stack.access_log() if line["uri"] == "/v1/evaluate" and "," in line["upstream"]]
+    retried = [line for line in stack.access_log() if line["path"] == "/v1/evaluate" and "," in line["upstream"]]
     print(
         f"\nkill one of two replicas under load (8 clients, 20 s, SIGKILL at 6 s): "
         f"{', '.join(f'{phase}: {count} {what}' for (phase, what), count in sorted(outcomes.items()))}; "

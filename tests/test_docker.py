@@ -1,8 +1,9 @@
 """The container: the Dockerfile built and run for real (docker-compose.yml: tests/test_deploy.py).
 
-The Docker engine and the base image come from ../shared/docker/base-image.sh (beside the repo),
-which starts an engine when none answers and makes a Debian bookworm image with python3 and venv
-for an engine that can pull no images; it prints that image's tag last. Where the script is missing
+The Docker engine and the base image come from shared/docker/base-image.sh (beside the repo, or
+beside a folder above it, as for a git worktree), which starts an engine when none answers and makes
+a Debian bookworm image with python3 and venv for an engine that can pull no images; it prints that
+image's tag last. The local images' tags are deploy/local-images.env's, the one place that names them. Where the script is missing
 or fails, these tests skip and say why. The first run of the script takes a few minutes; after it,
 this file is quick: the build is cached, and a container is healthy within seconds.
 
@@ -10,12 +11,12 @@ It uses no fixture from conftest.py, only the seed example.
 """
 
 import math
+import os
 import shutil
 import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import orjson
 import pytest
@@ -26,7 +27,22 @@ from tools.reference_value import evaluate_with_seed
 
 pytestmark = pytest.mark.slow
 
-BASE_IMAGE_SCRIPT = Path(__file__).resolve().parents[2] / "shared/docker/base-image.sh"
+
+def shared_script(relative):
+    """shared/`relative` beside the repo, or beside the nearest folder above it that has one."""
+    for folder in ROOT.parents:
+        if (folder / "shared" / relative).is_file():
+            return folder / "shared" / relative
+    return ROOT.parent / "shared" / relative
+
+
+def local_images():
+    """deploy/local-images.env: the local images' tags by variable (BASE_IMAGE, BUILD_IMAGE, ...)."""
+    lines = (ROOT / "deploy/local-images.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+BASE_IMAGE_SCRIPT = shared_script("docker/base-image.sh")
 IMAGE = "valuegraph-test"
 HEALTHY_WITHIN = 60  # seconds, from `docker run` until the image's own HEALTHCHECK reports healthy
 
@@ -47,7 +63,12 @@ def base_image():
         pytest.skip(f"no Docker test: {BASE_IMAGE_SCRIPT} is missing, so no engine or base image can be had")
     try:
         # bash, not the file itself: shared/ may come without its executable bits.
-        result = subprocess.run(["bash", str(BASE_IMAGE_SCRIPT)], capture_output=True, text=True, timeout=1200)
+        result = subprocess.run(
+            ["bash", str(BASE_IMAGE_SCRIPT), local_images()["BASE_IMAGE"], *BASE_IMAGE_PACKAGES],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
     except subprocess.TimeoutExpired:
         pytest.skip(f"no Docker test: {BASE_IMAGE_SCRIPT} ran for more than 20 minutes")
     if result.returncode != 0:
@@ -63,14 +84,8 @@ def base_image():
     return lines[-1].strip()
 
 
-BUILD_IMAGE_PACKAGES = (
-    "local/python-build:3.11-bookworm",
-    "python3",
-    "python3-venv",
-    "python3-dev",
-    "gcc",
-    "libc6-dev",
-)
+BASE_IMAGE_PACKAGES = ("python3", "python3-venv")
+BUILD_IMAGE_PACKAGES = ("python3", "python3-venv", "python3-dev", "gcc", "libc6-dev")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +94,10 @@ def build_image(base_image):
     the same script; a skip, saying why, when it cannot be made."""
     try:
         result = subprocess.run(
-            ["bash", str(BASE_IMAGE_SCRIPT), *BUILD_IMAGE_PACKAGES], capture_output=True, text=True, timeout=1200
+            ["bash", str(BASE_IMAGE_SCRIPT), local_images()["BUILD_IMAGE"], *BUILD_IMAGE_PACKAGES],
+            capture_output=True,
+            text=True,
+            timeout=1200,
         )
     except subprocess.TimeoutExpired:
         pytest.skip(f"no Docker test: {BASE_IMAGE_SCRIPT} ran for more than 20 minutes making the build image")
@@ -245,5 +263,36 @@ def test_concurrent_worst_case_bodies_in_a_memory_limited_container_get_503s_not
         print(
             f"\n12 concurrent {len(worst) / 1e6:.1f} MB worst-shape bodies in 1 GiB: {statuses.count(200)} answered, {statuses.count(503)} got 503"
         )
+    finally:
+        run(["docker", "rm", "--force", container], timeout=60, check=False)
+
+
+def gunicorn_workers(container):
+    """The gunicorn processes in the container, less the arbiter: its workers."""
+    processes = run(["docker", "top", container, "-o", "pid,args"], timeout=30).stdout.splitlines()[1:]
+    return sum("gunicorn" in line for line in processes) - 1
+
+
+@pytest.mark.parametrize(
+    "limits, workers",
+    [
+        (("--cpus", "1"), 1),  # a CPU quota of one CPU: one worker, whatever the host has
+        (("--cpuset-cpus", "0"), 1),  # one core to run on: one worker
+        ((), len(os.sched_getaffinity(0))),  # neither: a worker per core
+    ],
+    ids=["cpus-1", "cpuset-1", "unlimited"],
+)
+def test_the_default_worker_count_follows_the_cpu_quota(image, limits, workers):
+    """No WEB_CONCURRENCY: the image starts as many workers as the container may use CPUs."""
+    if limits and len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("this machine has one core: a one-CPU limit would change nothing")
+    container = f"valuegraph-test-{uuid.uuid4().hex[:12]}"
+    try:
+        run(["docker", "run", "--detach", "--name", container, *limits, image], timeout=60)
+        wait_healthy(container)
+        time.sleep(3)  # every worker is booted at start; give the last ones time to show
+        assert gunicorn_workers(container) == workers
+        booted = run(["docker", "logs", container], timeout=30).stderr.count("Booting worker")
+        assert booted == workers
     finally:
         run(["docker", "rm", "--force", container], timeout=60, check=False)

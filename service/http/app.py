@@ -10,7 +10,7 @@ from flask import Flask
 from service.contract.batch import BatchRequestSchema
 from service.contract.grade import GradeRequestSchema
 from service.contract.graph import GraphRequestSchema
-from service.http import allowed_methods, auth, problems
+from service.http import allowed_methods, auth, cors, problems
 from service.http.routes import evaluate, expression, grade, meta, render
 from service.runtime import lifecycle, metrics, observe
 from service.runtime.config import from_environment
@@ -45,6 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
     for route in (evaluate, grade, expression, render, meta):
         app.register_blueprint(route.bp)
     metrics.register(app)
+    cors.register(app)  # before auth: a browser's preflight carries no credentials
     auth.register(app)
     observe.register(app)
     return app

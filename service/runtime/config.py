@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.runtime.cpus import default_workers
 from service.runtime.memory import default_memory_budget
 
 
@@ -223,6 +224,35 @@ API_TOKENS_FILE = Setting(
     "a file of bearer tokens, one a line, read at start; added to VALUEGRAPH_TOKENS",
 )
 
+ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://(?:[a-z0-9.-]+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def origins(name: str, raw: str) -> tuple[str, ...]:
+    """`*`, or exact origins separated by commas (`https://app.example`, `http://localhost:3000`): a browser
+    sends its page's origin as scheme://host[:port], lower case, with no path."""
+    found = tuple(origin.strip().lower() for origin in raw.split(",") if origin.strip())
+    if found == ("*",):
+        return found
+    for origin in found:
+        if not ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"{name} must be * or origins like https://app.example:8443 (scheme://host[:port], "
+                f"no path, no trailing slash), separated by commas; not {origin!r}"
+            )
+    if not found:
+        raise ConfigError(f"{name} is set but names no origin")
+    return found
+
+
+CORS_ORIGINS = Setting(
+    "VALUEGRAPH_CORS_ORIGINS",
+    "CORS_ORIGINS",
+    (),
+    origins,
+    "the origins whose web pages may call the service from a browser (CORS), comma-separated, or *; "
+    "unset: none (a browser refuses other origins' pages the answers)",
+)
+
 FAST_PATH = Setting(
     "VALUEGRAPH_FAST_PATH",
     "FAST_PATH",
@@ -242,6 +272,7 @@ SETTINGS: tuple[Setting, ...] = (
     MAX_BATCH_NODES,
     API_TOKENS,
     API_TOKENS_FILE,
+    CORS_ORIGINS,
     MAX_EXPRESSION_LENGTH,
     MAX_EXPRESSION_NODES,
     MAX_RENDER_NODES,
@@ -253,9 +284,10 @@ PORT = Setting("PORT", "port", 8000, port, "the TCP port gunicorn listens on")
 WEB_CONCURRENCY = Setting(
     "WEB_CONCURRENCY",
     "workers",
-    os.cpu_count() or 1,
+    default_workers(),
     positive_int,
-    "gunicorn worker processes: evaluation is CPU-bound, so one per core (default: the number of cores)",
+    "gunicorn worker processes: evaluation is CPU-bound, so one per core (default: the cgroup's CPU quota, "
+    "rounded up, where one is set, else the cores this process may run on)",
 )
 THREADS = Setting(
     "GUNICORN_THREADS",
