@@ -746,6 +746,23 @@ def seed_answer():
 
 
 @pytest.mark.slow
+def test_ten_thousand_item_batches_answer_through_nginx_with_a_small_head(stack):
+    """A batch's answer head does not grow with its items (Server-Timing sums each phase), so nginx's
+    header buffer holds it and a client reads it: every item answered, the head a few hundred bytes."""
+    graded_item = {**SEED_GRAPH, "submitted": [{"id": "a", "grad": 0.2}]}
+    for path, item, member in (
+        ("/v1/grade/batch", graded_item, "grade"),
+        ("/v1/evaluate/batch", SEED_GRAPH, "evaluation"),
+    ):
+        response = requests.post(f"{stack.base}{path}", json={"graphs": [item] * 10_000}, timeout=300)
+        assert response.status_code == 200, response.text[:500]
+        head = sum(len(name) + len(value) + 4 for name, value in response.headers.items())
+        assert head < 2048, response.headers
+        results = response.json()["results"]
+        assert len(results) == 10_000 and all(result["status"] == 200 and member in result for result in results)
+    assert results[-1]["evaluation"]["nodes"] == seed_answer()
+
+
 def test_compose_serves_through_nginx_from_both_replicas(stack):
     replicas = stack.running_replicas()
     assert len(replicas) == 2

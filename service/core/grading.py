@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from service.core import rounding
 from service.core.engine import Value
 from service.core.graphs import MAX_FAULTS, Fault, GraphError, unit_flow
-from service.core.mistakes import MISTAKE_NAMED, MISTAKES, Mistake, Prediction, predict, reproduces
+from service.core.mistakes import MISTAKE_NAMED, Mistake, Prediction, predictions, reproduces
 from service.core.ops import OPS
 from service.core.traversal import Checkpoint, post_order
 
@@ -343,18 +343,13 @@ class _Grading:
         """Every known mistake tried on the whole graph, when it is small enough."""
         if len(self.nodes) > MAX_SIMULATED_NODES:
             return []
-        ops = {node.get("op") for node in self.nodes}
         submitted = self.submitted_fields()
         wrong = [(i, field) for i, field in submitted if self.verdict(i, field) == MISMATCH]
         fits = []
-        for mistake in MISTAKES:
-            if mistake.module is None or not (mistake.kind == ACCUMULATION or ops & mistake.changes):
-                continue  # a mistake in an op the graph does not use changes nothing here
-            prediction = predict(mistake, self.nodes, self.kids, self.order, self.output, self.values, self.checkpoint)
+        for prediction in predictions(self.nodes, self.kids, self.order, self.output, self.values, self.checkpoint):
             if any(self.reproduced(prediction, i, field) for i, field in wrong):
                 reproduced = sum(self.reproduced(prediction, i, field) for i, field in submitted)
-                fits.append(Fit(mistake, prediction, reproduced, None))
-            self.checkpoint()
+                fits.append(Fit(prediction.mistake, prediction, reproduced, None))
         return fits
 
     def submitted_fields(self):
