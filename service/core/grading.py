@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from service.core import rounding
 from service.core.engine import Value
-from service.core.graphs import MAX_FAULTS, Fault, GraphError, unit_flow
+from service.core.graphs import MAX_FAULTS, Fault, GraphError, flow_through_hidden, unit_flow
 from service.core.mistakes import MISTAKE_NAMED, Mistake, Prediction, predictions, reproduces
 from service.core.ops import OPS
 from service.core.traversal import Checkpoint, post_order
@@ -203,22 +203,15 @@ class _Grading:
                 for key, value in entry.items()
             }
 
-    def has_no_hidden_values(self, i):
-        """Whether node i's Value has the listed children's Values as its own children: then one backward
-        step sends each child its local gradient × grad, and there is nothing to rebuild."""
-        value = self.values[i]
-        return len(value._children) == len(self.kids[i]) and all(
-            a is b for a, b in zip(value._children, (self.values[c] for c in self.kids[i]))
-        )
-
     def reference_local_grads(self, i):
-        node, value, kids = self.nodes[i], self.values[i], self.kids[i]
+        node, kids = self.nodes[i], self.kids[i]
         if not kids:
             return None
-        if self.has_no_hidden_values(i):
-            return [float(0 + g * 1) for g in value._local_grads]  # no hidden Values: what one backward step sends
-        children_data = [self.values[c].data for c in self.kids[i]]
-        grads = [float(g) for g in unit_flow(node, children_data, 1)]
+        children_data = [self.values[c].data for c in kids]
+        grads = flow_through_hidden(self.values[i], [self.values[c] for c in kids])
+        if grads is None:
+            grads = unit_flow(node, children_data, 1)
+        grads = [float(g) for g in grads]
         if not all(map(math.isfinite, grads)):
             reason = OPS[node["op"]].why_not_finite(children_data, node.get("exponent"))
             fault = Fault(reason, index=i, node=node["id"], op=node["op"], inputs=children_data)
@@ -568,8 +561,9 @@ class _Grading:
         result = []
         for p, k in self.users[i]:
             grad = self.values[p].grad
-            if self.has_no_hidden_values(p):
-                amount = self.values[p]._local_grads[k] * grad
+            value = self.values[p]
+            if len(value._children) == len(self.kids[p]) and value._children[k] is self.values[i]:
+                amount = value._local_grads[k] * grad  # no hidden Values: one backward step
             else:
                 amount = unit_flow(self.nodes[p], [self.values[c].data for c in self.kids[p]], grad)[k]
             result.append(Contribution(p, k, amount, self.local[p][k]))

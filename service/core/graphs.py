@@ -150,6 +150,29 @@ def unit_flow(
     return [leaf.grad for leaf in leaves]
 
 
+def flow_through_hidden(value: Value, children: Sequence[Value]) -> list[float] | None:
+    """What `value` passes to each of its listed children per unit of its grad, read off the Values
+    its class built between them (a - b is a + (b * -1): b gets 0 + -1 * (0 + 1 * 1)), with the backward
+    pass's own roundings; the way to child k is through the node's k-th own child, then first children.
+    None when a child is not reached that way (then `unit_flow` builds the op afresh)."""
+    grads = []
+    for position, child in enumerate(children):
+        flowed, holder, k = 1, value, position
+        for _ in range(8):
+            if k >= len(holder._children) or k >= len(holder._local_grads):
+                return None
+            flowed = 0 + holder._local_grads[k] * flowed
+            holder, k = holder._children[k], 0
+            if holder is child:
+                break
+        else:
+            return None
+        if holder is not child:
+            return None
+        grads.append(flowed)
+    return grads
+
+
 def dependency_order(nodes: list[dict], checkpoint: Checkpoint | None = None) -> list[int]:
     """Node positions, each after its children's: a depth-first post-order from each node in turn."""
     children = resolve_children(nodes, index_ids(nodes))

@@ -217,36 +217,14 @@ class Prediction:
             return None
         if "op" not in node:
             return [float(g) for g in node["local_grads"]]
-        along = _along_first_children(self.values[i], [self.values[c] for c in kids])
+        along = graphs.flow_through_hidden(self.values[i], [self.values[c] for c in kids])
         if along is not None:
-            return along
+            return [_real(g) for g in along]
         try:
             grads = graphs.unit_flow(node, [self.data[c] for c in kids], 1, self.mistake.module["Value"])
         except (ArithmeticError, ValueError, TypeError):
             return None
         return [_real(g) for g in grads]
-
-
-def _along_first_children(value, children) -> list[float] | None:
-    """Per listed child, the product of the local gradients from `value` to it through its position's
-    own child and then first children (a - b is a + (b * -1): b gets 1 × -1); None where a child is not
-    reached that way (the op is built some other way: then the caller builds it afresh)."""
-    grads = []
-    for position, child in enumerate(children):
-        product, holder, k = 1, value, position
-        for _ in range(8):
-            if k >= len(holder._children) or k >= len(holder._local_grads):
-                return None
-            product = holder._local_grads[k] * product
-            holder, k = holder._children[k], 0
-            if holder is child:
-                break
-        else:
-            return None
-        if holder is not child:
-            return None
-        grads.append(_real(product))
-    return grads
 
 
 #: Graphs whose predictions are kept, and the largest of them: graders send the same graphs for many
