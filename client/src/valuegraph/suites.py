@@ -6,10 +6,11 @@ at least `len(KINDS)` graphs exercises every op (each pow exponent among them), 
 nodes used two and three times, `x op x` for each binary op, a chain hundreds deep, the composites
 (sub, div and neg, which the reference class builds from mul, add and pow) and mixes of them all.
 
-Every op node's result is passed on through a product with a leaf other than 1, so that a backward
-pass that forgets the chain rule's factor is seen. The data keep every op defined with room to
-spare: log and fractional powers of numbers >= 0.25, no division by anything nearer 0 than 0.25,
-magnitudes below about 100.
+Most graphs end in a product with a leaf other than 1, so that the grads below the output are not 1
+and a backward pass that forgets the chain rule's factor is seen. The data keep every op defined with room to
+spare: log of positive numbers, negative and fractional powers of numbers at least 0.25 from 0
+(fractional ones of positive numbers only), no division by anything nearer 0 than 0.25, magnitudes
+below 100.
 """
 
 import math
@@ -86,7 +87,7 @@ def _defined(name: str, inputs: list[float], exponent: float | None = None) -> b
         return False
     if name == "div" and abs(inputs[1]) < 0.25:
         return False
-    if name == "pow" and (abs(x) < 0.25 or (x < 0 and not float(exponent).is_integer())):
+    if name == "pow" and (abs(x) < 0.25 or (x < 0.25 and not float(exponent).is_integer())):
         return False
     if name == "exp" and x > 3:
         return False
@@ -191,15 +192,18 @@ def _chain(depth: int) -> Callable[[_Graph], str]:
         node = graph.leaf(low=0.5, high=2, signed=False)
         steps = 0
         while steps < depth:
-            name = graph.rng.choice(("add", "mul", "mul", "pow", "log", "exp", "relu"))
+            reuse = steps % 10 == 9
+            name = graph.rng.choice(("add", "mul") if reuse else ("add", "mul", "mul", "pow", "log", "exp", "relu"))
             exponent = graph.rng.choice(EXPONENTS) if name == "pow" else None
             inputs = [graph.data[node]]
             if name in ("add", "mul"):
                 fresh = round(graph.rng.uniform(0.8, 1.25) if name == "mul" else graph.rng.uniform(-0.5, 0.5), 3)
-                inputs.append(graph.data[shared] if steps % 10 == 9 else fresh)
-            if not _defined(name, inputs, exponent) or not 0.25 <= abs(_forward(name, inputs, exponent)) <= 4:
+                inputs.append(graph.data[shared] if reuse else fresh)
+            if not _defined(name, inputs, exponent) or not 0.25 <= abs(_forward(name, inputs, exponent)) <= (
+                5 if reuse else 4
+            ):
                 continue
-            others = [shared if steps % 10 == 9 else graph.leaf(inputs[1])] if len(inputs) == 2 else []
+            others = [shared if reuse else graph.leaf(inputs[1])] if len(inputs) == 2 else []
             node = graph.op(name, node, *others, exponent=exponent)
             steps += 1
         return graph.scaled(node)
