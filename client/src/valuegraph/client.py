@@ -34,6 +34,7 @@ class ProblemError(Exception):
 
     @classmethod
     def from_response(cls, response: requests.Response) -> "ProblemError":
+        """The ProblemError of a 4xx or 5xx answer: its problem details, or its status and text when it has none."""
         try:
             body = response.json()
         except ValueError:

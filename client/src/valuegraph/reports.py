@@ -68,7 +68,7 @@ def result_not_listed(result: GraphResult) -> int:
 
 def _output(result: GraphResult) -> str:
     if result.passed:
-        return "Passed."
+        return "Passed." + (f" Exercised: {', '.join(result.exercised)}." if result.exercised else "")
     lines = [result.message]
     for cause in result.root_causes[1:]:
         lines.append(f"Then: {cause.get('message', '')}")

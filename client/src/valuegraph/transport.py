@@ -59,10 +59,12 @@ class AnswerAwareAdapter(HTTPAdapter):
     """requests' HTTPAdapter whose connections say whether a failure came before the answer's first byte."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """requests' pool manager, its connections this module's."""
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _POOLS
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """requests' manager for a proxy, its connections this module's."""
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         manager.pool_classes_by_scheme = _POOLS
         return manager
