@@ -188,8 +188,8 @@ def test_grade_and_batch_usage_errors_exit_2(offline, argv, words):
 
 
 def test_suite_prints_the_suite_as_json(offline):
-    status, out, _ = offline("suite", "12", "--seed", "3")
-    assert status == 0 and json.loads(out) == valuegraph.suite(12, seed=3)
+    status, out, _ = offline("suite", "12", "--variant", "3")
+    assert status == 0 and json.loads(out) == valuegraph.suite(12, variant=3)
     status, out, _ = offline("suite")
     assert status == 0 and len(json.loads(out)) == len(KINDS)
 
@@ -342,7 +342,7 @@ def test_grade_a_dotted_module_on_graphs_from_a_file(run, tmp_path, monkeypatch)
     (package / "__init__.py").write_text("")
     student_file(package, name="autograd.py")
     monkeypatch.chdir(tmp_path)
-    graphs = list(valuegraph.suite(5, seed=2).values())
+    graphs = list(valuegraph.suite(5, variant=2).values())
     (tmp_path / "graphs.ndjson").write_text("".join(json.dumps(graph) + "\n" for graph in graphs))
     (tmp_path / "graphs.json").write_text(json.dumps(graphs))
     for file in ("graphs.ndjson", "graphs.json"):

@@ -143,7 +143,7 @@ def service(client):
 
 @pytest.fixture(scope="module")
 def graphs():
-    return valuegraph.suite(40, seed=11)
+    return valuegraph.suite(40, variant=11)
 
 
 def graph_of(nodes, output=None):
@@ -476,7 +476,7 @@ def test_each_grade_says_what_its_graph_exercised_and_a_suite_exercises_every_ru
     that 200 random graphs exercise."""
     with valuegraph.Client(live_server) as remote:
         first = remote.grade_class(seed_value.Value, valuegraph.suite(len(KINDS)))
-        many = remote.grade_class(seed_value.Value, valuegraph.suite(200, seed=1))
+        many = remote.grade_class(seed_value.Value, valuegraph.suite(200, variant=1))
         spec = remote.session.get(live_server + "/openapi.json", timeout=30).json()
     if first.results[0].exercised is None:
         pytest.skip(f"{ISSUE_14}: the grade answer has no `exercised`")

@@ -163,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"N graphs that exercise every op and backward rule (the default, with N = {len(KINDS)})",
     )
-    grade.add_argument("--seed", type=int, default=0, help="the suite's seed (default 0)")
+    grade.add_argument("--variant", type=int, default=0, help="which draw of the suite's random data (default 0)")
     grade.add_argument("--mode", choices=tuple(MODES), default="full", help="what is graded (default full)")
     grade.add_argument("--rtol", type=_tolerance, default=None, help="relative tolerance (default: the service's)")
     grade.add_argument("--atol", type=_tolerance, default=None, help="absolute tolerance (default: the service's)")
@@ -182,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     write_suite.add_argument(
         "count", type=_positive, nargs="?", default=len(KINDS), help=f"graphs (default {len(KINDS)})"
     )
-    write_suite.add_argument("--seed", type=int, default=0, help="the suite's seed (default 0)")
+    write_suite.add_argument("--variant", type=int, default=0, help="which draw of the suite's random data (default 0)")
     write_suite.set_defaults(run=_suite)
     return parser
 
@@ -272,7 +272,7 @@ def _render(client: Client, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def _suite(client: Client, args: argparse.Namespace, out: TextIO) -> None:
-    print(json.dumps(suite(args.count, args.seed), indent=1), file=out)
+    print(json.dumps(suite(args.count, args.variant), indent=1), file=out)
 
 
 def _grade(client: Client, args: argparse.Namespace, out: TextIO) -> int:
@@ -281,7 +281,7 @@ def _grade(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         if not graphs:
             raise UsageError(f"{args.graphs} holds no graph")
     else:
-        graphs = suite(args.suite or len(KINDS), args.seed)
+        graphs = suite(args.suite or len(KINDS), args.variant)
     tolerance = {key: value for key, value in (("rtol", args.rtol), ("atol", args.atol)) if value is not None}
     started = time.monotonic()
     try:

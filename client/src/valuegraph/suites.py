@@ -1,6 +1,6 @@
-"""Graph suites for grading a Value class: every op and every backward rule, deterministic from a seed.
+"""Graph suites for grading a Value class: every op and every backward rule, the same for the same variant.
 
-`suite(count, seed)` answers `count` graph requests, named by what each exercises. The first ones
+`suite(count, variant)` answers `count` graph requests, named by what each exercises. The first ones
 are one of each kind below, in this order; past them, random mixes and deep chains. So any suite of
 at least `len(KINDS)` graphs exercises every op (each pow exponent among them), relu at exactly 0,
 nodes used two and three times, `x op x` for each binary op, a chain hundreds deep, the composites
@@ -253,13 +253,13 @@ KINDS: list[tuple[str, Callable[[_Graph], str]]] = [
 ]
 
 
-def suite(count: int = len(KINDS), seed: int = 0) -> dict[str, dict]:
+def suite(count: int = len(KINDS), variant: int = 0) -> dict[str, dict]:
     """`count` graph requests, each named by what it exercises ("relu at exactly 0 (graph 17)"): one
     of each of KINDS first, then random mixes, with every fifth a deep chain. The same count and
-    seed give the same graphs."""
+    variant give the same graphs; another variant draws other random data."""
     if count < 0:
         raise ValueError("A suite has 0 graphs or more.")
-    rng = random.Random(seed)
+    rng = random.Random(variant)
     graphs = {}
     for i in range(count):
         if i < len(KINDS):
