@@ -39,7 +39,18 @@ def test_the_wheel_has_the_package_its_typing_marker_its_command_and_its_readme(
         info = f"valuegraph-{valuegraph.__version__}.dist-info"
         metadata = email.message_from_bytes(archive.read(f"{info}/METADATA"))
         entry_points = archive.read(f"{info}/entry_points.txt").decode()
-    modules = {"__init__", "__main__", "cli", "client", "grading", "graph", "reports", "suites", "transport"}
+    modules = {
+        "__init__",
+        "__main__",
+        "cli",
+        "client",
+        "grading",
+        "graph",
+        "problems",
+        "reports",
+        "suites",
+        "transport",
+    }
     assert {f"valuegraph/{module}.py" for module in modules} | {"valuegraph/py.typed"} <= names
     assert (metadata["Name"], metadata["Version"]) == ("valuegraph", valuegraph.__version__)
     assert metadata["Description-Content-Type"] == "text/markdown"

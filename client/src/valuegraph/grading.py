@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from valuegraph.problems import ProblemError
+
 if TYPE_CHECKING:
     from valuegraph.client import Client
 
@@ -210,11 +212,11 @@ def _result(name: str, answer: Mapping, submitted: list[dict]) -> GraphResult:
             exercised=grade.get("exercised"),
             answer=grade,
         )
-    problem = answer.get("problem") or {}
-    lines = [
-        f"The service refused this graph ({answer.get('status')} {problem.get('title', '')}). {problem.get('detail', '')}"
-    ]
-    lines += [f"  {error.get('field', '')}: {error.get('message', '')}" for error in problem.get("errors", [])[:5]]
+    problem = answer.get("problem") if isinstance(answer.get("problem"), dict) else {}
+    refusal = ProblemError(
+        answer.get("status", 0), problem.get("title", ""), problem.get("detail", ""), problem.get("errors"), problem
+    )
+    lines = [f"The service refused this graph: {refusal.describe()}"]
     non_finite = [
         f"{key} of node {entry['id']!r}"
         for entry in submitted
