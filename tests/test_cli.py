@@ -1,34 +1,49 @@
 """The `valuegraph` command (valuegraph.cli.main) against the real server: what it prints and its exit
-status, 0 on success, 1 on a refusal, 2 on a usage or connection error."""
+status, 0 on success, 1 on a refusal (or, for grade and batch, a graph that did not pass), 2 on a usage
+error or a service that cannot be reached or read."""
 
+import inspect
 import io
 import json
 import math
+import xml.etree.ElementTree as ElementTree
 
 import pytest
 
+import valuegraph
+from tests import seed_value
 from tests.support import SEED_GRAPH
+from tests.test_client_retries import head_too_long, misbehaving_server
+from tests.test_grading_broken import ASSIGNMENT
 from tools.server import free_port
 from valuegraph import cli
+from valuegraph.suites import KINDS
 
 
 @pytest.fixture
-def run(live_server, monkeypatch):
-    """run(*argv, stdin=None) -> (exit status, stdout, stderr), the service found through VALUEGRAPH_URL."""
-    monkeypatch.setenv("VALUEGRAPH_URL", live_server)
+def offline(monkeypatch):
+    """offline(*argv, stdin=None) -> (exit status, stdout, stderr)."""
 
     def invoke(*argv, stdin=None):
         if stdin is not None:
             monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
         out, err = io.StringIO(), io.StringIO()
-        monkeypatch.setattr("sys.stderr", err)  # where argparse writes its usage errors
+        monkeypatch.setattr("sys.stdout", out)  # where argparse writes --version
+        monkeypatch.setattr("sys.stderr", err)  # and its usage errors
         try:
             status = cli.main(list(argv), out, err)
-        except SystemExit as exit:  # argparse's usage errors
+        except SystemExit as exit:  # argparse's usage errors and --version
             status = exit.code
         return status, out.getvalue(), err.getvalue()
 
     return invoke
+
+
+@pytest.fixture
+def run(live_server, monkeypatch, offline):
+    """run(*argv, stdin=None) -> (exit status, stdout, stderr), the service found through VALUEGRAPH_URL."""
+    monkeypatch.setenv("VALUEGRAPH_URL", live_server)
+    return offline
 
 
 @pytest.fixture
@@ -132,3 +147,225 @@ def test_no_service_exits_2_and_url_overrides_the_environment(run):
     assert status == 2 and f"cannot reach the service at {nowhere}" in err
     status, _, err = run("expr", "--url", nowhere, "--retries", "0", "a", "a=1")
     assert status == 2 and nowhere in err
+
+
+def test_version(offline):
+    assert offline("--version") == (0, f"valuegraph {valuegraph.__version__}\n", "")
+
+
+@pytest.mark.parametrize("command", [["expr", "a", "a=1"], ["batch", "-"], ["grade", "STUDENT", "--suite", "2"]])
+def test_a_service_that_cannot_be_reached_is_one_line_naming_the_url_and_why(offline, command, tmp_path):
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    command = [str(student_file(tmp_path)) if word == "STUDENT" else word for word in command]
+    status, _, err = offline("--url", nowhere, "--retries", "1", *command, stdin=json.dumps([SEED_GRAPH]))
+    assert (status, err) == (2, f"valuegraph: cannot reach the service at {nowhere}: connection refused\n")
+
+
+def test_an_answer_that_cannot_be_read_is_one_line_and_is_not_asked_for_again(offline):
+    with misbehaving_server(head_too_long) as (url, accepted):
+        status, _, err = offline("--url", url, "evaluate", "-", stdin=json.dumps(SEED_GRAPH))
+    assert status == 2 and len(accepted) == 1
+    assert err == (
+        f"valuegraph: cannot read the answer of the service at {url}: its answer's head cannot be read "
+        "(got more than 65536 bytes when reading header line)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["grade", "x.py", "--graphs", "g.json", "--suite", "3"], "not allowed with argument"),
+        (["grade", "x.py", "--suite", "0"], "'0' is not a whole number >= 1"),
+        (["grade", "x.py", "--mode", "everything"], "invalid choice"),
+        (["grade", "x.py", "--rtol", "-1"], "'-1' is not a finite number >= 0"),
+        (["grade", "x.py", "--graphs", "/no/such.json"], "cannot read /no/such.json"),
+        (["batch", "/no/such.ndjson"], "cannot read /no/such.ndjson"),
+    ],
+)
+def test_grade_and_batch_usage_errors_exit_2(offline, argv, words):
+    status, _, err = offline("--url", f"http://127.0.0.1:{free_port()}", *argv)
+    assert status == 2 and words in err
+
+
+def test_suite_prints_the_suite_as_json(offline):
+    status, out, _ = offline("suite", "12", "--variant", "3")
+    assert status == 0 and json.loads(out) == valuegraph.suite(12, variant=3)
+    status, out, _ = offline("suite")
+    assert status == 0 and len(json.loads(out)) == len(KINDS)
+
+
+# valuegraph grade: a student's class file, end to end.
+
+GRADESCOPE_KEYS = {
+    "score",
+    "execution_time",
+    "output",
+    "output_format",
+    "test_output_format",
+    "test_name_format",
+    "visibility",
+    "stdout_visibility",
+    "extra_data",
+    "tests",
+    "leaderboard",
+}
+
+
+def student_file(tmp_path, mutation=None, name="student.py"):
+    """The reference class's module as a student's file, with a mutation (old, new) if given."""
+    source = inspect.getsource(seed_value)
+    if mutation:
+        assert source.count(mutation[0]) == 1
+        source = source.replace(*mutation)
+    path = tmp_path / name
+    path.write_text(source)
+    return path
+
+
+def read_gradescope(path):
+    """results.json as Gradescope documents it: its keys and their types, checked."""
+    results = json.loads(path.read_text())
+    assert set(results) <= GRADESCOPE_KEYS, set(results) - GRADESCOPE_KEYS
+    assert isinstance(results["score"], float) and isinstance(results["output"], str)
+    assert isinstance(results["execution_time"], int) and isinstance(results["extra_data"], dict)
+    for test in results["tests"]:
+        assert set(test) == {"name", "score", "max_score", "status", "output"}
+        assert isinstance(test["name"], str) and isinstance(test["output"], str)
+        assert isinstance(test["score"], float) and isinstance(test["max_score"], float)
+        assert test["status"] in ("passed", "failed")
+        assert test["score"] == (test["max_score"] if test["status"] == "passed" else 0.0)
+    assert results["score"] == pytest.approx(sum(test["score"] for test in results["tests"]))
+    return results
+
+
+def read_junit(path):
+    """The JUnit XML: testsuites > testsuite > testcase, each with a failure or error when it did not pass."""
+    root = ElementTree.parse(path).getroot()
+    assert root.tag == "testsuites"
+    (suite,) = root
+    assert suite.tag == "testsuite"
+    cases = list(suite)
+    assert all(case.tag == "testcase" and case.get("name") and case.get("classname") for case in cases)
+    failures = [case for case in cases if case.find("failure") is not None]
+    errors = [case for case in cases if case.find("error") is not None]
+    for counts in (root, suite):
+        assert int(counts.get("tests")) == len(cases)
+        assert (int(counts.get("failures")), int(counts.get("errors"))) == (len(failures), len(errors))
+    for case in failures + errors:
+        (problem,) = list(case)
+        assert problem.get("message") and problem.get("type") and problem.text
+    return suite, cases
+
+
+@pytest.mark.slow
+def test_grade_a_correct_class_file(run, tmp_path):
+    path = student_file(tmp_path)
+    gradescope, junit = tmp_path / "results.json", tmp_path / "junit.xml"
+    status, out, err = run("grade", f"{path}:Value", "--gradescope", str(gradescope), "--junit", str(junit))
+    assert (status, err) == (0, "")
+    assert out.splitlines() == [
+        f"valuegraph grade {path}:Value",
+        f"Graded: data, grad and local_grads of every node, on {len(KINDS)} graphs.",
+        "",
+        f"{len(KINDS)} of {len(KINDS)} graphs passed.",
+    ]
+    results = read_gradescope(gradescope)
+    assert results["score"] == len(KINDS) and [test["status"] for test in results["tests"]] == ["passed"] * len(KINDS)
+    assert [test["name"] for test in results["tests"]] == list(valuegraph.suite(len(KINDS)))
+    suite, cases = read_junit(junit)
+    assert len(cases) == len(KINDS) and suite.get("failures") == "0" and cases[0].get("classname") == "student.Value"
+
+
+@pytest.mark.slow
+def test_grade_a_broken_class_file_names_each_failure(run, tmp_path):
+    path = student_file(tmp_path, ASSIGNMENT)
+    gradescope, junit = tmp_path / "results.json", tmp_path / "junit.xml"
+    status, out, _ = run(
+        "grade",
+        f"{path}:Value",
+        "--suite",
+        "30",
+        "--gradescope",
+        str(gradescope),
+        "--junit",
+        str(junit),
+        "--max-score",
+        "60",
+    )
+    assert status == 1
+    report = out.split("\n\n")
+    failed = [block for block in report if block.startswith("FAILED: ")]
+    assert failed and "FAILED: x + x (graph 17)\n  x1 (a leaf): grad should be" in out
+    assert all("+=" in block for block in failed if block.startswith("FAILED: x + x"))
+    assert report[-1] == f"{30 - len(failed)} of 30 graphs passed; {len(failed)} failed.\n"
+    results = read_gradescope(gradescope)
+    assert sum(test["max_score"] for test in results["tests"]) == pytest.approx(60)
+    failing = [test for test in results["tests"] if test["status"] == "failed"]
+    assert [test["name"] for test in failing] == [block.split("\n")[0].removeprefix("FAILED: ") for block in failed]
+    assert all(test["output"].startswith(block.split("\n")[1].strip()) for test, block in zip(failing, failed))
+    suite, cases = read_junit(junit)
+    assert int(suite.get("failures")) == len(failed) and suite.get("errors") == "0"
+    kinds = {case.find("failure").get("type") for case in cases if case.find("failure") is not None}
+    assert kinds == {"accumulation"}
+
+
+@pytest.mark.slow
+def test_grade_a_class_that_raises_or_cannot_be_imported(run, tmp_path):
+    no_exp = student_file(tmp_path, ("    def exp(self):", "    def exponential(self):"), "no_exp.py")
+    status, out, _ = run("grade", f"{no_exp}:Value", "--suite", str(len(KINDS)))
+    assert status == 1
+    assert (
+        "ERROR: exp (graph 7)\n  Building node 'n1' (exp(x1)) raised AttributeError: 'Value' object has no attribute 'exp'"
+        in out
+    )
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("class Value(\n")
+    gradescope, junit = tmp_path / "results.json", tmp_path / "junit.xml"
+    status, out, _ = run(
+        "grade", f"{broken}:Value", "--suite", "3", "--gradescope", str(gradescope), "--junit", str(junit)
+    )
+    assert status == 1 and f"Importing {broken} raised SyntaxError" in out
+    assert out.rstrip().endswith("0 of 3 graphs passed; 3 not graded.")
+    assert read_gradescope(gradescope)["score"] == 0
+    suite, _ = read_junit(junit)
+    assert suite.get("errors") == "3"
+
+    status, out, _ = run("grade", f"{no_exp}:Valeu", "--suite", "1")
+    assert status == 1 and f"{no_exp} has no Valeu." in out
+
+
+@pytest.mark.slow
+def test_grade_a_dotted_module_on_graphs_from_a_file(run, tmp_path, monkeypatch):
+    package = tmp_path / "coursework"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    student_file(package, name="autograd.py")
+    monkeypatch.chdir(tmp_path)
+    graphs = list(valuegraph.suite(5, variant=2).values())
+    (tmp_path / "graphs.ndjson").write_text("".join(json.dumps(graph) + "\n" for graph in graphs))
+    (tmp_path / "graphs.json").write_text(json.dumps(graphs))
+    for file in ("graphs.ndjson", "graphs.json"):
+        status, out, _ = run("grade", "coursework.autograd", "--graphs", file, "--mode", "grads", "--json")
+        report = json.loads(out)
+        assert status == 0 and report["passed"] and report["fields"] == ["grad"]
+        assert [graph["name"] for graph in report["graphs"]] == [f"graph {k}" for k in range(1, 6)]
+
+
+# valuegraph batch
+
+
+@pytest.mark.slow
+def test_batch_prints_each_result_from_an_array_or_ndjson(run, tmp_path):
+    bad = {"nodes": [{"id": "x", "data": 3.0}, {"id": "y", "op": "log", "children": ["z"]}]}
+    (tmp_path / "graphs.ndjson").write_text(json.dumps(SEED_GRAPH) + "\n\n" + json.dumps(bad) + "\n")
+    status, out, _ = run("batch", str(tmp_path / "graphs.ndjson"))
+    assert status == 1
+    first, second = out.split("\n\n")
+    assert first.splitlines()[0] == "graph 1: output e" and first.splitlines()[1].split() == ["id", "data", "grad"]
+    assert second == (
+        "graph 2: refused\n422 The graph is not valid: A child names no node.\n"
+        "  - node 'y' (index 1) field children[0]: No node has the id 'z'.\n"
+    )
+    status, out, _ = run("batch", "-", "--json", "--batch-size", "1", stdin=json.dumps([SEED_GRAPH] * 3))
+    assert status == 0 and [result["status"] for result in json.loads(out)["results"]] == [200] * 3

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tests.support import ROOT, SEED_GRAPH
+from valuegraph import __version__ as VERSION
 
 MICROGRAD = next(
     line.strip() for line in (ROOT / "requirements-dev.txt").read_text().splitlines() if line.startswith("micrograd==")
@@ -82,3 +83,11 @@ def test_the_installed_command(fresh_venv, live_server, tmp_path):
     assert refused.returncode == 1 and refused.stdout == ""
     assert "422 The graph is not valid: A child names no node." in refused.stderr
     assert "node 'x' (index 0) field children[0]: No node has the id 'nowhere'." in refused.stderr
+
+    version = valuegraph("--version")
+    assert (version.returncode, version.stdout) == (0, f"valuegraph {VERSION}\n")
+    assert list(venv.glob("lib/python*/site-packages/valuegraph/py.typed"))
+    shutil.copy(ROOT / "tests" / "seed_value.py", tmp_path / "student.py")
+    grade = valuegraph("grade", "student.py:Value", "--suite", "8", "--junit", "junit.xml")
+    assert grade.returncode == 0, grade.stdout + grade.stderr
+    assert grade.stdout.endswith("\n8 of 8 graphs passed.\n") and (tmp_path / "junit.xml").exists()

@@ -1,26 +1,37 @@
-"""The `valuegraph` command: evaluate a graph file, differentiate a formula, draw a graph.
+"""The `valuegraph` command: evaluate graphs, differentiate a formula, draw a graph, grade a Value class.
 
-Exit status: 0 on success; 1 when the service refuses the request (its problem is printed);
-2 on a usage error or when the service cannot be reached.
+Exit status: 0 on success (for grade: every graph passed); 1 when the service refuses the request (its
+problem is printed) or, for grade and batch, when a graph did not pass; 2 on a usage error or when the
+service cannot be reached or its answer cannot be read.
 """
 
 import argparse
+import importlib
+import importlib.util
 import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import requests
 
+from valuegraph import __version__, reports
 from valuegraph.client import DEFAULT_URL, Client, ProblemError
+from valuegraph.grading import MODES, GradeReport, GraphResult
+from valuegraph.suites import KINDS, suite
+from valuegraph.transport import describe, nothing_arrived
 
 EXAMPLES = """examples:
   valuegraph evaluate graph.json
   cat graph.json | valuegraph evaluate - --json
+  valuegraph batch graphs.ndjson
   valuegraph expr "log((a + b) * a)" a=2 b=3
   valuegraph render graph.json --format dot | dot -Tsvg > graph.svg
+  valuegraph grade student.py:Value --suite 50 --gradescope results.json
 
 The service is at --url, else $VALUEGRAPH_URL, else http://127.0.0.1:8000; a service that
 requires a token gets --token, else $VALUEGRAPH_TOKEN."""
@@ -31,14 +42,15 @@ class UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run the command with `argv` (default: sys.argv[1:]); returns the exit status."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     parser = _parser()
     args = parser.parse_args(argv)
     url = getattr(args, "url", None) or os.environ.get("VALUEGRAPH_URL") or DEFAULT_URL
     token = getattr(args, "token", None) or os.environ.get("VALUEGRAPH_TOKEN") or None
     try:
-        with Client(url, timeout=args.timeout, retries=args.retries, token=token) as client:
-            args.run(client, args, stdout)
+        with Client(url, timeout=args.timeout, retries=args.retries, token=token, **_batch_size(args)) as client:
+            return args.run(client, args, stdout) or 0
     except UsageError as error:
         print(f"valuegraph: {error}", file=stderr)
         return 2
@@ -46,12 +58,22 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         print(f"valuegraph: the service refused the request\n{problem.describe()}", file=stderr)
         return 1
     except requests.RequestException as error:
-        print(f"valuegraph: cannot reach the service at {url}: {error}", file=stderr)
+        if nothing_arrived(error):
+            print(f"valuegraph: cannot reach the service at {url}: {describe(error, args.timeout)}", file=stderr)
+        else:
+            print(
+                f"valuegraph: cannot read the answer of the service at {url}: {describe(error, args.timeout)}",
+                file=stderr,
+            )
         return 2
     except ValueError as error:  # a graph with NaN or Infinity, which JSON cannot carry
         print(f"valuegraph: cannot send the request: {error}", file=stderr)
         return 2
-    return 0
+
+
+def _batch_size(args: argparse.Namespace) -> dict:
+    size = getattr(args, "batch_size", None)
+    return {} if size is None else {"batch_graphs": size}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,7 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds per request (default 60)")
     common.add_argument(
-        "--retries", type=int, default=argparse.SUPPRESS, help="retries on connection errors (default 3)"
+        "--retries",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="retries of a request no byte of whose answer arrived (default 3)",
     )
     parser = argparse.ArgumentParser(
         prog="valuegraph",
@@ -75,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
+    parser.add_argument("--version", action="version", version=f"valuegraph {__version__}")
     parser.set_defaults(timeout=60.0, retries=3)
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
@@ -82,6 +108,18 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("graph", help="a graph request as JSON (a file, or - for standard input)")
     evaluate.add_argument("--json", action="store_true", help="print the service's JSON answer")
     evaluate.set_defaults(run=_evaluate)
+
+    batch = commands.add_parser(
+        "batch",
+        parents=[common],
+        help="evaluate many graphs: each one's data and grads, or why it was refused",
+        description="Evaluate many graphs (POST /v1/evaluate/batch), each answered on its own. Exit status 1 "
+        "when the service refused any of them.",
+    )
+    batch.add_argument("graphs", help="a JSON array or NDJSON (one per line) of graph requests; - for standard input")
+    batch.add_argument("--json", action="store_true", help="print the service's JSON answer")
+    batch.add_argument("--batch-size", type=_positive, default=None, help="graphs per request (default 1000)")
+    batch.set_defaults(run=_batch)
 
     expr = commands.add_parser(
         "expr",
@@ -100,7 +138,73 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("graph", help="a graph request as JSON (a file, or - for standard input)")
     render.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     render.set_defaults(run=_render)
+
+    grade = commands.add_parser(
+        "grade",
+        parents=[common],
+        help="grade a student's Value class",
+        description="Build each graph with a student's Value class (its own operators and backward), then grade "
+        "what it computed on the service. Exit status 0 when every graph passed, 1 when one did not.",
+    )
+    grade.add_argument(
+        "value_class",
+        metavar="MODULE:CLASS",
+        help="the class: a dotted module or a .py file, then : and the class's name (default Value)",
+    )
+    source = grade.add_mutually_exclusive_group()
+    source.add_argument(
+        "--graphs",
+        metavar="FILE",
+        help="the graphs: a JSON array or NDJSON of graph requests, or a JSON object of them by name",
+    )
+    source.add_argument(
+        "--suite",
+        type=_positive,
+        metavar="N",
+        help=f"N graphs that exercise every op and backward rule (the default, with N = {len(KINDS)})",
+    )
+    grade.add_argument("--variant", type=int, default=0, help="which draw of the suite's random data (default 0)")
+    grade.add_argument("--mode", choices=tuple(MODES), default="full", help="what is graded (default full)")
+    grade.add_argument("--rtol", type=_tolerance, default=None, help="relative tolerance (default: the service's)")
+    grade.add_argument("--atol", type=_tolerance, default=None, help="absolute tolerance (default: the service's)")
+    grade.add_argument("--gradescope", metavar="FILE", help="also write Gradescope's results.json here")
+    grade.add_argument(
+        "--max-score", type=float, default=None, help="Gradescope's points for all graphs (default 1 each)"
+    )
+    grade.add_argument("--junit", metavar="FILE", help="also write the report as JUnit XML here")
+    grade.add_argument("--json", action="store_true", help="print the report as JSON")
+    grade.add_argument("--batch-size", type=_positive, default=None, help="graphs per request (default 1000)")
+    grade.set_defaults(run=_grade)
+
+    write_suite = commands.add_parser(
+        "suite", help="print a suite of graphs as JSON (by name), to read or to grade with --graphs"
+    )
+    write_suite.add_argument(
+        "count", type=_positive, nargs="?", default=len(KINDS), help=f"graphs (default {len(KINDS)})"
+    )
+    write_suite.add_argument("--variant", type=int, default=0, help="which draw of the suite's random data (default 0)")
+    write_suite.set_defaults(run=_suite)
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return number
+
+
+def _tolerance(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not number >= 0 or math.isinf(number):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0")
+    return number
 
 
 def _evaluate(client: Client, args: argparse.Namespace, out: TextIO) -> None:
@@ -108,9 +212,43 @@ def _evaluate(client: Client, args: argparse.Namespace, out: TextIO) -> None:
     if args.json:
         print(json.dumps(answer), file=out)
         return
+    _print_evaluation(answer, out)
+
+
+def _print_evaluation(answer: dict, out: TextIO) -> None:
     rows = [[_show(node["id"]), repr(node["data"]), repr(node["grad"])] for node in answer["nodes"]]
     marks = ["output" if node["id"] == answer["output"] else "" for node in answer["nodes"]]
     _table(["id", "data", "grad", ""], [[*row, mark] for row, mark in zip(rows, marks)], out)
+
+
+def _batch(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    graphs = _read_graphs(args.graphs)
+    if not graphs:
+        raise UsageError(f"{args.graphs} holds no graph")
+    answer = client.evaluate_batch(graph for _, graph in graphs)
+    if args.json:
+        print(json.dumps(answer), file=out)
+    else:
+        for k, ((name, _), result) in enumerate(zip(graphs, answer["results"])):
+            if k:
+                print(file=out)
+            if result["status"] == 200:
+                print(f"{name}: output {_show(result['evaluation']['output'])}", file=out)
+                _print_evaluation(result["evaluation"], out)
+            else:
+                problem = ProblemError(result["status"], **_problem_fields(result.get("problem")))
+                print(f"{name}: refused\n{problem.describe()}", file=out)
+    return 0 if all(result["status"] == 200 for result in answer["results"]) else 1
+
+
+def _problem_fields(problem: Any) -> dict:
+    problem = problem if isinstance(problem, dict) else {}
+    return {
+        "title": problem.get("title", ""),
+        "detail": problem.get("detail", ""),
+        "errors": problem.get("errors"),
+        "body": problem,
+    }
 
 
 def _expr(client: Client, args: argparse.Namespace, out: TextIO) -> None:
@@ -133,16 +271,140 @@ def _render(client: Client, args: argparse.Namespace, out: TextIO) -> None:
     out.write(client.render(_read_graph(args.graph), args.format))
 
 
-def _read_graph(path: str) -> Any:
+def _suite(client: Client, args: argparse.Namespace, out: TextIO) -> None:
+    print(json.dumps(suite(args.count, args.variant), indent=1), file=out)
+
+
+def _grade(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    if args.graphs is not None:
+        graphs = dict(_read_graphs(args.graphs))
+        if not graphs:
+            raise UsageError(f"{args.graphs} holds no graph")
+    else:
+        graphs = suite(args.suite or len(KINDS), args.variant)
+    tolerance = {key: value for key, value in (("rtol", args.rtol), ("atol", args.atol)) if value is not None}
+    started = time.monotonic()
+    try:
+        value_class = load_class(args.value_class)
+    except ClassNotLoaded as error:
+        report = GradeReport(
+            [GraphResult(name, False, error=str(error), error_kind="not-loaded") for name in graphs], args.mode
+        )
+    else:
+        report = client.grade_class(value_class, graphs, mode=args.mode, tolerance=tolerance or None)
+    elapsed = time.monotonic() - started
+    if args.gradescope:
+        _write(args.gradescope, json.dumps(reports.gradescope(report, args.max_score, elapsed), indent=1) + "\n")
+    if args.junit:
+        name = f"valuegraph grade {args.value_class}"
+        _write(args.junit, reports.junit_xml(report, name, _classname(args.value_class), elapsed))
+    if args.json:
+        print(json.dumps(report.to_dict()), file=out)
+    else:
+        out.write(reports.text(report, f"valuegraph grade {args.value_class}"))
+    return 0 if report.passed else 1
+
+
+class ClassNotLoaded(Exception):
+    """The student's module could not be imported, or holds no such class."""
+
+
+def load_class(spec: str) -> Callable[..., Any]:
+    """The class named by MODULE:CLASS, MODULE a dotted module (found from the current directory too)
+    or the path of a .py file, CLASS "Value" when left out. Raises ClassNotLoaded saying why."""
+    module_name, _, class_name = spec.rpartition(":") if ":" in spec else (spec, "", "Value")
+    class_name = class_name or "Value"
+    try:
+        if module_name.endswith(".py") or os.sep in module_name or "/" in module_name:
+            module = _module_from_file(Path(module_name))
+        else:
+            if "" not in sys.path and os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
+    except ClassNotLoaded:
+        raise
+    except (Exception, SystemExit) as error:
+        raise ClassNotLoaded(f"Importing {module_name} raised {type(error).__name__}: {error}") from error
+    try:
+        return getattr(module, class_name)
+    except AttributeError:
+        raise ClassNotLoaded(f"{module_name} has no {class_name}.") from None
+
+
+def _module_from_file(path: Path) -> Any:
+    if not path.is_file():
+        raise ClassNotLoaded(f"There is no file {path}.")
+    directory = str(path.resolve().parent)
+    if directory not in sys.path:  # the student's module may import its neighbours
+        sys.path.insert(0, directory)
+    name = path.stem if path.stem not in sys.modules else f"valuegraph_student_{path.stem}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ClassNotLoaded(f"{path} is not a Python module.")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # as an import would: dataclasses and pickle look the module up there
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def _classname(spec: str) -> str:
+    module_name, _, class_name = spec.rpartition(":") if ":" in spec else (spec, "", "Value")
+    stem = Path(module_name).stem if module_name.endswith(".py") else module_name
+    return f"{stem}.{class_name or 'Value'}"
+
+
+def _write(path: str, content: str) -> None:
+    try:
+        Path(path).write_text(content, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}") from None
+
+
+def _read_text(path: str) -> str:
     try:
         if path == "-":
-            return json.load(sys.stdin)
+            return sys.stdin.read()
         with open(path, encoding="utf-8") as file:
-            return json.load(file)
+            return file.read()
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path} is not UTF-8 text: {error}") from None
+
+
+def _read_graph(path: str) -> Any:
+    try:
+        return json.loads(_read_text(path))
     except ValueError as error:
         raise UsageError(f"{'standard input' if path == '-' else path} is not JSON: {error}") from None
+
+
+def _read_graphs(path: str) -> list[tuple[str, Any]]:
+    """Named graphs from a JSON array, a JSON object of them by name, one graph, or NDJSON (one a line)."""
+    text = _read_text(path)
+    where = "standard input" if path == "-" else path
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = _ndjson(text, where)
+    if isinstance(document, dict) and "nodes" not in document:
+        return [(str(name), graph) for name, graph in document.items()]
+    if isinstance(document, dict):
+        document = [document]
+    if not isinstance(document, list):
+        raise UsageError(f"{where} holds neither graphs nor a list of them")
+    return [(f"graph {i + 1}", graph) for i, graph in enumerate(document)]
+
+
+def _ndjson(text: str, where: str) -> list:
+    graphs = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                graphs.append(json.loads(line))
+            except ValueError as error:
+                raise UsageError(f"{where} is neither JSON nor NDJSON: line {number}: {error}") from None
+    return graphs
 
 
 def _read_inputs(pairs: Sequence[str]) -> dict[str, float]:

@@ -3,75 +3,39 @@
 import email.utils
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
+from valuegraph.grading import GradeReport, grade_class
 from valuegraph.graph import cyclic_gc_paused, serialize
+from valuegraph.problems import ProblemError
+from valuegraph.transport import AnswerAwareAdapter, nothing_arrived
+
+__all__ = ["BATCH_GRAPHS", "BATCH_NODES", "DEFAULT_URL", "Client", "ProblemError", "batches", "retry_after"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-class ProblemError(Exception):
-    """The service refused or failed a request (a 4xx or 5xx), with its RFC 9457 problem details."""
-
-    def __init__(self, status: int, title: str, detail: str, errors: list | None = None, body: Any = None):
-        self.status, self.title, self.detail = status, title, detail
-        self.errors = errors or []
-        self.body = body
-        self.type = body.get("type", "about:blank") if isinstance(body, dict) else "about:blank"
-        super().__init__(self.describe())
-
-    @classmethod
-    def from_response(cls, response: requests.Response) -> "ProblemError":
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            text = response.text.strip()
-            return cls(response.status_code, response.reason or "Error", text[:500] or "(no body)", body=body)
-        return cls(
-            body.get("status", response.status_code),
-            body.get("title", response.reason or "Error"),
-            body.get("detail", ""),
-            body.get("errors"),
-            body,
-        )
-
-    def describe(self) -> str:
-        """The problem for a person: status, title and detail, then one line per error."""
-        lines = [f"{self.status} {self.title}: {self.detail}"]
-        for error in self.errors:
-            lines.append("  - " + _describe_error(error))
-        return "\n".join(lines)
-
-
-def _describe_error(error: Any) -> str:
-    if not isinstance(error, dict):
-        return str(error)
-    where = []
-    if "node" in error:
-        where.append(f"node {error['node']!r}")
-    if "index" in error:
-        where.append(f"(index {error['index']})")
-    if error.get("field") is not None:
-        where.append(f"field {error['field']}")
-    if "column" in error:
-        line = f"line {error['line']}, " if "line" in error else ""
-        where.append(f"at {line}column {error['column']} ({error.get('text', '')!r})")
-    message = error.get("message", "")
-    return f"{' '.join(where)}: {message}" if where else message
+#: The graphs and nodes the client sends in one batch request at most. The service's own limits
+#: (VALUEGRAPH_MAX_BATCH_GRAPHS, VALUEGRAPH_MAX_BATCH_NODES) are 10,000 and 1,000,000 by default.
+BATCH_GRAPHS = 1_000
+BATCH_NODES = 1_000_000
 
 
 class Client:
-    """A client of the valuegraph service at `base_url`.
+    """A client of the valuegraph service at `base_url`, on one kept-alive `requests.Session`.
 
-    Connection errors are retried `retries` times, waiting `backoff`, then twice that, and so on; a
-    503 with Retry-After is retried after the time it asks for (when that is at most `max_wait`
-    seconds). A 4xx is never retried. Any 4xx or 5xx raises ProblemError.
+    A request is sent again, up to `retries` times, only when no byte of its answer arrived: the
+    connection was refused, the connect timed out, or the connection was closed or reset before the
+    status line (waiting `backoff` seconds, then twice that, and so on); and after a 503 that carries
+    Retry-After, once the time it asks for has passed (when that is at most `max_wait` seconds). An
+    answer that began to arrive is never asked for again, nor is a 4xx. Any 4xx or 5xx raises
+    ProblemError; a failure to connect or to read the answer raises `requests`' own exception
+    (`valuegraph.transport.describe` says it in a few words).
+
+    `batch_graphs` and `batch_nodes` cap what one batch request carries: `evaluate_batch`,
+    `grade_batch` and `grade_class` send longer lists as several requests.
     """
 
     def __init__(
@@ -83,12 +47,22 @@ class Client:
         *,
         backoff: float = 0.2,
         max_wait: float = 30.0,
+        batch_graphs: int = BATCH_GRAPHS,
+        batch_nodes: int = BATCH_NODES,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
+        if batch_graphs < 1 or batch_nodes < 1:
+            raise ValueError("batch_graphs and batch_nodes must be at least 1.")
         self.base_url = base_url.rstrip("/")
         self.timeout, self.retries, self.backoff, self.max_wait = timeout, retries, backoff, max_wait
-        self.session = session or requests.Session()
+        self.batch_graphs, self.batch_nodes = batch_graphs, batch_nodes
+        if session is None:
+            session = requests.Session()
+            adapter = AnswerAwareAdapter()
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self.session = session
         self.session.headers["Accept"] = "application/json, application/problem+json, text/*"
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
@@ -101,6 +75,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        """Close the session's kept-alive connections."""
         self.session.close()
 
     # The endpoints, one to one.
@@ -110,21 +85,34 @@ class Client:
         return self.post("/v1/evaluate", body).json()
 
     def evaluate_batch(self, bodies: Iterable[Mapping]) -> dict:
-        """POST /v1/evaluate/batch: {"results": [{"status": 200, "evaluation": ...} | {"status", "problem"}]}."""
-        return self.post("/v1/evaluate/batch", {"graphs": list(bodies)}).json()
+        """POST /v1/evaluate/batch: {"results": [{"status": 200, "evaluation": ...} | {"status", "problem"}]},
+        one result per graph in order; more graphs than one batch carries go as several requests."""
+        return {"results": self._batched("/v1/evaluate/batch", bodies)}
 
-    def grade(self, body: Mapping, submitted: list | None = None, tolerance: Mapping | None = None) -> dict:
-        """POST /v1/grade: a graph request plus what a submission computed; the verdicts and root causes."""
+    def grade(
+        self,
+        body: Mapping,
+        submitted: list | None = None,
+        tolerance: Mapping | None = None,
+        required: Sequence[str] | None = None,
+    ) -> dict:
+        """POST /v1/grade: a graph request plus what a submission computed (`submitted`, one entry per
+        node: {"id", "data", "grad", "local_grads"}); the verdicts and root causes. `tolerance`
+        ({"rtol", "atol"}) and `required` (fields every node must have, e.g. ["data", "grad"]) are
+        sent when given."""
         request = dict(body)
         if submitted is not None:
             request["submitted"] = submitted
         if tolerance is not None:
             request["tolerance"] = dict(tolerance)
+        if required is not None:
+            request["required"] = list(required)
         return self.post("/v1/grade", request).json()
 
     def grade_batch(self, bodies: Iterable[Mapping]) -> dict:
-        """POST /v1/grade/batch: one grade request per item, answered each on its own."""
-        return self.post("/v1/grade/batch", {"graphs": list(bodies)}).json()
+        """POST /v1/grade/batch: {"results": [{"status": 200, "grade": ...} | {"status", "problem"}]}, one
+        grade request per item, answered each on its own, in order; sent in several requests when long."""
+        return {"results": self._batched("/v1/grade/batch", bodies)}
 
     def expression(self, expression: str, inputs: Mapping[str, float] | None = None, **named: float) -> dict:
         """POST /v1/expression: `client.expression("log((a + b) * a)", a=2, b=3)`."""
@@ -150,6 +138,17 @@ class Client:
                 value.grad = result["grad"]
             return results[-1]["data"]
 
+    def grade_class(
+        self,
+        value_class: type,
+        graphs: Mapping[str, Mapping] | Iterable[Mapping],
+        mode: str = "full",
+        tolerance: Mapping | None = None,
+        required: Sequence[str] | None = None,
+    ) -> GradeReport:
+        """Grade a student's Value class on `graphs`: valuegraph.grading.grade_class with this client."""
+        return grade_class(self, value_class, graphs, mode=mode, tolerance=tolerance, required=required)
+
     # The transport.
 
     def post(self, path: str, body: Any, params: Mapping | None = None) -> requests.Response:
@@ -166,8 +165,8 @@ class Client:
                     headers={"Content-Type": "application/json"},
                     timeout=self.timeout,
                 )
-            except requests.ConnectionError:
-                if last:
+            except requests.RequestException as error:
+                if last or not nothing_arrived(error):
                     raise
                 self._sleep(self.backoff * 2**attempt)
                 continue
@@ -180,6 +179,32 @@ class Client:
                 raise ProblemError.from_response(response)
             return response
         raise AssertionError("unreachable")
+
+    def _batched(self, path: str, bodies: Iterable[Mapping]) -> list[dict]:
+        results: list[dict] = []
+        for batch in batches(bodies, self.batch_graphs, self.batch_nodes):
+            answer = self.post(path, {"graphs": batch}).json()
+            if len(answer["results"]) != len(batch):
+                raise ValueError(f"The service answered {len(answer['results'])} results for {len(batch)} graphs.")
+            results.extend(answer["results"])
+        return results
+
+
+def batches(bodies: Iterable[Mapping], max_graphs: int, max_nodes: int) -> Iterator[list[Mapping]]:
+    """The bodies in order, in consecutive groups of at most `max_graphs` bodies and `max_nodes` nodes
+    (a body bigger than `max_nodes` alone goes in a group of its own)."""
+    batch: list[Mapping] = []
+    nodes = 0
+    for body in bodies:
+        nodes_of_body = body.get("nodes") if isinstance(body, Mapping) else None
+        size = len(nodes_of_body) if isinstance(nodes_of_body, list) else 0
+        if batch and (len(batch) == max_graphs or nodes + size > max_nodes):
+            yield batch
+            batch, nodes = [], 0
+        batch.append(body)
+        nodes += size
+    if batch:
+        yield batch
 
 
 def retry_after(header: str | None) -> float | None:
