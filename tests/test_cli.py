@@ -11,10 +11,10 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 import valuegraph
-from tests import seed_value
 from tests.support import SEED_GRAPH
 from tests.test_client_retries import head_too_long, misbehaving_server
 from tests.test_grading_broken import ASSIGNMENT
+from tools import reference_value as seed_value
 from tools.server import free_port
 from valuegraph import cli
 from valuegraph.suites import KINDS

@@ -13,8 +13,8 @@ import pytest
 from micrograd.engine import Value as MicrogradValue
 
 import valuegraph
-from tests import seed_value
 from tests.test_grading_broken import ASSIGNMENT, FORWARD_MUTATIONS, LOCAL_MUTATIONS, broken_copy
+from tools import reference_value as seed_value
 from valuegraph.client import batches
 from valuegraph.grading import GraphNotBuilt, StudentError, build, local_gradients, run_backward, submission
 from valuegraph.suites import KINDS

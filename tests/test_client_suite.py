@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 import valuegraph
-from tests import seed_value
+from tools import reference_value as seed_value
 from valuegraph.suites import CHAIN_DEPTH, EXPONENTS, KINDS
 
 

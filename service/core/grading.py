@@ -516,7 +516,7 @@ class _Grading:
             if name == node["op"] or op.arity != len(leaves) or op.takes_exponent != OPS[node["op"]].takes_exponent:
                 continue
             try:
-                arguments = [Value(x) for x in leaves] + ([node["exponent"]] if op.takes_exponent else [])
+                arguments = [Value(x) for x in leaves] + ([float(node["exponent"])] if op.takes_exponent else [])
                 data = op.forward(*arguments).data
             except (ArithmeticError, ValueError, TypeError):
                 continue

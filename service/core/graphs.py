@@ -106,8 +106,9 @@ def build_value(
 ) -> Value:
     """The Value of node i from its children's Values: the forward pass of one node.
 
-    `number` makes a leaf's data: a double, as the contract reads a JSON number, unless a caller keeps
-    Python's own ints (an expression's constants, as the reference class keeps them). `value_class`
+    `number` makes a leaf's data and pow's exponent: a double, as the contract reads a JSON number,
+    unless a caller keeps Python's own ints (an expression's constants and exponents, as the reference
+    class keeps them: relu's int 0 squared is the int 0, not 0.0). `value_class`
     makes the leaves; an op node is made by its children's own operators (the grader builds graphs with
     other classes than the reference, each with one known mistake)."""
     node = nodes[i]
@@ -117,7 +118,8 @@ def build_value(
             return value_class(number(node["data"]), tuple(inputs), tuple(map(float, node["local_grads"])))
         return value_class(number(node["data"]))
     try:
-        value = OPS[op].forward(*inputs, node["exponent"]) if OPS[op].takes_exponent else OPS[op].forward(*inputs)
+        arguments = (*inputs, number(node["exponent"])) if OPS[op].takes_exponent else inputs
+        value = OPS[op].forward(*arguments)
         if math.isfinite(value.data):  # a complex power raises TypeError here
             return value
     except (ArithmeticError, ValueError, TypeError):
@@ -144,7 +146,7 @@ def unit_flow(
     the reference class and of classes with a known mistake (`value_class`, and their `backward_step`)."""
     op = OPS[node["op"]]
     leaves = [value_class(x) for x in children_data]
-    out = op.forward(*leaves, node["exponent"]) if op.takes_exponent else op.forward(*leaves)
+    out = op.forward(*leaves, float(node["exponent"])) if op.takes_exponent else op.forward(*leaves)
     out.grad = grad
     backward_step(out)
     return [leaf.grad for leaf in leaves]

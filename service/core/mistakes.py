@@ -186,7 +186,7 @@ def _changed_ops(value_class: type) -> frozenset[str]:
 def _data_and_local_grads(node, inputs, value_class):
     op = OPS[node["op"]]
     leaves = [value_class(x) for x in inputs]
-    out = op.forward(*leaves, node["exponent"]) if op.takes_exponent else op.forward(*leaves)
+    out = op.forward(*leaves, float(node["exponent"])) if op.takes_exponent else op.forward(*leaves)
     return out.data, graphs.unit_flow(node, inputs, 1, value_class)
 
 

@@ -116,7 +116,7 @@ OPS: dict[str, Op] = {
         Op(
             "pow",
             1,
-            lambda x, exponent: x ** float(exponent),
+            operator.pow,
             _pow_domain,
             takes_exponent=True,
             gradient_drift=_pow_drift,
