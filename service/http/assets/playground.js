@@ -138,6 +138,7 @@
   // ----- The form ------------------------------------------------------------------------------------
 
   let mode = "expression";
+  let syncLater = 0;
 
   function setMode(next) {
     mode = next;
@@ -383,6 +384,8 @@
 
   async function evaluate(event) {
     event.preventDefault();
+    clearTimeout(syncLater);
+    syncInputsWithExpression();
     clearErrors();
     const button = $("evaluate");
     button.disabled = true;
@@ -734,7 +737,10 @@
     delete row.dataset.auto;
     if (event.target.classList.contains("input-name")) row.dataset.name = event.target.value.trim();
   });
-  $("expression").addEventListener("input", syncInputsWithExpression);
+  $("expression").addEventListener("input", () => {
+    clearTimeout(syncLater);
+    syncLater = setTimeout(syncInputsWithExpression, 400);
+  });
   $("input-form").addEventListener("submit", evaluate);
   $("nodes-table").addEventListener("click", (event) => {
     const row = event.target.closest("tr[data-key]");
