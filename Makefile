@@ -44,12 +44,20 @@ $(PRISM): tools/contract/package.json tools/contract/package-lock.json
 	cd tools/contract && npm ci --no-audit --no-fund
 	touch $@
 
-# Graphviz's dot, for the test that reads the dot pictures of POST /v1/render; where apt cannot
-# install it (not root, no apt), that test skips and says why.
+# Debian packages the tests use, each installed where apt-get can (root, apt) and else named by the
+# tests that then skip: Graphviz's dot, for the dot pictures of POST /v1/render; Chromium and its
+# driver, for the pages' browser tests (selenium drives them; nothing is downloaded by the tests).
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
+
 system-tools:
-	@command -v dot >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
-	  { apt-get install -y -qq graphviz || { apt-get update -qq && apt-get install -y -qq graphviz; }; } >/dev/null 2>&1; } || \
-	  echo "graphviz is not installed: the dot test will skip"
+	@$(call apt_tool,dot,graphviz,the dot test will skip)
+	@$(call apt_tool,chromium,chromium,the browser tests will skip)
+	@$(call apt_tool,chromedriver,chromium-driver,the browser tests will skip)
+
+# $(call apt_tool,COMMAND,PACKAGE,WHAT SKIPS): install PACKAGE unless COMMAND is there.
+apt_tool = command -v $(1) >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  { $(APT_INSTALL) $(2) || { apt-get update -qq && $(APT_INSTALL) $(2); }; } >/dev/null 2>&1; } || \
+	  echo "$(2) is not installed: $(3)"
 
 bench: $(VENV)/.dev fastpath
 	$(BIN)/python -m bench

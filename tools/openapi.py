@@ -6,6 +6,7 @@ a route or a status this spec does not list.
 """
 
 import copy
+import re
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -29,6 +30,7 @@ from service.contract.status import StatusSchema
 from service.core import expression, graphs, render
 from service.core.grading import grade
 from service.core.ops import OPS
+from service.http.problem_types import PROBLEM_TYPES
 from service.runtime.config import (
     CLIENT_GRACE_SECONDS,
     CLIENT_MIN_RATE,
@@ -40,6 +42,7 @@ from service.runtime.config import (
     MEMORY_BUDGET_BYTES,
 )
 from tools.openapi_observability import ObservabilityPlugin
+from tools.openapi_pages import add_pages
 
 #: 3.0.3 rather than 3.1: in 3.1 (JSON Schema 2020-12) `2.0` is an integer, which the service refuses as
 #: an id; 3.0.3's `type: integer` refuses it too. openapi-python-client, Prism and schemathesis handle
@@ -73,9 +76,9 @@ DESCRIPTION = "\n\n".join(
         "pass and the backward pass from one output node, and answers with every node's `data` and `grad`.",
         "Numbers are IEEE 754 doubles. Every error is RFC 9457 problem details (`application/problem+json`); "
         "a 422 carries `errors`, one entry per problem, naming the node (`node`, `index`) and the `field`. "
-        "Problem types: `/problems/invalid-json` (400), `/problems/invalid-graph` and `/problems/numeric-error` "
-        "(422), `/problems/over-memory-budget` (413, 503) and `/problems/deadline-exceeded` (504), and "
-        "`about:blank` where the HTTP status says it all.",
+        "Problem types, each a page at its URI that says when it happens and what to do: "
+        + ", ".join(f"`{problem.uri}` ({', '.join(map(str, problem.statuses))})" for problem in PROBLEM_TYPES.values())
+        + "; and `about:blank` where the HTTP status says it all.",
         "A node has one of the shapes in `GraphRequest.nodes`: a leaf, a recorded node, or one shape per op "
         "with exactly the op's number of children (and pow's exponent). The shapes exclude one another. "
         f"What the schema cannot state, the service checks and answers with a 422: {GRAPH_RULES}.",
@@ -95,7 +98,7 @@ DESCRIPTION = "\n\n".join(
         "Every answer carries `X-Request-ID` (the request's own when acceptable, else a new one), as does every "
         "problem (`request_id`); evaluations carry `Server-Timing`. Started with bearer tokens (`VALUEGRAPH_TOKENS`, "
         "`VALUEGRAPH_TOKENS_FILE`), the service answers 401 without a valid `Authorization: Bearer TOKEN`, except "
-        "on the health probes and this contract.",
+        "on the health probes, this contract and the pages for people (`/`, `/docs`, `/playground`, `/problems/...`).",
     ]
 )
 
@@ -295,6 +298,7 @@ def build_spec() -> APISpec:
                 }
             },
         )
+    add_pages(spec, any_route)
     add_options(spec)
     return spec
 
@@ -458,12 +462,21 @@ def add_options(spec):
         methods = sorted(
             {method.upper() for method in operations} | {"OPTIONS"} | ({"HEAD"} if "get" in operations else set())
         )
+        # OPTIONS answers for any value of a path's parameters, whatever the path's other methods take.
+        path_parameters = {
+            parameter["name"]: {**parameter, "schema": {"type": "string"}}
+            for operation in operations.values()
+            for parameter in operation.get("parameters", ())
+            if isinstance(parameter, dict) and parameter.get("in") == "path"
+        }
+        name = re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_") or "index"
         spec.path(
             path=path,
             operations={
                 "options": {
                     "summary": f"The methods allowed on {path}: {', '.join(methods)}.",
-                    "operationId": "options_" + path.strip("/").replace(".", "_").replace("/", "_"),
+                    "operationId": f"options_{name}",
+                    **({"parameters": list(path_parameters.values())} if path_parameters else {}),
                     "responses": {
                         204: {
                             "description": "No body; `Allow` lists the methods allowed here.",

@@ -7,7 +7,7 @@ later included.
 
 from apispec import APISpec, BasePlugin
 
-from service.http.auth import OPEN_PATHS
+from service.http.auth import is_open
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
@@ -55,7 +55,7 @@ class ObservabilityPlugin(BasePlugin):
     def operation_helper(self, path: str | None = None, operations: dict | None = None, **kwargs) -> None:
         for operation in (operations or {}).values():
             operation.setdefault("parameters", []).append("RequestId")
-            if path not in OPEN_PATHS:
+            if not is_open(path):
                 operation["security"] = [{}, {"bearerToken": []}]
                 operation["responses"][401] = {
                     "description": UNAUTHORIZED,

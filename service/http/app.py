@@ -11,7 +11,7 @@ from service.contract.batch import BatchRequestSchema
 from service.contract.grade import GradeRequestSchema
 from service.contract.graph import GraphRequestSchema
 from service.http import allowed_methods, auth, cors, problems
-from service.http.routes import evaluate, expression, grade, meta, render
+from service.http.routes import assets, evaluate, expression, grade, meta, pages, render
 from service.runtime import lifecycle, metrics, observe
 from service.runtime.config import from_environment
 from service.runtime.gcpause import cyclic_gc_paused
@@ -42,7 +42,7 @@ def create_app(config: dict | None = None) -> Flask:
         lambda error: problems.problem_response(problems.over_memory_budget(error.needed, error.budget, error.ever)),
     )
     allowed_methods.register(app)
-    for route in (evaluate, grade, expression, render, meta):
+    for route in (evaluate, grade, expression, render, meta, pages, assets):
         app.register_blueprint(route.bp)
     metrics.register(app)
     cors.register(app)  # before auth: a browser's preflight carries no credentials

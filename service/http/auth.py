@@ -1,8 +1,11 @@
 """Optional bearer-token authentication: on when VALUEGRAPH_TOKENS or VALUEGRAPH_TOKENS_FILE names a token.
 
 Open without a token: the health probes, because a kubelet or a load balancer probes without
-credentials and they say nothing about the traffic; and the contract, because it is what tells a client
-how to authenticate. Everything else needs one: the evaluation routes, an unknown path (so that a
+credentials and they say nothing about the traffic; the contract, because it is what tells a client
+how to authenticate; and the pages for people (the landing page, the docs, the playground, the
+problem types' pages and their assets), because a browser cannot send a token with a page it is asked
+to open, and they hold nothing but what the contract says (the playground's own calls to the API carry
+the token its user types). Everything else needs one: the evaluation routes, an unknown path (so that a
 stranger learns nothing about the routes), and /metrics, because its counts and timings describe the
 users' traffic (Prometheus sends a bearer token with `authorization: {credentials_file: ...}`).
 
@@ -18,10 +21,19 @@ from flask import Flask, request
 
 from service.http.problems import Problem
 
-#: Paths open without a token: the health probes and the contract (the spec reads this too).
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.yaml", "/openapi.json"})
+#: Paths open without a token: the health probes, the contract and the pages (the spec reads this too).
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/openapi.yaml", "/openapi.json", "/", "/docs", "/redoc", "/playground", "/problems"}
+)
+#: Open too: every path under these, the problem types' pages and the pages' assets.
+OPEN_PREFIXES = ("/problems/", "/assets/")
 
 REALM = 'Bearer realm="valuegraph"'
+
+
+def is_open(path: str) -> bool:
+    """True for a path served without a token (a path of the app or of the spec, `/problems/{name}`)."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
 def digest(token: str) -> bytes:
@@ -70,7 +82,7 @@ def register(app: Flask) -> None:
 
     @app.before_request
     def authenticate() -> None:
-        if request.path in OPEN_PATHS:
+        if is_open(request.path):
             return
         token = bearer_token(request.headers.get("Authorization"))
         if token is None or not is_accepted(token, digests):

@@ -15,16 +15,13 @@ from service.contract.graph import is_id
 from service.core import record
 from service.core.deadline import DeadlineExceeded
 from service.core.graphs import Fault, GraphError
+from service.http.problem_types import title
 
 PROBLEM_MIMETYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
 #: The most entries one problem's `errors` lists: room for the 100 items of a list or unknown keys of
 #: a node the schemas explain (service/contract/graph.py MAX_EXPLAINED) and their counts, and a bound on any other.
 MAX_ENTRIES = 300
-GRAPH_PROBLEMS = {
-    "invalid-graph": "The graph is not valid",
-    "numeric-error": "The graph cannot be evaluated in finite numbers",
-}
 
 Path = tuple[str | int, ...]
 
@@ -99,7 +96,7 @@ def invalid_graph(errors: list[dict]) -> Problem:
     return Problem(
         422,
         "/problems/invalid-graph",
-        "The graph is not valid",
+        title("invalid-graph"),
         f"{len(errors)} problem{'s' if len(errors) > 1 else ''} found; see errors.",
         errors=errors,
     )
@@ -140,7 +137,7 @@ def from_graph_error(error: GraphError) -> Problem:
         errors.append(
             {"field": None, "message": f"{error.more} more like these; the first {len(error.faults)} are listed."}
         )
-    return Problem(422, f"/problems/{error.kind}", GRAPH_PROBLEMS[error.kind], error.detail, errors=errors)
+    return Problem(422, f"/problems/{error.kind}", title(error.kind), error.detail, errors=errors)
 
 
 def fault_entry(fault: Fault) -> dict:
@@ -158,14 +155,14 @@ def over_memory_budget(needed: int, budget: int, ever: bool) -> Problem:
         return Problem(
             413,
             "/problems/over-memory-budget",
-            "The request needs more memory than a worker may use",
+            title("over-memory-budget", 413),
             f"A body this large may need up to {shown_needed} bytes of memory to evaluate; a worker's budget "
             f"is {shown_budget} bytes (VALUEGRAPH_MEMORY_BUDGET_BYTES). Send a smaller graph.",
         )
     return Problem(
         503,
         "/problems/over-memory-budget",
-        "The service is busy",
+        title("over-memory-budget", 503),
         f"The requests in progress hold this worker's memory budget ({shown_budget} bytes, "
         f"VALUEGRAPH_MEMORY_BUDGET_BYTES); this one needs up to {shown_needed} more. Retry shortly.",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
@@ -176,7 +173,7 @@ def from_deadline_exceeded(error: DeadlineExceeded) -> Problem:
     return Problem(
         504,
         "/problems/deadline-exceeded",
-        "The evaluation took too long",
+        title("deadline-exceeded"),
         f"The evaluation ran past the deadline of {error.seconds:g} seconds (VALUEGRAPH_DEADLINE_SECONDS) "
         "and was stopped.",
     )

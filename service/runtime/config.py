@@ -213,8 +213,8 @@ API_TOKENS = Setting(
     "API_TOKENS",
     (),
     tokens,
-    "bearer tokens, comma-separated; when any is set (here or in the file), every route but the health probes "
-    "and the contract needs `Authorization: Bearer TOKEN`, else 401",
+    "bearer tokens, comma-separated; when any is set (here or in the file), every route but the health probes, "
+    "the contract and the pages for people needs `Authorization: Bearer TOKEN`, else 401",
 )
 API_TOKENS_FILE = Setting(
     "VALUEGRAPH_TOKENS_FILE",

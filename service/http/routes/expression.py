@@ -8,14 +8,10 @@ from service.contract.expression import ExpressionRequestSchema
 from service.core import expression
 from service.core.traversal import Checkpoint
 from service.http.answer import answer, json_bytes
+from service.http.problem_types import title
 from service.http.problems import Problem, field_problem, listed
 
 bp = Blueprint("expression", __name__)
-
-EXPRESSION_PROBLEMS = {
-    "invalid-expression": "The expression is not valid",
-    "numeric-error": "The graph cannot be evaluated in finite numbers",
-}
 
 
 @bp.post("/v1/expression")
@@ -27,9 +23,7 @@ def expression_body(document: object, checkpoint: Checkpoint) -> bytes:
     try:
         request_body = ExpressionRequestSchema().load(document)
     except ValidationError as error:
-        raise field_problem(
-            error, 422, "/problems/invalid-expression", EXPRESSION_PROBLEMS["invalid-expression"]
-        ) from None
+        raise field_problem(error, 422, "/problems/invalid-expression", title("invalid-expression")) from None
     try:
         evaluated = expression.evaluate(
             request_body["expression"],
@@ -39,6 +33,6 @@ def expression_body(document: object, checkpoint: Checkpoint) -> bytes:
         )
     except expression.ExpressionError as error:
         raise Problem(
-            422, f"/problems/{error.kind}", EXPRESSION_PROBLEMS[error.kind], error.detail, errors=listed(error.errors)
+            422, f"/problems/{error.kind}", title(error.kind), error.detail, errors=listed(error.errors)
         ) from None
     return json_bytes(evaluated)

@@ -7,6 +7,7 @@ from service.contract.graph import is_valid_request
 from service.contract.render import RenderQuerySchema
 from service.core import graphs, render
 from service.http.answer import answer, validated
+from service.http.problem_types import title
 from service.http.problems import Problem, field_problem, invalid_graph_request
 
 bp = Blueprint("render", __name__)
@@ -17,7 +18,7 @@ def render_graph() -> Response:
     try:
         query = RenderQuerySchema().load(request.args.to_dict())
     except ValidationError as error:
-        raise field_problem(error, 400, "/problems/invalid-parameter", "A query parameter is not valid") from None
+        raise field_problem(error, 400, "/problems/invalid-parameter", title("invalid-parameter")) from None
     picture_format = query["format"]
     return answer(lambda document, checkpoint: picture(document, picture_format), render.MEDIA_TYPES[picture_format])
 
@@ -32,7 +33,7 @@ def picture(document: object, format: str) -> bytes:
         raise Problem(
             422,
             "/problems/graph-too-large-to-draw",
-            "The graph is too large to draw",
+            title("graph-too-large-to-draw"),
             message,
             errors=[{"field": "nodes", "message": message}],
         )
