@@ -20,7 +20,12 @@ PICTURES = re.findall(
     PICTURES_PAGE,
     re.S,
 )
-PYTHON = re.findall(r"```python\n(.*?)```\n(?:prints:\n```text\n(.*?)```)?", CLIENT_PAGE, re.S)
+GRADING_PAGE = (ROOT / "docs" / "grading.md").read_text()
+PYTHON = [
+    example
+    for page in (CLIENT_PAGE, GRADING_PAGE)
+    for example in re.findall(r"```python\n(.*?)```\n(?:prints:\n```text\n(.*?)```)?", page, re.S)
+]
 CONSOLE = re.findall(r"```console\n(.*?)```", CLIENT_PAGE, re.S)
 
 
