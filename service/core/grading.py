@@ -30,14 +30,22 @@ from dataclasses import dataclass
 from service.core import rounding
 from service.core.engine import Value
 from service.core.graphs import MAX_FAULTS, Fault, GraphError, flow_through_hidden, unit_flow
-from service.core.mistakes import MISTAKE_NAMED, Mistake, Prediction, predictions, reproduces
+from service.core.mistakes import (
+    ACCUMULATION,
+    FORWARD,
+    LOCAL_GRADIENT,
+    MISTAKE_NAMED,
+    Mistake,
+    Prediction,
+    predictions,
+    reproduces,
+)
 from service.core.ops import OPS
 from service.core.traversal import Checkpoint, post_order
 
 MATCH, MISMATCH, NOT_SUBMITTED, MISSING = "match", "mismatch", "not-submitted", "missing"
 VERDICTS = (MATCH, MISMATCH, NOT_SUBMITTED, MISSING)
 FIELDS = ("data", "grad", "local_grads")
-FORWARD, LOCAL_GRADIENT, ACCUMULATION = "forward", "local-gradient", "accumulation"
 ROOT_CAUSE_KINDS = (FORWARD, LOCAL_GRADIENT, ACCUMULATION)
 KIND_OF_FIELD = {"data": FORWARD, "local_grads": LOCAL_GRADIENT, "grad": ACCUMULATION}
 FIELD_RANK = {"data": 0, "local_grads": 1, "grad": 2}

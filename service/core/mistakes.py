@@ -21,6 +21,7 @@ from service.core.engine import Value
 from service.core.ops import OPS
 from service.core.traversal import Checkpoint, post_order
 
+#: The kinds of root cause a mistake makes, as the grader names them.
 FORWARD, LOCAL_GRADIENT, ACCUMULATION = "forward", "local-gradient", "accumulation"
 
 #: The most node visits a backward pass without a topological order may make before its hypothesis is
