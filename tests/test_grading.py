@@ -498,4 +498,4 @@ def test_a_big_batchs_server_timing_does_not_grow_with_its_items(client):
     assert response.status_code == 200
     timing = response.headers["Server-Timing"]
     phases = [part.split(";")[0] for part in timing.split(", ")]
-    assert len(timing) < 200 and phases == ["parse", "validate", "build", "backward", "grade", "write"]
+    assert len(timing) < 200 and phases == ["read", "parse", "validate", "build", "backward", "grade", "write"]

@@ -21,8 +21,11 @@ REQUEST_ID_HEADER = {
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~:+/=-]{1,128}$"},
 }
 SERVER_TIMING_HEADER = {
-    "description": "Where the time went, in milliseconds, by phase: parse (reading and parsing the body), "
-    "validate, build (the forward pass), backward, write (the answer's JSON); the phases a refusal reached.",
+    "description": "Where the time went, in milliseconds, by phase, in the order they ran: read (receiving "
+    "the body), parse (the JSON), fastpath (the compiled path: the whole evaluation and answer of a graph it "
+    "takes; when it declines, the reference path's phases follow), validate (the contract's checks, and the "
+    "schemas' explanation of a refusal), build (the forward pass), backward, grade (comparing a submission), "
+    "write (the answer's JSON). A batch sums each phase over its items; a refusal lists the phases it reached.",
     "schema": {"type": "string"},
 }
 WWW_AUTHENTICATE_HEADER = {

@@ -47,10 +47,11 @@ def admitted_body() -> Iterator[bytes]:
     budget = current_app.extensions["valuegraph.memory_budget"]
     length = declared_length()
     if length is None:
-        body = read_body(None)
+        with phase("read"):
+            body = read_body(None)
     else:
         budget.refuse_if_never_fits(length)
-        with budget.admit(length, per_body_byte=1):
+        with budget.admit(length, per_body_byte=1), phase("read"):
             body = read_body(length)
     with budget.admit(len(body)):
         yield body
