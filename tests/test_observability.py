@@ -99,7 +99,9 @@ def test_server_timing_names_the_phases_in_order(app, client):
     response = client.post(EVALUATE, json=SEED_GRAPH)
     assert response.status_code == 200
     on_the_fast_path = app.config["FAST_PATH"] and fastpath.ACTIVE
-    assert phases_of(response.headers["Server-Timing"]) == (["read", "parse", "fastpath"] if on_the_fast_path else PHASES)
+    assert phases_of(response.headers["Server-Timing"]) == (
+        ["read", "parse", "fastpath"] if on_the_fast_path else PHASES
+    )
 
 
 def test_server_timing_of_a_refusal_names_the_phases_it_reached(app, client):
