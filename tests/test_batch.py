@@ -203,5 +203,25 @@ def test_a_batch_of_invalid_graphs_answers_less_than_it_was_sent(post):
     results = response.get_json()["results"]
     assert [result["status"] for result in results] == [422] * 40
     assert sum(len(result["problem"].get("errors", ())) for result in results) <= 1000
-    assert "Not listed: this batch's answer lists at most 1000 problem entries." in results[-1]["problem"]["detail"]
+    assert results[-1]["problem"]["detail"] == "Not explained: the batch's answer already lists its 1000 problem entries."
     assert len(response.data) < len(orjson.dumps(body))
+
+
+@pytest.mark.parametrize("path", [EVALUATE_BATCH, GRADE_BATCH])
+def test_past_the_batchs_entries_an_invalid_item_costs_no_explanation(post, app, path, monkeypatch):
+    """A refusal costs no more than the answer would: once the answer has listed its 1,000 entries, an
+    invalid item is refused without the schemas' explanation, so a batch of invalid graphs costs about
+    what the same invalid nodes in one graph do."""
+    name = "valuegraph.request_schema" if path == EVALUATE_BATCH else "valuegraph.grade_schema"
+    schema, loads = app.extensions[name], []
+    load = schema.load
+    monkeypatch.setattr(schema, "load", lambda document: loads.append(1) or load(document))
+    item = {"nodes": [{"id": f"x{k}", "data": "two"} for k in range(85)]}
+    if path == GRADE_BATCH:
+        item["submitted"] = []
+    results = post(path, {"graphs": [item] * 2000}).get_json()["results"]
+    assert [result["status"] for result in results] == [422] * 2000
+    listed = [len(result["problem"].get("errors", ())) for result in results]
+    assert sum(listed) <= 1000 and listed[-1] == 0
+    assert len(loads) == 12  # 11 items of 85 entries, then the one whose entries are cut
+    assert results[-1]["problem"]["detail"].startswith("Not explained:")

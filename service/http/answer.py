@@ -22,15 +22,18 @@ from service.http.body import check_media_type, declared_length, read_body
 from service.http.problems import Problem
 
 AnswerBytes = Callable[[object, Checkpoint], bytes]
+#: A batch item's answer: like AnswerBytes, and told whether its refusal may still be explained.
+ItemAnswer = Callable[[object, Checkpoint, bool], bytes]
 
 
 def answer(
     body_of: AnswerBytes, mimetype: str = "application/json", parse: Callable[[bytes], object] | None = None
 ) -> Response:
     """The one way a body is admitted, read and parsed (415, 413, 400, 503), then answered by `body_of`
-    within the deadline (504). `parse` is parse_json unless a route reads more than JSON."""
+    within the deadline (504). `parse` is parse_json unless a route reads more than JSON. The cyclic GC
+    is paused once the body is admitted: a request waiting for the budget holds nothing paused."""
     deadline = Deadline(current_app.config["DEADLINE_SECONDS"])
-    with current_app.extensions["valuegraph.gc_pause"](), admitted_body() as body:
+    with admitted_body() as body, current_app.extensions["valuegraph.gc_pause"]():
         document = (parse or parse_json)(body)
         return current_app.response_class(body_of(document, deadline.check), mimetype=mimetype)
 
@@ -93,12 +96,16 @@ def validated(
     is_valid: Callable[[object], bool],
     schema: Schema,
     explain: Callable[[ValidationError], Problem],
+    unexplained: Problem | None = None,
 ) -> dict:
     """The request, valid by the contract: the document itself when the fast validator accepts it,
-    else what the schema loads; a refusal raises the problem `explain` makes of the schema's messages."""
+    else what the schema loads; a refusal raises the problem `explain` makes of the schema's messages,
+    or, when the answer has no room left to list why (a batch's), `unexplained` at once."""
     with phase("validate"):
         if is_valid(document):
             return document
+        if unexplained is not None:
+            raise unexplained
         try:
             return schema.load(document)
         except ValidationError as error:

@@ -13,7 +13,7 @@ from service.core import fastpath, graphs
 from service.core.record import note_graph_size, phase
 from service.core.traversal import Checkpoint
 from service.http.answer import answer, json_bytes, validated
-from service.http.batch import batch_body
+from service.http.batch import batch_body, unexplained
 from service.http.problems import invalid_graph_request
 
 bp = Blueprint("evaluate", __name__)
@@ -29,9 +29,10 @@ def evaluate_batch() -> Response:
     return answer(lambda document, checkpoint: batch_body(document, evaluation_body, b"evaluation", checkpoint))
 
 
-def evaluation_body(document: object, checkpoint: Checkpoint) -> bytes:
+def evaluation_body(document: object, checkpoint: Checkpoint, explain: bool = True) -> bytes:
     """The 200 body of one graph request: the compiled fast path's when it answers, which is exactly the
-    reference path's; else the reference path's, which also explains every refusal."""
+    reference path's; else the reference path's, which also explains every refusal (unless, in a batch
+    whose answer has no room left, `explain` is false)."""
     if current_app.config["FAST_PATH"]:
         with phase("fastpath"):
             answer_bytes = fastpath.evaluate(document, current_app.config["MAX_NODES"])
@@ -43,6 +44,7 @@ def evaluation_body(document: object, checkpoint: Checkpoint) -> bytes:
         lambda document: is_valid_request(document, current_app.config["MAX_NODES"]),
         current_app.extensions["valuegraph.request_schema"],
         invalid_graph_request,
+        None if explain else unexplained("invalid-graph"),
     )
     checkpoint()
     nodes = request_graph["nodes"]

@@ -14,7 +14,7 @@ from service.core.grading import DEFAULT_TOLERANCE, Tolerance, grade
 from service.core.record import note_graph_size, phase
 from service.core.traversal import Checkpoint
 from service.http.answer import answer, json_bytes, parse_json_with_non_finite, validated
-from service.http.batch import batch_body
+from service.http.batch import batch_body, unexplained
 from service.http.problems import Problem, field_path, graph_entry, invalid_graph, message_paths
 
 bp = Blueprint("grade", __name__)
@@ -36,13 +36,15 @@ def grade_batch() -> Response:
     )
 
 
-def grade_body(document: object, checkpoint: Checkpoint) -> bytes:
-    """The 200 body of POST /v1/grade for this document; raises a Problem or GraphError otherwise."""
+def grade_body(document: object, checkpoint: Checkpoint, explain: bool = True) -> bytes:
+    """The 200 body of POST /v1/grade for this document; raises a Problem or GraphError otherwise (a
+    refusal unexplained when, in a batch whose answer has no room left, `explain` is false)."""
     grade_request = validated(
         document,
         lambda document: is_valid_grade_request(document, current_app.config["MAX_NODES"]),
         current_app.extensions["valuegraph.grade_schema"],
         invalid_grade_request,
+        None if explain else unexplained("invalid-graph"),
     )
     checkpoint()
     nodes = grade_request["nodes"]
