@@ -203,7 +203,9 @@ def test_a_batch_of_invalid_graphs_answers_less_than_it_was_sent(post):
     results = response.get_json()["results"]
     assert [result["status"] for result in results] == [422] * 40
     assert sum(len(result["problem"].get("errors", ())) for result in results) <= 1000
-    assert results[-1]["problem"]["detail"] == "Not explained: the batch's answer already lists its 1000 problem entries."
+    assert (
+        results[-1]["problem"]["detail"] == "Not explained: the batch's answer already lists its 1000 problem entries."
+    )
     assert len(response.data) < len(orjson.dumps(body))
 
 
