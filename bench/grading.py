@@ -41,7 +41,9 @@ def random_graph(rng: random.Random, ops: int = 10) -> tuple[list[dict], object]
     child sometimes repeated; differentiated from the last node. One in five is relu over leaves of 0
     and both signs, weighted and summed: relu's rules show on few graphs otherwise."""
     if rng.random() < 0.2:
-        return relu_graph(rng)
+        return students.relu_graph(
+            [rng.choice(students.RELU_LEAVES) for _ in range(rng.randint(2, 5))], rng.choice(students.RELU_WEIGHTS)
+        )
     positive = rng.random() < 0.5
     choices = [0.25 + 2.75 * rng.random() for _ in range(8)] + ([] if positive else [0.0, -0.5, -1.5, -2.75])
     nodes = [{"id": f"x{k}", "data": rng.choice(choices)} for k in range(rng.randint(2, 4))]
@@ -56,24 +58,6 @@ def random_graph(rng: random.Random, ops: int = 10) -> tuple[list[dict], object]
     return nodes, nodes[-1]["id"]
 
 
-def relu_graph(rng: random.Random) -> tuple[list[dict], object]:
-    leaves = [rng.choice([0.0, -1.5, -0.5, 0.75, 2.0]) for _ in range(rng.randint(2, 5))]
-    nodes = [{"id": f"x{k}", "data": x} for k, x in enumerate(leaves)]
-    nodes += [{"id": f"r{k}", "op": "relu", "children": [f"x{k}"]} for k in range(len(leaves))]
-    nodes += [{"id": "w", "data": rng.choice([1.5, -2.0, 3.0])}]
-    nodes += [{"id": f"m{k}", "op": "mul", "children": [f"r{k}", "w"]} for k in range(len(leaves))]
-    nodes.append({"id": "s1", "op": "add", "children": ["m0", "m1"]})
-    nodes += [{"id": f"s{k}", "op": "add", "children": [f"s{k - 1}", f"m{k}"]} for k in range(2, len(leaves))]
-    return nodes, nodes[-1]["id"]
-
-
-def reference(nodes, output):
-    try:
-        return graphs.evaluate(nodes, output)
-    except graphs.GraphError:
-        return None
-
-
 def rates(module, keys, mode, graph_count, rng, passes=1):
     """The counts of the module's doc for one broken class in one mode, and the grade times in ms."""
     counts = dict.fromkeys(
@@ -84,7 +68,7 @@ def rates(module, keys, mode, graph_count, rng, passes=1):
     while counts["shows"] < graph_count and tried < 40 * graph_count:
         tried += 1
         nodes, output = random_graph(rng)
-        evaluated = reference(nodes, output)
+        evaluated = students.reference(nodes, output)
         submitted = students.submission(module, nodes, output, MODES[mode], passes) if evaluated else None
         if submitted is None:
             continue
@@ -139,7 +123,7 @@ def false_fails(module, mode, graph_count, rng):
     failed = tried = 0
     while tried < graph_count:
         nodes, output = random_graph(rng)
-        evaluated = reference(nodes, output)
+        evaluated = students.reference(nodes, output)
         submitted = students.submission(module, nodes, output, MODES[mode]) if evaluated else None
         if submitted is None:
             continue

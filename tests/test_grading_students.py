@@ -35,27 +35,12 @@ MODES = {
 
 @st.composite
 def relu_graphs(draw):
-    """relu over leaves that are 0, negative or positive, its results weighted and summed: relu's rules
-    show on few random graphs."""
-    leaves = draw(st.lists(st.sampled_from([0.0, -1.5, -0.5, 0.75, 2.0]), min_size=2, max_size=5))
-    nodes = [{"id": f"x{k}", "data": x} for k, x in enumerate(leaves)]
-    nodes += [{"id": f"r{k}", "op": "relu", "children": [f"x{k}"]} for k in range(len(leaves))]
-    nodes += [{"id": "w", "data": draw(st.sampled_from([1.5, -2.0, 3.0]))}]
-    nodes += [{"id": f"m{k}", "op": "mul", "children": [f"r{k}", "w"]} for k in range(len(leaves))]
-    nodes.append({"id": "s1", "op": "add", "children": ["m0", "m1"]})
-    nodes += [{"id": f"s{k}", "op": "add", "children": [f"s{k - 1}", f"m{k}"]} for k in range(2, len(leaves))]
-    return nodes, nodes[-1]["id"]
-
-
-def reference(nodes, output):
-    try:
-        return graph_module.evaluate(nodes, output)
-    except graph_module.GraphError:
-        return None
+    leaves = draw(st.lists(st.sampled_from(students.RELU_LEAVES), min_size=2, max_size=5))
+    return students.relu_graph(leaves, draw(st.sampled_from(students.RELU_WEIGHTS)))
 
 
 def graded(module, nodes, output, fields, passes=1):
-    evaluated = reference(nodes, output)
+    evaluated = students.reference(nodes, output)
     assume(evaluated is not None)
     submitted = students.submission(module, nodes, output, fields, passes)
     assume(submitted is not None)

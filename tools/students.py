@@ -239,3 +239,27 @@ def relu_of_a_computed_zero(nodes, values):
         and values[position[node["children"][0]]].data == 0
         for node in nodes
     )
+
+
+def relu_graph(leaves: list[float], weight: float) -> tuple[list[dict], object]:
+    """relu over the given leaves (0, negative, positive), each result times `weight`, summed: relu's
+    rules show on few random graphs otherwise."""
+    nodes = [{"id": f"x{k}", "data": x} for k, x in enumerate(leaves)]
+    nodes += [{"id": f"r{k}", "op": "relu", "children": [f"x{k}"]} for k in range(len(leaves))]
+    nodes += [{"id": "w", "data": weight}]
+    nodes += [{"id": f"m{k}", "op": "mul", "children": [f"r{k}", "w"]} for k in range(len(leaves))]
+    nodes.append({"id": "s1", "op": "add", "children": ["m0", "m1"]})
+    nodes += [{"id": f"s{k}", "op": "add", "children": [f"s{k - 1}", f"m{k}"]} for k in range(2, len(leaves))]
+    return nodes, nodes[-1]["id"]
+
+
+#: What relu_graph's leaves and weight are drawn from.
+RELU_LEAVES, RELU_WEIGHTS = (0.0, -1.5, -0.5, 0.75, 2.0), (1.5, -2.0, 3.0)
+
+
+def reference(nodes, output):
+    """The reference evaluation (output, Values), or None where the graph cannot be evaluated."""
+    try:
+        return graph_module.evaluate(nodes, output)
+    except graph_module.GraphError:
+        return None
