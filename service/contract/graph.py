@@ -81,10 +81,13 @@ class Label(fields.Field):
         return value
 
 
-LABEL_DESCRIPTION = (
-    "Optional: a name for people (1 to 256 characters), as micrograd's lecture code labels its Values. "
-    "Pictures (POST /v1/render) show it instead of the id; answers do not echo it."
-)
+LABEL_METADATA = {
+    "description": "Optional: a name for people, as micrograd's lecture code labels its Values. Pictures "
+    "(POST /v1/render) show it instead of the id; answers do not echo it.",
+    "type": "string",
+    "minLength": 1,
+    "maxLength": LABEL_MAX_LENGTH,
+}
 
 
 class Number(fields.Float):
@@ -167,7 +170,7 @@ class LeafNodeSchema(StrictSchema):
     """A leaf, `Value(data)`: `op` is "value" or absent."""
 
     id = Id(required=True)
-    label = Label(metadata={"description": LABEL_DESCRIPTION})
+    label = Label(metadata=LABEL_METADATA)
     op = fields.String(validate=validate.Equal("value"))
     data = Number(required=True)
 
@@ -176,7 +179,7 @@ class OperationNodeSchema(StrictSchema):
     """A node the service computes from its children with `op`."""
 
     id = Id(required=True)
-    label = Label(metadata={"description": LABEL_DESCRIPTION})
+    label = Label(metadata=LABEL_METADATA)
     op = OpName(required=True, metadata={"enum": list(OPS)})
     children = CappedList(
         Id(),
@@ -208,7 +211,7 @@ class RecordedNodeSchema(StrictSchema):
     """A node recorded by another program, `Value(data, children, local_grads)`, taken as given."""
 
     id = Id(required=True)
-    label = Label(metadata={"description": LABEL_DESCRIPTION})
+    label = Label(metadata=LABEL_METADATA)
     data = Number(required=True)
     children = CappedList(Id(), is_id, required=True)
     local_grads = CappedList(

@@ -164,6 +164,13 @@ MAX_RENDER_NODES = Setting(
     positive_int,
     "the most nodes in a graph drawn by POST /v1/render; over it, 422",
 )
+MAX_RENDER_EDGES = Setting(
+    "VALUEGRAPH_MAX_RENDER_EDGES",
+    "MAX_RENDER_EDGES",
+    1000,
+    positive_int,
+    "the most edges (children listed, over all nodes) in a graph drawn by POST /v1/render; over it, 422",
+)
 
 MAX_BATCH_GRAPHS = Setting(
     "VALUEGRAPH_MAX_BATCH_GRAPHS",
@@ -245,6 +252,7 @@ SETTINGS: tuple[Setting, ...] = (
     MAX_EXPRESSION_LENGTH,
     MAX_EXPRESSION_NODES,
     MAX_RENDER_NODES,
+    MAX_RENDER_EDGES,
 )
 
 # The HTTP server's settings: gunicorn.conf.py and the worker (service/runtime/worker.py) read them, the app does not.

@@ -1,0 +1,110 @@
+"""A picture in Graphviz's dot language (rankdir=LR: children below, the output on top); `dot -Tsvg`
+draws it.
+
+Nothing a client sends reaches the text as it was sent. Nodes are named n0, n1, ... by position; every
+label is an HTML-like label in which the only markup is ours: `&`, `<`, `>` and `"` are written as
+entities and every character beyond ASCII as a numeric character reference, so that no id or label can
+close the label, add an attribute or a node, or reach dot's own escapes (`\\N`, `\\G`).
+"""
+
+from service.core.render import (
+    ARROW_WORDS,
+    EDGE_WORDS,
+    KIND_WORDS,
+    LEAF,
+    OPERATION,
+    OUTPUT_WORDS,
+    PARAMETER,
+    RECORDED,
+    DrawnNode,
+    Picture,
+    edge_text,
+    how,
+    number_text,
+    precision_words,
+)
+from service.core.traversal import CHECKPOINT_EVERY, Checkpoint
+
+FONT = "Helvetica,Arial,sans-serif"
+#: Each kind's look: the table's fill, border colour and style (rounded for leaves, dashed for recorded nodes).
+LOOKS = {
+    LEAF: ("#f6f6f6", "#6b6b6b", "rounded"),
+    PARAMETER: ("#fff1c2", "#a57f00", "rounded"),
+    OPERATION: ("#e4eeff", "#3a6db5", ""),
+    RECORDED: ("#efe6fb", "#7450a8", "dashed"),
+}
+LOCAL_COLOUR, BACK_COLOUR = "#5f6b7a", "#b3261e"
+HEAD = [
+    "digraph valuegraph {",
+    f'    graph [rankdir=LR, nodesep=0.3, ranksep=0.4, nslimit=2, nslimit1=2, fontname="{FONT}"];',
+    f'    node [shape=plain, fontname="{FONT}", fontsize=11];',
+    f'    edge [fontname="{FONT}", fontsize=9, color="#8a8a8a", arrowsize=0.6];',
+]
+
+
+def dot(drawn: Picture, precision: int | None, checkpoint: Checkpoint | None = None) -> str:
+    """The picture as a dot digraph; node n<i> is the request's i-th node (its SVG group's id is `n<i>`)."""
+    lines = list(HEAD)
+    for i, node in enumerate(drawn.nodes):
+        if checkpoint and not i % CHECKPOINT_EVERY:
+            checkpoint()
+        lines.append(f'    n{i} [id="n{i}", label=<{_node_table(drawn, node, precision, i == drawn.output)}>];')
+    for edge in drawn.edges:
+        local, back = edge_text(edge, precision)
+        label = (
+            f'<FONT COLOR="{LOCAL_COLOUR}">{escaped(local)}</FONT>  <FONT COLOR="{BACK_COLOUR}">{escaped(back)}</FONT>'
+        )
+        lines.append(f"    n{edge.child} -> n{edge.parent} [label=<{label}>];")
+    lines.append(f'    legend [id="legend", label=<{_legend_table(drawn, precision)}>];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _node_table(drawn: Picture, node: DrawnNode, precision: int | None, is_output: bool) -> str:
+    fill, colour, style = LOOKS[node.kind]
+    title = f"<B>{escaped(node.name)}</B>"
+    if node.children:
+        title += f" = {escaped(how(drawn, node))}"
+    numbers = (
+        f"data <B>{escaped(number_text(node.data, precision))}</B>"
+        f"   grad <B>{escaped(number_text(node.grad, precision))}</B>"
+    )
+    return (
+        f'<TABLE BORDER="{3 if is_output else 1}" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2" '
+        f'COLOR="{colour}" BGCOLOR="{fill}"{f" STYLE={chr(34)}{style}{chr(34)}" if style else ""}>'
+        f"<TR><TD>{title}</TD></TR>"
+        f'<TR><TD><FONT POINT-SIZE="9">{numbers}</FONT></TD></TR>'
+        "</TABLE>"
+    )
+
+
+def _legend_table(drawn: Picture, precision: int | None) -> str:
+    """The legend: a sample of each kind of node the picture has and of the output, then what arrows
+    and edge labels mean."""
+    samples = [(*KIND_WORDS[kind], *LOOKS[kind], 1) for kind in drawn.kinds()]
+    samples.append((*OUTPUT_WORDS, "#ffffff", "#333333", "", 3))
+    rows = "".join(
+        f'<TR><TD><TABLE BORDER="{border}" CELLBORDER="0" CELLPADDING="2" COLOR="{colour}" BGCOLOR="{fill}"'
+        f"{f' STYLE={chr(34)}{style}{chr(34)}' if style else ''}><TR><TD>{escaped(name)}</TD></TR>"
+        f'</TABLE></TD><TD ALIGN="LEFT">{escaped(meaning)}</TD></TR>'
+        for name, meaning, fill, colour, style, border in samples
+    )
+    words = "".join(
+        f'{escaped(line)}<BR ALIGN="LEFT"/>' for line in (ARROW_WORDS, *EDGE_WORDS, precision_words(precision))
+    )
+    return (
+        '<FONT POINT-SIZE="9"><TABLE BORDER="1" CELLBORDER="0" CELLSPACING="2" CELLPADDING="2" COLOR="#bbbbbb">'
+        '<TR><TD ALIGN="LEFT"><B>legend</B></TD></TR>'
+        f'<TR><TD><TABLE BORDER="0" CELLBORDER="0" CELLSPACING="3" CELLPADDING="0">{rows}</TABLE></TD></TR>'
+        f'<TR><TD ALIGN="LEFT" BALIGN="LEFT">{words}</TD></TR></TABLE></FONT>'
+    )
+
+
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+
+
+def escaped(text: str) -> str:
+    """Text as an HTML-like label's characters: markup signs as entities, non-ASCII as references."""
+    return "".join(
+        _ENTITIES.get(character, character) if character < "\x7f" else f"&#{ord(character)};" for character in text
+    )
