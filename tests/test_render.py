@@ -197,7 +197,7 @@ def test_labels_are_shown_instead_of_ids_and_labelled_leaves_are_parameters(post
         ("([", ["parameter"], "w"),
         ("(", ["leaf"], "1"),
         ("[", ["op"], "w·x = w * 1"),
-        ("[[", ["recorded", "output"], "recorded y = recorded"),
+        ("[[", ["recorded", "output"], "recorded y"),
     ]
     content = post({"nodes": nodes}, "?format=json").get_json()
     assert [node["label"] for node in content["nodes"]] == ["w", None, "w·x", "recorded y"]

@@ -1,10 +1,11 @@
-"""A picture in Graphviz's dot language (rankdir=LR: children below, the output on top); `dot -Tsvg`
-draws it.
+"""A picture in Graphviz's dot language, left to right as micrograd's own `draw_dot` draws (children on
+the left, the output on the right); `dot -Tsvg` draws it.
 
 Nothing a client sends reaches the text as it was sent. Nodes are named n0, n1, ... by position; every
 label is an HTML-like label in which the only markup is ours: `&`, `<`, `>` and `"` are written as
 entities and every character beyond ASCII as a numeric character reference, so that no id or label can
-close the label, add an attribute or a node, or reach dot's own escapes (`\\N`, `\\G`).
+close the label, add an attribute or a node, or reach dot's own escapes (`\\N`, `\\G`: a backslash is
+doubled).
 """
 
 from service.core.render import (
@@ -62,9 +63,8 @@ def dot(drawn: Picture, precision: int | None, checkpoint: Checkpoint | None = N
 
 def _node_table(drawn: Picture, node: DrawnNode, precision: int | None, is_output: bool) -> str:
     fill, colour, style = LOOKS[node.kind]
-    title = f"<B>{escaped(node.name)}</B>"
-    if node.children:
-        title += f" = {escaped(how(drawn, node))}"
+    computed = how(drawn, node)
+    title = f"<B>{escaped(node.name)}</B>" + (f" = {escaped(computed)}" if computed else "")
     numbers = (
         f"data <B>{escaped(number_text(node.data, precision))}</B>"
         f"   grad <B>{escaped(number_text(node.grad, precision))}</B>"
@@ -100,11 +100,14 @@ def _legend_table(drawn: Picture, precision: int | None) -> str:
     )
 
 
-_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+#: Graphviz reads `\N` (the node's name), `\G` and the like even in an HTML-like label's text, after its
+#: entities: a backslash is written as two, which it reads as one.
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\\": "\\\\"}
 
 
 def escaped(text: str) -> str:
-    """Text as an HTML-like label's characters: markup signs as entities, non-ASCII as references."""
+    """Text as an HTML-like label's characters: markup signs as entities, a backslash doubled, non-ASCII
+    as numeric references."""
     return "".join(
         _ENTITIES.get(character, character) if character < "\x7f" else f"&#{ord(character)};" for character in text
     )

@@ -21,8 +21,8 @@ from service.core.render import (
     RECORDED,
     Picture,
     edge_text,
-    how,
     precision_words,
+    title,
     values_text,
 )
 from service.core.traversal import CHECKPOINT_EVERY, Checkpoint
@@ -64,9 +64,10 @@ def mermaid(drawn: Picture, precision: int | None, checkpoint: Checkpoint | None
     for i, node in enumerate(drawn.nodes):
         if checkpoint and not i % CHECKPOINT_EVERY:
             checkpoint()
-        title = node.name + (f" = {how(drawn, node)}" if node.children else "")
         opening, closing = SHAPES[node.kind]
-        lines.append(f"    n{i}{opening}{quoted(title, values_text(node, precision))}{closing}:::{node.kind}")
+        lines.append(
+            f"    n{i}{opening}{quoted(title(drawn, node), values_text(node, precision))}{closing}:::{node.kind}"
+        )
     for edge in drawn.edges:
         lines.append(f"    n{edge.child} -- {quoted(', '.join(edge_text(edge, precision)))} --> n{edge.parent}")
     lines.append(f"    class n{drawn.output} output")

@@ -192,11 +192,9 @@ def _finite_or_none(number: float | None) -> float | None:
 
 
 def how(drawn: Picture, node: DrawnNode) -> str:
-    """How the node is computed, by its children's names: `a + b`, `a ** 2`, `log(a)`; a recorded node
-    says so; a leaf, nothing."""
-    if node.kind == RECORDED:
-        return "recorded"
-    if not node.children:
+    """How an op node is computed, by its children's names: `a + b`, `a ** 2`, `log(a)`; for a leaf or a
+    recorded node, nothing (its shape says what it is)."""
+    if node.kind != OPERATION:
         return ""
     names = [drawn.nodes[child].name for child in node.children]
     if node.op in INFIX and len(names) == 2:
@@ -206,6 +204,12 @@ def how(drawn: Picture, node: DrawnNode) -> str:
     if node.op == "neg":
         return f"-{names[0]}"
     return f"{node.op}({', '.join(names)})"
+
+
+def title(drawn: Picture, node: DrawnNode) -> str:
+    """A node's first line: its name, and how an op node is computed (`c = a + b`)."""
+    computed = how(drawn, node)
+    return f"{node.name} = {computed}" if computed else node.name
 
 
 def values_text(node: DrawnNode, precision: int | None) -> str:
