@@ -58,6 +58,31 @@ def test_the_deadline_stops_a_slow_dot_and_kills_it(make_app, dot_path):
     assert not os.path.exists(f"/proc/{pid}"), "dot was left running (or unreaped)"
 
 
+def test_dot_has_a_time_limit_of_its_own_within_the_deadline(make_app, dot_path):
+    stand_in(dot_path, "exec sleep 30")
+    client = make_app({"GRAPHVIZ_SECONDS": 0.3}).test_client()
+    started = time.monotonic()
+    problem = svg_of(client).get_json()
+    assert time.monotonic() - started < 5
+    assert (problem["status"], problem["type"]) == (422, "/problems/graph-too-large-to-draw")
+    assert "within 0.3 seconds (VALUEGRAPH_GRAPHVIZ_SECONDS)" in problem["detail"]
+    assert "format=dot" in problem["detail"]
+
+
+def test_dot_runs_with_its_memory_limited_before_it_reads_its_input(make_app, dot_path):
+    stand_in(dot_path, 'cat > /dev/null\necho "$(grep "Max data size" /proc/$$/limits)" >&2\nexit 1')
+    client = make_app({"GRAPHVIZ_MEMORY_BYTES": 50_000_000}).test_client()
+    detail = svg_of(client).get_json()["detail"]
+    assert "Max data size 50000000 50000000 bytes" in " ".join(detail.split())
+
+
+def test_a_dot_that_dies_of_a_signal_is_taken_to_have_run_out_of_memory(client, dot_path):
+    stand_in(dot_path, "cat > /dev/null\nkill -SEGV $$")
+    problem = svg_of(client).get_json()
+    assert (problem["status"], problem["type"]) == (422, "/problems/graph-too-large-to-draw")
+    assert "(VALUEGRAPH_GRAPHVIZ_MEMORY_BYTES)" in problem["detail"]
+
+
 def test_a_failing_dot_is_a_503_quoting_its_first_error_line(client, dot_path):
     stand_in(dot_path, "cat > /dev/null\necho 'Error: <stdin>: syntax error in line 1' >&2\necho more >&2\nexit 1")
     problem = svg_of(client).get_json()
@@ -79,9 +104,9 @@ def test_a_large_input_and_output_pass_whole_both_ways(dot_path):
     """dot reads while it writes: the exchange must not wait on one pipe while the other fills."""
     stand_in(dot_path, "exec cat")
     data = os.urandom(3_000_000)
-    assert graphviz.draw_svg(data, Deadline(30).check, len(data)) == data
+    assert graphviz.draw_svg(data, Deadline(30).check, len(data), 30, 1 << 30) == data
     with pytest.raises(graphviz.OutputTooLarge):
-        graphviz.draw_svg(data, Deadline(30).check, len(data) - 1)
+        graphviz.draw_svg(data, Deadline(30).check, len(data) - 1, 30, 1 << 30)
 
 
 def test_the_deadline_is_checked_while_writing_to_a_dot_that_does_not_read(dot_path):
@@ -89,11 +114,26 @@ def test_the_deadline_is_checked_while_writing_to_a_dot_that_does_not_read(dot_p
     deadline = Deadline(0.3)
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded):
-        graphviz.draw_svg(b"x" * 10_000_000, deadline.check, 1 << 20)
+        graphviz.draw_svg(b"x" * 10_000_000, deadline.check, 1 << 20, 30, 1 << 30)
     assert time.monotonic() - started < 3
 
 
-@pytest.mark.skipif(REAL_DOT is None, reason="Graphviz's dot is not installed (make system-tools)")
+needs_graphviz = pytest.mark.skipif(REAL_DOT is None, reason="Graphviz's dot is not installed (make system-tools)")
+
+
+@needs_graphviz
+def test_a_graph_that_would_take_dot_gigabytes_is_stopped_at_its_memory_limit(client):
+    """A chain that one leaf feeds all along: dot's layout of it grew past 800 MB in 20 s, unbounded."""
+    nodes = [{"id": 0, "data": 1.0}] + [{"id": k, "op": "add", "children": [k - 1, 0]} for k in range(1, 500)]
+    started = time.monotonic()
+    response = client.post(PATH + "?format=svg", data=orjson.dumps({"nodes": nodes}), content_type="application/json")
+    assert time.monotonic() - started < 10
+    problem = response.get_json()
+    assert (problem["status"], problem["type"]) == (422, "/problems/graph-too-large-to-draw")
+    assert "(VALUEGRAPH_GRAPHVIZ_MEMORY_BYTES)" in problem["detail"]
+
+
+@needs_graphviz
 def test_the_real_dot_draws_a_picture_larger_than_a_pipe(client):
     nodes = [{"id": 0, "data": 0.5, "label": "x" * 256}]
     nodes += [{"id": k, "op": "mul", "children": [k - 1, k - 1], "label": f"{k:03}" * 80} for k in range(1, 400)]

@@ -33,7 +33,7 @@ def post(client, conforms):
 
 
 def svg_nodes(svg: bytes) -> dict[str, str]:
-    """Each drawn node's text, by its SVG id (n0, n1, ..., legend's own): its text spans joined, as drawn."""
+    """Each drawn node's text, by its SVG id (n0, n1, ...): its text spans joined, as drawn."""
     root = ElementTree.fromstring(svg)
     return {
         group.get("id"): "".join(text.text or "" for text in group.iter(f"{SVG}text")).replace("\xa0", " ")
@@ -78,7 +78,7 @@ def test_dot_draws_the_example_left_to_right(post):
     assert text.startswith("digraph valuegraph {\n") and "rankdir=LR" in text
     assert "    n0 -> n3 [label=<" in text and ">local 5</FONT>" in text and ">back 0.5</FONT>" in text
     assert 'n4 [id="n4", label=<<TABLE BORDER="3"' in text
-    assert "<B>e</B> = log(d)" in text and 'legend [id="legend", label=<' in text
+    assert "<B>e</B> = log(d)" in text and "graph [labelloc=t, labeljust=l, label=<" in text
 
 
 @needs_graphviz
@@ -89,7 +89,8 @@ def test_svg_is_graphvizs_picture_of_the_example(post):
     drawn = svg_nodes(response.data)
     assert drawn["n0"] == "adata 2   grad 0.7"
     assert drawn["n4"] == "e = log(d)data 2.303   grad 1"
-    assert "Arrows point from a child to the node that uses it." in drawn["legend"]
+    assert set(drawn) == {f"n{i}" for i in range(5)}
+    assert ">Arrows point from a child to the node that uses it.</text>" in response.data.decode()
     edges = [group for group in ElementTree.fromstring(response.data).iter(f"{SVG}g") if group.get("class") == "edge"]
     assert len(edges) == 5
 

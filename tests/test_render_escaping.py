@@ -149,7 +149,7 @@ def test_graphviz_reads_the_dot_and_draws_every_name_exactly(nodes):
     svg = subprocess.run(["dot", "-Tsvg"], input=dot(drawn, 4).encode(), capture_output=True, check=True, timeout=60)
     assert svg.stderr == b""
     texts_drawn, edges = svg_texts(svg.stdout)
-    assert set(texts_drawn) == {f"n{i}" for i in range(len(nodes))} | {"legend"}
+    assert set(texts_drawn) == {f"n{i}" for i in range(len(nodes))}
     assert edges == len(drawn.edges)
     for i, (title, node) in enumerate(zip(titles(nodes), drawn.nodes)):
         numbers = f"data {render.number_text(node.data, 4)}   grad {render.number_text(node.grad, 4)}"

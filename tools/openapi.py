@@ -398,8 +398,9 @@ def add_expression_and_render(spec):
                             406: "format=svg where Graphviz is not installed (`/problems/format-unavailable`); the "
                             "other formats are.",
                             422: EVALUATE_PROBLEMS[422]
-                            + " Or the graph has more nodes or edges than a picture is drawn of, or Mermaid would "
-                            "refuse its picture (`/problems/graph-too-large-to-draw`).",
+                            + " Or the graph has more nodes or edges than a picture is drawn of, Mermaid would "
+                            "refuse its picture, or Graphviz did not draw it within VALUEGRAPH_GRAPHVIZ_SECONDS or "
+                            "VALUEGRAPH_GRAPHVIZ_MEMORY_BYTES (`/problems/graph-too-large-to-draw`).",
                             503: EVALUATE_PROBLEMS[503]
                             + " Or Graphviz failed to draw the picture (`/problems/drawing-failed`).",
                         }.items()

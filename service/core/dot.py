@@ -56,7 +56,7 @@ def dot(drawn: Picture, precision: int | None, checkpoint: Checkpoint | None = N
             f'<FONT COLOR="{LOCAL_COLOUR}">{escaped(local)}</FONT>  <FONT COLOR="{BACK_COLOUR}">{escaped(back)}</FONT>'
         )
         lines.append(f"    n{edge.child} -> n{edge.parent} [label=<{label}>];")
-    lines.append(f'    legend [id="legend", label=<{_legend_table(drawn, precision)}>];')
+    lines.append(f"    graph [labelloc=t, labeljust=l, label=<{_legend_table(drawn, precision)}>];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -1,15 +1,19 @@
 """Graphviz's `dot`, run to draw a picture as SVG: the one program the service runs.
 
-It is found on PATH at each request (installing Graphviz needs no restart); run without a shell, its
-input on stdin; stopped by the request's deadline, which is checked between short waits; and its
-output bounded, so that a picture costs no more than its answer may.
+It is found on PATH at each request (installing Graphviz needs no restart) and run without a shell,
+its input on stdin. Its cost is bounded, because some graphs of a few hundred nodes (a long chain
+that one node feeds all along) take dot minutes and gigabytes: its memory by a data limit set on the
+process as it starts (it has read nothing yet), its time by its own limit and by the request's
+deadline, both checked between short waits, its output by a bound in bytes.
 """
 
 import contextlib
 import os
+import resource
 import selectors
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 
 #: How long one wait for Graphviz lasts before the deadline is checked again.
@@ -35,23 +39,42 @@ class OutputTooLarge(Exception):
     """dot wrote more than the bound it was given; it was stopped."""
 
 
+class TooSlow(Exception):
+    """dot took longer than its time limit; it was stopped."""
+
+
+class OutOfMemory(Exception):
+    """dot stopped for want of memory within its limit (it says so, or dies of a signal)."""
+
+
 def dot_program() -> str | None:
     return shutil.which("dot")
 
 
-def draw_svg(dot_text: bytes, checkpoint: Callable[[], None], max_output: int) -> bytes:
-    """The SVG that `dot -Tsvg` draws of `dot_text`. `checkpoint` raises once the request's deadline has
-    passed; dot is then killed, as it is on any error."""
+def draw_svg(
+    dot_text: bytes, checkpoint: Callable[[], None], max_output: int, max_seconds: float, max_memory: int
+) -> bytes:
+    """The SVG that `dot -Tsvg` draws of `dot_text`, within `max_seconds`, `max_memory` bytes of data
+    and `max_output` bytes of SVG. `checkpoint` raises once the request's deadline has passed; dot is
+    then killed, as it is on any error."""
     program = dot_program()
     if program is None:
         raise GraphvizUnavailable()
+    ends = time.monotonic() + max_seconds
+
+    def check() -> None:
+        checkpoint()
+        if time.monotonic() > ends:
+            raise TooSlow()
+
     process = subprocess.Popen(
         [program, "-Tsvg"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        svg, errors = _exchange(process, dot_text, checkpoint, max_output)
+        resource.prlimit(process.pid, resource.RLIMIT_DATA, (max_memory, max_memory))
+        svg, errors = _exchange(process, dot_text, check, max_output)
         while process.poll() is None:
-            checkpoint()
+            check()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(WAIT_SECONDS)
     finally:
@@ -61,6 +84,8 @@ def draw_svg(dot_text: bytes, checkpoint: Callable[[], None], max_output: int) -
         for pipe in (process.stdin, process.stdout, process.stderr):
             if not pipe.closed:
                 pipe.close()
+    if process.returncode < 0 or b"out of memory" in errors:
+        raise OutOfMemory()
     if process.returncode != 0 or not svg:
         first_line = errors.decode(errors="replace").strip().split("\n", 1)[0]
         raise GraphvizFailed(f"dot exited with status {process.returncode}" + (f": {first_line}" if first_line else ""))

@@ -103,13 +103,30 @@ def refuse_if_too_large(document: object) -> None:
 
 
 def svg(dot_text: bytes, checkpoint: Checkpoint) -> bytes:
+    """Graphviz's picture, its memory held in the worker's budget while dot runs."""
+    seconds, memory = current_app.config["GRAPHVIZ_SECONDS"], current_app.config["GRAPHVIZ_MEMORY_BYTES"]
+    instead = "format=dot answers the picture's text, format=json its content."
     try:
-        return graphviz.draw_svg(dot_text, checkpoint, SVG_BASE_BYTES + SVG_BYTES_PER_DOT_BYTE * len(dot_text))
+        with current_app.extensions["valuegraph.memory_budget"].admit(memory, per_body_byte=1):
+            return graphviz.draw_svg(
+                dot_text, checkpoint, SVG_BASE_BYTES + SVG_BYTES_PER_DOT_BYTE * len(dot_text), seconds, memory
+            )
     except graphviz.GraphvizUnavailable:
         raise format_unavailable() from None
     except graphviz.OutputTooLarge:
         raise too_large_to_draw(
-            "Graphviz drew more than a picture of this graph may take; format=dot answers its text.", "format"
+            f"Graphviz drew more than a picture of this graph may take; {instead}", "format"
+        ) from None
+    except graphviz.TooSlow:
+        raise too_large_to_draw(
+            f"Graphviz did not lay this graph out within {seconds:g} seconds (VALUEGRAPH_GRAPHVIZ_SECONDS); {instead}",
+            "format",
+        ) from None
+    except graphviz.OutOfMemory:
+        raise too_large_to_draw(
+            f"Graphviz needed more than {memory} bytes of memory to lay this graph out "
+            f"(VALUEGRAPH_GRAPHVIZ_MEMORY_BYTES); {instead}",
+            "format",
         ) from None
     except graphviz.GraphvizFailed as failure:
         raise drawing_failed(failure.reason) from None
