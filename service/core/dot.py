@@ -52,9 +52,7 @@ def dot(drawn: Picture, precision: int | None, checkpoint: Checkpoint | None = N
         lines.append(f'    n{i} [id="n{i}", label=<{_node_table(drawn, node, precision, i == drawn.output)}>];')
     for edge in drawn.edges:
         local, back = edge_text(edge, precision)
-        label = (
-            f'<FONT COLOR="{LOCAL_COLOUR}">{escaped(local)}</FONT>  <FONT COLOR="{BACK_COLOUR}">{escaped(back)}</FONT>'
-        )
+        label = f'<FONT COLOR="{LOCAL_COLOUR}">{escaped(local + "  ")}</FONT><FONT COLOR="{BACK_COLOUR}">{escaped(back)}</FONT>'
         lines.append(f"    n{edge.child} -> n{edge.parent} [label=<{label}>];")
     lines.append(f"    graph [labelloc=t, labeljust=l, label=<{_legend_table(drawn, precision)}>];")
     lines.append("}")
@@ -64,10 +62,10 @@ def dot(drawn: Picture, precision: int | None, checkpoint: Checkpoint | None = N
 def _node_table(drawn: Picture, node: DrawnNode, precision: int | None, is_output: bool) -> str:
     fill, colour, style = LOOKS[node.kind]
     computed = how(drawn, node)
-    title = f"<B>{escaped(node.name)}</B>" + (f" = {escaped(computed)}" if computed else "")
+    title = f"<B>{escaped(node.name)}</B>" + (escaped(f" = {computed}") if computed else "")
     numbers = (
-        f"data <B>{escaped(number_text(node.data, precision))}</B>"
-        f"   grad <B>{escaped(number_text(node.grad, precision))}</B>"
+        f"{escaped('data ')}<B>{escaped(number_text(node.data, precision))}</B>"
+        f"{escaped('   grad ')}<B>{escaped(number_text(node.grad, precision))}</B>"
     )
     return (
         f'<TABLE BORDER="{3 if is_output else 1}" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2" '
@@ -101,13 +99,14 @@ def _legend_table(drawn: Picture, precision: int | None) -> str:
 
 
 #: Graphviz reads `\N` (the node's name), `\G` and the like even in an HTML-like label's text, after its
-#: entities: a backslash is written as two, which it reads as one.
-_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\\": "\\\\"}
+#: entities: a backslash is written as two, which it reads as one. A space is a no-break space, which
+#: SVG neither strips at the ends of a run of text (`<B>c</B> = a + b` is two runs) nor collapses.
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\\": "\\\\", " ": "&#160;"}
 
 
 def escaped(text: str) -> str:
-    """Text as an HTML-like label's characters: markup signs as entities, a backslash doubled, non-ASCII
-    as numeric references."""
+    """Text as an HTML-like label's characters: markup signs as entities, a backslash doubled, a space
+    unbreakable, non-ASCII as numeric references."""
     return "".join(
         _ENTITIES.get(character, character) if character < "\x7f" else f"&#{ord(character)};" for character in text
     )
