@@ -144,7 +144,8 @@ def test_labels_are_taken_from_values_that_have_them():
     e = c + a
     e.label = "e"
     nodes = valuegraph.to_graph(e)["nodes"]
-    assert [node.get("label") for node in nodes] == ["a", None, None, "e"]
+    labels = {(node.get("op"), node.get("data")): node.get("label") for node in nodes}
+    assert labels == {(None, 2.0): "a", (None, 3.0): None, ("mul", None): None, ("add", None): "e"}
     a.label = 7
     assert "label" not in valuegraph.to_graph(a)["nodes"][0]
     assert all("label" not in node for node in valuegraph.to_graph(seed_value.Value(2.0) * 3)["nodes"])

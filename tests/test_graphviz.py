@@ -8,10 +8,12 @@ import time
 
 import orjson
 import pytest
+import requests
 
 from service.core.deadline import Deadline, DeadlineExceeded
 from service.http import graphviz
 from tests.support import SEED_GRAPH
+from tools.server import gunicorn_server
 
 PATH = "/v1/render"
 REAL_DOT = shutil.which("dot")
@@ -140,3 +142,23 @@ def test_the_real_dot_draws_a_picture_larger_than_a_pipe(client):
     response = client.post(PATH + "?format=svg", data=orjson.dumps({"nodes": nodes}), content_type="application/json")
     assert response.status_code == 200 and response.data.rstrip().endswith(b"</svg>")
     assert len(response.data) > 1 << 20
+
+
+# --- the real server ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@needs_graphviz
+def test_the_real_server_draws_svg_and_times_its_phases(live_server):
+    response = requests.post(f"{live_server}{PATH}?format=svg", json=SEED_GRAPH, timeout=60)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("image/svg+xml")
+    assert response.text.rstrip().endswith("</svg>")
+    assert "draw;dur=" in response.headers["Server-Timing"] and "graphviz;dur=" in response.headers["Server-Timing"]
+
+
+@pytest.mark.slow
+def test_a_real_server_without_graphviz_says_so(tmp_path):
+    with gunicorn_server(tmp_path, PATH=str(tmp_path)) as server:
+        response = requests.post(f"{server.base}{PATH}?format=svg", json=SEED_GRAPH, timeout=60)
+        assert response.status_code == 406 and response.json()["type"] == "/problems/format-unavailable"
+        assert requests.post(f"{server.base}{PATH}?format=dot", json=SEED_GRAPH, timeout=60).status_code == 200
