@@ -81,7 +81,7 @@ def test_dot_draws_the_example_left_to_right(post):
         and ">local&#160;5&#160;&#160;</FONT>" in text
         and ">back&#160;0.5</FONT>" in text
     )
-    assert 'n4 [id="n4", label=<<TABLE BORDER="3"' in text
+    assert 'n4 [id="n4", label=<<TABLE CELLSPACING="0" BORDER="3"' in text
     assert "<B>e</B>&#160;=&#160;log(d)" in text and "graph [labelloc=t, labeljust=l, label=<" in text
 
 

@@ -2,14 +2,14 @@
 the left, the output on the right); `dot -Tsvg` draws it.
 
 Nothing a client sends reaches the text as it was sent. Nodes are named n0, n1, ... by position; every
-label is an HTML-like label in which the only markup is ours: `&`, `<`, `>` and `"` are written as
-entities and every character beyond ASCII as a numeric character reference, so that no id or label can
-close the label, add an attribute or a node, or reach dot's own escapes (`\\N`, `\\G`: a backslash is
-doubled).
+label is an HTML-like label in which the only markup is ours: `&`, `<`, `>` and `"` are entities, a
+backslash is doubled and every character beyond ASCII is a numeric character reference, so that no id
+or label can close the label, add an attribute or a node, or reach dot's own escapes (`\\N`, `\\G`).
 """
 
 from service.core.render import (
     ARROW_WORDS,
+    COLOURS,
     EDGE_WORDS,
     KIND_WORDS,
     LEAF,
@@ -27,13 +27,8 @@ from service.core.render import (
 from service.core.traversal import CHECKPOINT_EVERY, Checkpoint
 
 FONT = "Helvetica,Arial,sans-serif"
-#: Each kind's look: the table's fill, border colour and style (rounded for leaves, dashed for recorded nodes).
-LOOKS = {
-    LEAF: ("#f6f6f6", "#6b6b6b", "rounded"),
-    PARAMETER: ("#fff1c2", "#a57f00", "rounded"),
-    OPERATION: ("#e4eeff", "#3a6db5", ""),
-    RECORDED: ("#efe6fb", "#7450a8", "dashed"),
-}
+#: Each kind's border style, beside its colours: rounded for leaves, dashed for recorded nodes.
+STYLES = {LEAF: "rounded", PARAMETER: "rounded", OPERATION: "", RECORDED: "dashed"}
 LOCAL_COLOUR, BACK_COLOUR = "#5f6b7a", "#b3261e"
 HEAD = [
     "digraph valuegraph {",
@@ -60,7 +55,6 @@ def dot(drawn: Picture, precision: int | None, checkpoint: Checkpoint | None = N
 
 
 def _node_table(drawn: Picture, node: DrawnNode, precision: int | None, is_output: bool) -> str:
-    fill, colour, style = LOOKS[node.kind]
     computed = how(drawn, node)
     title = f"<B>{escaped(node.name)}</B>" + (escaped(f" = {computed}") if computed else "")
     numbers = (
@@ -68,24 +62,26 @@ def _node_table(drawn: Picture, node: DrawnNode, precision: int | None, is_outpu
         f"{escaped('   grad ')}<B>{escaped(number_text(node.grad, precision))}</B>"
     )
     return (
-        f'<TABLE BORDER="{3 if is_output else 1}" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2" '
-        f'COLOR="{colour}" BGCOLOR="{fill}"{f" STYLE={chr(34)}{style}{chr(34)}" if style else ""}>'
-        f"<TR><TD>{title}</TD></TR>"
-        f'<TR><TD><FONT POINT-SIZE="9">{numbers}</FONT></TD></TR>'
-        "</TABLE>"
+        f'<TABLE CELLSPACING="0" {_look(node.kind, 3 if is_output else 1)}>'
+        f'<TR><TD>{title}</TD></TR><TR><TD><FONT POINT-SIZE="9">{numbers}</FONT></TD></TR></TABLE>'
     )
+
+
+def _look(kind: str | None, border: int) -> str:
+    """A node table's attributes: its kind's colours and style (a plain white box for the legend's output)."""
+    fill, colour = COLOURS[kind] if kind else ("#ffffff", "#333333")
+    style = f' STYLE="{STYLES[kind]}"' if kind and STYLES[kind] else ""
+    return f'BORDER="{border}" CELLBORDER="0" CELLPADDING="2" COLOR="{colour}" BGCOLOR="{fill}"{style}'
 
 
 def _legend_table(drawn: Picture, precision: int | None) -> str:
     """The legend: a sample of each kind of node the picture has and of the output, then what arrows
     and edge labels mean."""
-    samples = [(*KIND_WORDS[kind], *LOOKS[kind], 1) for kind in drawn.kinds()]
-    samples.append((*OUTPUT_WORDS, "#ffffff", "#333333", "", 3))
+    samples = [(KIND_WORDS[kind], kind, 1) for kind in drawn.kinds()] + [(OUTPUT_WORDS, None, 3)]
     rows = "".join(
-        f'<TR><TD><TABLE BORDER="{border}" CELLBORDER="0" CELLPADDING="2" COLOR="{colour}" BGCOLOR="{fill}"'
-        f"{f' STYLE={chr(34)}{style}{chr(34)}' if style else ''}><TR><TD>{escaped(name)}</TD></TR>"
-        f'</TABLE></TD><TD ALIGN="LEFT">{escaped(meaning)}</TD></TR>'
-        for name, meaning, fill, colour, style, border in samples
+        f"<TR><TD><TABLE {_look(kind, border)}><TR><TD>{escaped(name)}</TD></TR></TABLE></TD>"
+        f'<TD ALIGN="LEFT">{escaped(meaning)}</TD></TR>'
+        for (name, meaning), kind, border in samples
     )
     words = "".join(
         f'{escaped(line)}<BR ALIGN="LEFT"/>' for line in (ARROW_WORDS, *EDGE_WORDS, precision_words(precision))

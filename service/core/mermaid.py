@@ -12,6 +12,7 @@ import string
 
 from service.core.render import (
     ARROW_WORDS,
+    COLOURS,
     EDGE_WORDS,
     KIND_WORDS,
     LEAF,
@@ -38,10 +39,8 @@ PLAIN = frozenset(string.ascii_letters + string.digits + " ()+-*/=.,_'!?")
 #: Each kind's shape: (opening, closing) around the quoted label.
 SHAPES = {LEAF: ("(", ")"), PARAMETER: ("([", "])"), OPERATION: ("[", "]"), RECORDED: ("[[", "]]")}
 STYLES = {
-    LEAF: "fill:#f6f6f6,stroke:#6b6b6b",
-    PARAMETER: "fill:#fff1c2,stroke:#a57f00",
-    OPERATION: "fill:#e4eeff,stroke:#3a6db5",
-    RECORDED: "fill:#efe6fb,stroke:#7450a8,stroke-dasharray:4 3",
+    **{kind: f"fill:{fill},stroke:{border}" for kind, (fill, border) in COLOURS.items()},
+    RECORDED: f"fill:{COLOURS[RECORDED][0]},stroke:{COLOURS[RECORDED][1]},stroke-dasharray:4 3",
     "output": "stroke-width:3px",
     "sample": "fill:#ffffff,stroke:#333333",
     "legend": "fill:#ffffff,stroke:#ffffff",

@@ -29,6 +29,14 @@ MAX_PRECISION = 17
 LEAF, PARAMETER, OPERATION, RECORDED = "leaf", "parameter", "op", "recorded"
 KINDS = (LEAF, PARAMETER, OPERATION, RECORDED)
 
+#: Each kind's colours, (fill, border), in every picture.
+COLOURS = {
+    LEAF: ("#f6f6f6", "#6b6b6b"),
+    PARAMETER: ("#fff1c2", "#a57f00"),
+    OPERATION: ("#e4eeff", "#3a6db5"),
+    RECORDED: ("#efe6fb", "#7450a8"),
+}
+
 #: The legend's words: what each kind of node is, what the output is, what arrows and edge labels mean.
 KIND_WORDS = {
     LEAF: ("input", "a leaf, Value(data)"),
