@@ -8,7 +8,9 @@ before parsing it:
 - `%%` starts a comment (to the end of the line) or, as `%%{...}%%`, a directive anywhere: no `%` at all;
 - `#...;` is an entity code, decoded by Mermaid: a `#` or a `;` only as a decimal one, `#N;`;
 - HTML: the only tag is our `<br/>` between lines; no `&`, `<` or `>` otherwise;
-- a backquote would make a markdown string, `$$` KaTeX: neither appears;
+- a backquote would make a markdown string: none appears; and what Mermaid reads in a label once the
+  entity codes are decoded (`$$` as KaTeX, a backslash and n or `<br` as a line break where it wraps a
+  long label) appears in no decoded text;
 - `:` only outside strings (Mermaid rewrites a line with `style`...`:`...`#`...`;` before parsing);
 - Mermaid trims a label: no space at either end of one;
 - node names are plain words, none of the flowchart's keywords, none beginning with o or x (which
@@ -109,4 +111,6 @@ def decoded(string: str) -> str:
         assert code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF, code
         return chr(code)
 
-    return "\n".join(re.sub(r"#([0-9]+);", character, line) for line in string.split("<br/>"))
+    text = "\n".join(re.sub(r"#([0-9]+);", character, line) for line in string.split("<br/>"))
+    assert not re.search(r"\$\$|\\n|<br", text, re.IGNORECASE), f"KaTeX or a line break in {text!r}"
+    return text

@@ -4,10 +4,12 @@ Nothing a client sends reaches the text as it was sent. Nodes are named n0, n1, 
 label is a quoted string in which only letters, digits, spaces and a few plain signs are written as
 they are, and every other character as Mermaid's entity code `#N;` (its decimal code point). So an
 id or label cannot end a string (`"`), start a comment or a directive (`%%`, `%%{init: ...}%%`), open
-HTML (`<`), a markdown string (a backquote) or KaTeX (`$$`), or bring in a line break; and the
-entity codes Mermaid decodes are only ours.
+HTML (`<`) or a markdown string (a backquote), or bring in a line break; and the entity codes Mermaid
+decodes are only ours. What Mermaid reads even from entity codes (`$$` as KaTeX, `\\n` and `<br` as
+line breaks) is parted by a zero-width space.
 """
 
+import re
 import string
 
 from service.core.render import (
@@ -105,4 +107,11 @@ def quoted(*lines: str) -> str:
 
 
 def escaped(text: str) -> str:
+    """Each character plain or an entity code; and a zero-width space after the first character of
+    what Mermaid reads in a label once it has decoded the codes: `$$` (KaTeX), `\\n` and `<br`
+    (line breaks, where it wraps a long label)."""
+    text = _READ_AFTER_DECODING.sub(lambda match: match[0] + "\u200b", text)
     return "".join(character if character in PLAIN else f"#{ord(character)};" for character in text)
+
+
+_READ_AFTER_DECODING = re.compile(r"\$(?=\$)|\\(?=n)|<(?=br)", re.IGNORECASE)
