@@ -78,6 +78,14 @@ def test_dot_runs_with_its_memory_limited_before_it_reads_its_input(make_app, do
     assert "Max data size 50000000 50000000 bytes" in " ".join(detail.split())
 
 
+def test_dots_memory_is_held_in_the_workers_budget_while_it_runs(make_app, dot_path):
+    stand_in(dot_path, "exec cat")
+    client = make_app({"MEMORY_BUDGET_BYTES": 50_000_000, "GRAPHVIZ_MEMORY_BYTES": 60_000_000}).test_client()
+    problem = svg_of(client).get_json()
+    assert problem["type"] == "/problems/over-memory-budget" and "60,000,000" in problem["detail"]
+    assert svg_of(client, "?format=dot").status_code == 200
+
+
 def test_a_dot_that_dies_of_a_signal_is_taken_to_have_run_out_of_memory(client, dot_path):
     stand_in(dot_path, "cat > /dev/null\nkill -SEGV $$")
     problem = svg_of(client).get_json()
