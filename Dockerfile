@@ -31,6 +31,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
+# Graphviz's dot draws POST /v1/render's SVG pictures, run as a subprocess; Liberation Sans, metric-
+# compatible with Helvetica and Arial, lets it size labels as a browser will show them.
+RUN set -eu; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends graphviz fonts-liberation; \
+    rm -rf /var/lib/apt/lists/*
+
 # The unprivileged user the server runs as, made once, before anything that changes.
 RUN groupadd --system --gid 10001 valuegraph \
  && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/valuegraph \

@@ -482,6 +482,17 @@ def test_a_grad_past_64_bits_is_written_exactly_not_a_500(post):
     assert evaluate_with_seed(doublings, 69)[0][1] == 2**69
 
 
+def test_a_grad_past_the_doubles_is_a_numeric_error_not_a_500(post):
+    """The reference class's int grads grow without bound through adds (data 0.0 stays finite); past
+    the largest double, JSON cannot carry them."""
+    doublings = [leaf(0, 0.0), *(op(k, "add", k - 1, k - 1) for k in range(1, 1100))]
+    response = post({"nodes": doublings})
+    problem = response.get_json()
+    assert (response.status_code, problem["type"]) == (422, "/problems/numeric-error")
+    (error,) = problem["errors"]
+    assert error["node"] == 1099 - 1024 and "overflows (an integer of 1025 bits)" in error["message"]
+
+
 def test_a_body_holds_only_its_own_size_of_the_budget_while_it_arrives(monkeypatch, make_app):
     """A slow client, whose body takes long to arrive, must not hold 30 bytes a byte of the budget."""
     from service.http import answer

@@ -6,6 +6,7 @@ import inspect
 import io
 import json
 import math
+import shutil
 import xml.etree.ElementTree as ElementTree
 
 import pytest
@@ -91,9 +92,14 @@ def test_evaluate_from_stdin_as_json(run):
 @pytest.mark.slow
 def test_render_prints_a_mermaid_flowchart_or_dot(run, seed_file):
     status, out, _ = run("render", seed_file)
-    assert status == 0 and out.startswith("flowchart BT\n") and '    a -- "grad = 0.5" --> d' in out
+    assert status == 0 and out.startswith("flowchart BT\n") and '    n0 -- "local 5, back 0.5" --> n3' in out
     status, out, _ = run("render", seed_file, "--format", "dot")
     assert status == 0 and out.startswith("digraph valuegraph {")
+    status, out, _ = run("render", seed_file, "--format", "json")
+    assert status == 0 and json.loads(out)["output"] == "e"
+    if shutil.which("dot"):
+        status, out, _ = run("render", seed_file, "--format", "svg")
+        assert status == 0 and out.startswith("<?xml") and out.rstrip().endswith("</svg>")
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ import http.server
 import io
 import json
 import random
+import re
 import threading
 from contextlib import contextmanager
 
@@ -133,6 +134,23 @@ def test_ids_are_small_stable_and_children_first():
         assert all(child < node["id"] for child in node.get("children", ()))
 
 
+def test_labels_are_taken_from_values_that_have_them():
+    """micrograd's lecture names its Values (`Value(2.0, label='a')`); a label that is not a string of
+    1 to 256 characters is not sent."""
+    a, b = MicrogradValue(2.0), MicrogradValue(3.0)
+    a.label, b.label = "a", ""
+    c = a * b
+    c.label = "c" * 257
+    e = c + a
+    e.label = "e"
+    nodes = valuegraph.to_graph(e)["nodes"]
+    labels = {(node.get("op"), node.get("data")): node.get("label") for node in nodes}
+    assert labels == {(None, 2.0): "a", (None, 3.0): None, ("mul", None): None, ("add", None): "e"}
+    a.label = 7
+    assert "label" not in valuegraph.to_graph(a)["nodes"][0]
+    assert all("label" not in node for node in valuegraph.to_graph(seed_value.Value(2.0) * 3)["nodes"])
+
+
 def test_an_op_micrograd_does_not_record_here_is_a_clear_error():
     a = MicrogradValue(1.0)
     tanh = MicrogradValue(0.76, (a,), "tanh")
@@ -173,8 +191,13 @@ def test_expression_and_render(remote):
     answer = remote.expression("log((a + b) * a)", a=2, b=3)
     assert (answer["output"], answer["data"], answer["grads"]) == ("e", 2.302585092994046, {"a": 0.7, "b": 0.2})
     picture = remote.render(SEED_GRAPH)
-    assert picture.startswith("flowchart BT\n") and ":::output" in picture
+    assert picture.startswith("flowchart BT\n") and "    class n4 output\n" in picture
     assert remote.render(SEED_GRAPH, "dot").startswith("digraph")
+    a, b = MicrogradValue(2.0), MicrogradValue(3.0)
+    a.label, b.label = "weight", "input"
+    product = a * b
+    drawn = remote.render(valuegraph.to_graph(product))
+    assert re.search(r'"2 = (weight \* input|input \* weight)<br/>data 6, grad 1"', drawn)
     assert remote.evaluate(SEED_GRAPH)["output"] == "e"
 
 

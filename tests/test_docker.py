@@ -177,6 +177,11 @@ def test_image_serves_the_seed_example_healthy_and_not_as_root(image):
         assert got["e"][0] == math.log(10)
         assert {name: grad for name, (_, grad) in got.items()} == {"a": 0.7, "b": 0.2, "c": 0.2, "d": 0.1, "e": 1}
 
+        # Graphviz is in the image: SVG pictures are drawn, by the unprivileged user, with a font.
+        picture = requests.post(f"{base}/v1/render?format=svg", json=SEED_GRAPH, timeout=30)
+        assert picture.status_code == 200 and picture.headers["Content-Type"].startswith("image/svg+xml"), picture.text
+        assert picture.text.rstrip().endswith("</svg>") and ">e</text>" in picture.text
+
         missing = requests.get(f"{base}/no/such/path", timeout=30)
         assert missing.status_code == 404
         assert missing.headers["Content-Type"] == "application/problem+json"

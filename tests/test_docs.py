@@ -22,7 +22,7 @@ def curl_examples():
     examples = []
     for page in PAGES:
         for command, answer in EXAMPLE.findall((ROOT / page).read_text()):
-            path = re.search(r"localhost:8000(/\S*)", command).group(1)
+            path = re.search(r"localhost:8000(/[^\s']*)", command).group(1)
             payload = re.search(r"-d '(.*?)'", command, re.S).group(1)
             examples.append(pytest.param(path, payload, dict(HEADER.findall(command)), answer, id=f"{page}:{path}"))
     assert len(examples) >= 7

@@ -98,8 +98,12 @@ BROKEN_FIELDS = {
     "children": st.one_of(st.none(), st.just([]), st.lists(st.integers(0, 40), max_size=3), st.just("a")),
     "exponent": st.one_of(st.none(), st.booleans(), st.floats(-3, 3)),
     "local_grads": st.one_of(st.none(), st.lists(st.floats(-2, 2), max_size=3)),
+    "label": st.one_of(st.none(), st.just(""), st.just("x" * 257), st.integers(), st.just(["a"])),
     "extra": st.integers(-5, 5),
 }
+labels = st.one_of(
+    st.sampled_from(["a", "w1", "x" * 256, '"', "\\", "\x00", "🙂", "%%{init}%%"]), st.text(min_size=1, max_size=5)
+)
 
 
 @st.composite
@@ -126,6 +130,9 @@ def documents(draw, max_ops=14):
             if OPS[kind].takes_exponent:
                 node["exponent"] = draw(exponents)
         nodes.append(node)
+    for node in nodes:
+        if draw(st.integers(0, 3)) == 0:
+            node["label"] = draw(labels)
     document = {"nodes": nodes}
     named = draw(st.integers(0, 3))
     if named:
@@ -175,6 +182,11 @@ def answered(document):
     assert fast is not None, "the fast path declined"
     assert fast == expected
     return {node["id"]: node for node in orjson.loads(fast)["nodes"]}
+
+
+def test_labels_are_read_and_not_echoed():
+    nodes = [{**node, "label": f"the {node['id']}"} for node in SEED_GRAPH["nodes"]]
+    assert answered({"nodes": nodes}) == answered(SEED_GRAPH)
 
 
 def test_python_ints_appear_as_ints():

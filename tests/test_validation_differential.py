@@ -23,8 +23,11 @@ number_lists = st.one_of(
     st.lists(numbers, max_size=3), st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=3), numbers
 )
 
+labels = st.one_of(st.text(min_size=1, max_size=3), st.text(min_size=255, max_size=257), ids, st.just(""))
+
 fields_of_a_node = {
     "id": st.one_of(st.text(min_size=1, max_size=4), ids),
+    "label": labels,
     "op": ops,
     "data": numbers,
     "children": id_lists,
@@ -64,6 +67,8 @@ def near_valid_node(draw):
     else:
         children = draw(st.lists(json_ints, max_size=3))
         node = {"id": node_id, "data": 1.5, "children": children, "local_grads": [0.5] * len(children)}
+    if draw(st.booleans()):
+        node["label"] = draw(st.text(min_size=1, max_size=3))
     if draw(st.booleans()):
         key = draw(st.sampled_from(list(fields_of_a_node)))
         if draw(st.booleans()) and key in node:

@@ -25,10 +25,12 @@ from service.contract.graph import (
     RecordedNodeSchema,
 )
 from service.contract.problem import ProblemSchema
-from service.contract.render import RenderQuerySchema
+from service.contract.render import PictureSchema, RenderQuerySchema
 from service.contract.status import StatusSchema
 from service.core import expression, graphs, render
+from service.core.dot import dot
 from service.core.grading import grade
+from service.core.mermaid import mermaid
 from service.core.ops import OPS
 from service.http.problem_types import PROBLEM_TYPES
 from service.runtime.config import (
@@ -39,6 +41,8 @@ from service.runtime.config import (
     MAX_BATCH_NODES,
     MAX_BODY_BYTES,
     MAX_NODES,
+    MAX_RENDER_EDGES,
+    MAX_RENDER_NODES,
     MEMORY_BUDGET_BYTES,
 )
 from tools.openapi_observability import ObservabilityPlugin
@@ -350,15 +354,26 @@ def add_expression_and_render(spec):
             }
         },
     )
+    spec.components.schema("Picture", schema=PictureSchema)
+    picture_examples = {
+        media_type: {"schema": {"type": "string"}, "example": _example_picture(format)}
+        for format, media_type in render.MEDIA_TYPES.items()
+        if format in ("mermaid", "dot")
+    }
     spec.path(
         path="/v1/render",
         operations={
             "post": {
-                "summary": "Draw an evaluated graph: Mermaid (flowchart BT) or Graphviz dot.",
-                "description": "Each node shows its id, how it is computed, its data and its grad; each edge, the "
-                "gradient it carries from the node to the child (a child's edges add up to its grad); the output "
-                "node is a rounded bold box. At most VALUEGRAPH_MAX_RENDER_NODES nodes (default 500); over it, 422 "
-                "`/problems/graph-too-large-to-draw`.",
+                "summary": "Draw an evaluated graph: Mermaid, Graphviz dot, SVG, or the picture's content as JSON.",
+                "description": "Each node shows its name (its `label`, else its id), how it is computed, its data and "
+                "its grad; leaves (inputs), parameters (leaves with a label), ops and recorded nodes are drawn "
+                "differently, and the output with a thick border. Arrows point from a child to the node that uses "
+                "it; each edge is labelled with backward quantities: the local gradient d(node)/d(child) and the "
+                "gradient the backward pass sent back along it (a child's add up to its grad). A legend says so. "
+                f"At most VALUEGRAPH_MAX_RENDER_NODES nodes (default {MAX_RENDER_NODES.default}) and "
+                f"VALUEGRAPH_MAX_RENDER_EDGES edges (default {MAX_RENDER_EDGES.default}); over them, 422 "
+                "`/problems/graph-too-large-to-draw`, as is a Mermaid picture Mermaid itself would refuse (over 500 "
+                "edges or 50000 characters).",
                 "operationId": "render",
                 "parameters": [{"in": "query", "schema": RenderQuerySchema}],
                 "requestBody": {
@@ -367,10 +382,15 @@ def add_expression_and_render(spec):
                 },
                 "responses": {
                     200: {
-                        "description": "The picture's text, in the language asked for.",
+                        "description": "The picture, in the format asked: Mermaid or dot text, Graphviz's SVG, or "
+                        "its content as JSON.",
                         "content": {
-                            media_type: {"schema": {"type": "string"}, "example": _example_picture(format)}
-                            for format, media_type in render.MEDIA_TYPES.items()
+                            **picture_examples,
+                            render.MEDIA_TYPES["svg"]: {"schema": {"type": "string"}},
+                            render.MEDIA_TYPES["json"]: {
+                                "schema": "Picture",
+                                "example": render.as_json(_example_drawing()),
+                            },
                         },
                     },
                     **{
@@ -378,10 +398,15 @@ def add_expression_and_render(spec):
                         for status, text in {
                             **EVALUATE_PROBLEMS,
                             400: EVALUATE_PROBLEMS[400]
-                            + " Or `format` is not mermaid or dot (`/problems/invalid-parameter`).",
+                            + " Or `format` or `precision` is not one the query allows (`/problems/invalid-parameter`).",
+                            406: "format=svg where Graphviz is not installed (`/problems/format-unavailable`); the "
+                            "other formats are.",
                             422: EVALUATE_PROBLEMS[422]
-                            + " Or the graph has more than VALUEGRAPH_MAX_RENDER_NODES nodes "
-                            "(`/problems/graph-too-large-to-draw`).",
+                            + " Or the graph has more nodes or edges than a picture is drawn of, Mermaid would "
+                            "refuse its picture, or Graphviz did not draw it within VALUEGRAPH_GRAPHVIZ_SECONDS or "
+                            "VALUEGRAPH_GRAPHVIZ_MEMORY_BYTES (`/problems/graph-too-large-to-draw`).",
+                            503: EVALUATE_PROBLEMS[503]
+                            + " Or Graphviz failed to draw the picture (`/problems/drawing-failed`).",
                         }.items()
                     },
                     **any_route,
@@ -395,9 +420,14 @@ def _example_expression(request):
     return expression.evaluate(request["expression"], request["inputs"], 10_000, 10_000)
 
 
-def _example_picture(format):
+def _example_drawing():
     output, values = graphs.evaluate(EXAMPLE_GRAPH["nodes"])
-    return render.render(EXAMPLE_GRAPH["nodes"], output, values, format)
+    return render.picture(EXAMPLE_GRAPH["nodes"], output, values)
+
+
+def _example_picture(format):
+    write = {"mermaid": mermaid, "dot": dot}[format]
+    return write(_example_drawing(), render.DEFAULT_PRECISION)
 
 
 def add_grading_paths(spec: APISpec, any_route: dict) -> None:

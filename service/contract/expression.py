@@ -4,6 +4,7 @@ from marshmallow import Schema, ValidationError, fields
 
 from service.contract.graph import Id, NodeResultSchema, Number
 from service.contract.problem import ProblemErrorSchema, ProblemSchema
+from service.core.ops import OPS
 
 
 class Inputs(fields.Field):
@@ -39,7 +40,7 @@ class ExpressionRequestSchema(Schema):
     inputs = Inputs(
         load_default=dict,
         metadata={
-            "description": "The value of every name the expression uses (and no other).",
+            "description": "The value of every name the expression uses; others are answered as `unused`.",
             "type": "object",
             "additionalProperties": {"type": "number"},
             "example": {"a": 2.0, "b": 3.0},
@@ -48,6 +49,15 @@ class ExpressionRequestSchema(Schema):
 
 
 class ExpressionNodeSchema(NodeResultSchema):
+    """A node of the graph the expression builds: as a graph request's node (`op`, `children`, pow's
+    `exponent`; a leaf's `data`), with its sub-expression and its grad."""
+
+    op = fields.String(
+        required=True,
+        metadata={"description": "value for a leaf (an input or a number), else the op.", "enum": ["value", *OPS]},
+    )
+    children = fields.List(Id(), metadata={"description": "The children's ids, in order; absent on a leaf."})
+    exponent = fields.Float(metadata={"description": "pow's exponent, a plain number; only on pow nodes."})
     expression = fields.String(
         required=True,
         metadata={
@@ -58,9 +68,11 @@ class ExpressionNodeSchema(NodeResultSchema):
 
 
 class ExpressionEvaluationSchema(Schema):
-    """The answer: the nodes are the inputs, in the order of their first use, then every node in the
-    order the reference Value class creates them. Ids: the inputs' names; the other nodes get a, b, c,
-    ... skipping the inputs' names, as the reference class's example names its nodes."""
+    """The answer: the nodes are the inputs the expression uses, in the order of their first use, then
+    every node in the order the reference Value class creates them. Ids: the inputs' names; the other
+    nodes get a, b, c, ... skipping the inputs' names, as the reference class's example names its nodes.
+    The nodes, without `expression` and `grad` (and without `data` where `op` is not value), are a graph
+    request: POST /v1/render draws them, POST /v1/evaluate answers the same numbers."""
 
     expression = fields.String(required=True)
     output = Id(required=True, metadata={"description": "The id of the node the whole expression builds."})
@@ -69,7 +81,12 @@ class ExpressionEvaluationSchema(Schema):
         keys=fields.String(),
         values=fields.Float(),
         required=True,
-        metadata={"description": "d(expression)/d(input), for every input."},
+        metadata={"description": "d(expression)/d(input), for every input (0 for an unused one)."},
+    )
+    unused = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "The inputs the expression does not use, in the order given; they are not nodes."},
     )
     nodes = fields.List(fields.Nested(ExpressionNodeSchema), required=True)
 

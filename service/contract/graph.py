@@ -16,6 +16,8 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 from service.core.ops import OPS
 
 ID_MAX_LENGTH = 256
+#: A label is limited as an id is.
+LABEL_MAX_LENGTH = ID_MAX_LENGTH
 
 #: How many invalid nodes a refusal explains one by one, and how many bad items of one list or unknown
 #: keys of one object; the rest are counted. A refusal costs in proportion to what it explains.
@@ -28,6 +30,10 @@ SHOWN_MAX_LENGTH = 40
 def is_id(value: object) -> bool:
     kind = type(value)
     return kind is int or (kind is str and 0 < len(value) <= ID_MAX_LENGTH)
+
+
+def is_label(value: object) -> bool:
+    return type(value) is str and 0 < len(value) <= LABEL_MAX_LENGTH
 
 
 def is_number(value: object) -> bool:
@@ -60,6 +66,28 @@ class Id(fields.Field):
         if not is_id(value):
             raise self.make_error("invalid", shown=shown(value))
         return value
+
+
+class Label(fields.Field):
+    """A node's name for people, as micrograd's lecture names its Values: pictures show it instead of the id."""
+
+    default_error_messages = {
+        "invalid": f"Not a valid label: {{shown}}; a string of 1 to {LABEL_MAX_LENGTH} characters is required."
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not is_label(value):
+            raise self.make_error("invalid", shown=shown(value))
+        return value
+
+
+LABEL_METADATA = {
+    "description": "Optional: a name for people, as micrograd's lecture code labels its Values. Pictures "
+    "(POST /v1/render) show it instead of the id; answers do not echo it.",
+    "type": "string",
+    "minLength": 1,
+    "maxLength": LABEL_MAX_LENGTH,
+}
 
 
 class Number(fields.Float):
@@ -142,6 +170,7 @@ class LeafNodeSchema(StrictSchema):
     """A leaf, `Value(data)`: `op` is "value" or absent."""
 
     id = Id(required=True)
+    label = Label(metadata=LABEL_METADATA)
     op = fields.String(validate=validate.Equal("value"))
     data = Number(required=True)
 
@@ -150,6 +179,7 @@ class OperationNodeSchema(StrictSchema):
     """A node the service computes from its children with `op`."""
 
     id = Id(required=True)
+    label = Label(metadata=LABEL_METADATA)
     op = OpName(required=True, metadata={"enum": list(OPS)})
     children = CappedList(
         Id(),
@@ -181,6 +211,7 @@ class RecordedNodeSchema(StrictSchema):
     """A node recorded by another program, `Value(data, children, local_grads)`, taken as given."""
 
     id = Id(required=True)
+    label = Label(metadata=LABEL_METADATA)
     data = Number(required=True)
     children = CappedList(Id(), is_id, required=True)
     local_grads = CappedList(
@@ -315,6 +346,8 @@ def is_valid_request(document: object, max_nodes: int | None = None) -> bool:
 def node_is_valid(node: object) -> bool:
     """True exactly when the node's schema would load it."""
     if type(node) is not dict or not is_id(node.get("id")):
+        return False
+    if "label" in node and not is_label(node["label"]):
         return False
     if "op" in node:
         name = node["op"]

@@ -228,7 +228,12 @@ static inline bool is_id(PyObject *o) {
     return false;
 }
 
-enum key { KEY_ID, KEY_OP, KEY_DATA, KEY_CHILDREN, KEY_EXPONENT, KEY_LOCAL_GRADS, KEY_OTHER };
+/* A label, which only pictures show: a str of 1 to ID_MAX_LENGTH characters, as service.contract.graph.is_label. */
+static inline bool is_label(PyObject *o) {
+    return PyUnicode_CheckExact(o) && PyUnicode_GET_LENGTH(o) > 0 && PyUnicode_GET_LENGTH(o) <= ID_MAX_LENGTH;
+}
+
+enum key { KEY_ID, KEY_OP, KEY_DATA, KEY_LABEL, KEY_CHILDREN, KEY_EXPONENT, KEY_LOCAL_GRADS, KEY_OTHER };
 
 static enum key key_of(PyObject *k) {
     if (!PyUnicode_CheckExact(k) || !PyUnicode_IS_COMPACT_ASCII(k))
@@ -239,6 +244,8 @@ static enum key key_of(PyObject *k) {
         return memcmp(s, "id", 2) == 0 ? KEY_ID : memcmp(s, "op", 2) == 0 ? KEY_OP : KEY_OTHER;
     case 4:
         return memcmp(s, "data", 4) == 0 ? KEY_DATA : KEY_OTHER;
+    case 5:
+        return memcmp(s, "label", 5) == 0 ? KEY_LABEL : KEY_OTHER;
     case 8:
         return memcmp(s, "children", 8) == 0 ? KEY_CHILDREN : memcmp(s, "exponent", 8) == 0 ? KEY_EXPONENT : KEY_OTHER;
     case 11:
@@ -280,6 +287,8 @@ static bool read_node(graph *g, Py_ssize_t i, PyObject *node, PyObject **childre
     }
     PyObject *id = fields[KEY_ID];
     if (id == NULL || !is_id(id))
+        return false;
+    if (fields[KEY_LABEL] != NULL && !is_label(fields[KEY_LABEL]))
         return false;
     g->id[i] = id;
     *children = NULL;

@@ -107,7 +107,8 @@ class Source:
 
 
 def evaluate(text: str, inputs: Mapping[str, float], max_length: int, max_nodes: int) -> dict:
-    """The answer to POST /v1/expression: the output's data, each input's grad, every node built."""
+    """The answer to POST /v1/expression: the output's data, each input's grad, every node built (as a
+    graph request's node with its sub-expression, data and grad), and the inputs the expression does not use."""
     nodes, texts, wheres, output = build(text, inputs, max_length, max_nodes)
     values = build_values(nodes, texts, wheres)
     by_id = {node["id"]: value for node, value in zip(nodes, values)}
@@ -121,9 +122,15 @@ def evaluate(text: str, inputs: Mapping[str, float], max_length: int, max_nodes:
         "expression": text,
         "output": output,
         "data": by_id[output].data,
-        "grads": {name: by_id[name].grad for name in inputs},
+        "grads": {name: by_id[name].grad if name in by_id else 0 for name in inputs},
+        "unused": [name for name in inputs if name not in by_id],
         "nodes": [
-            {"id": node["id"], "expression": shorten(node_text), "data": value.data, "grad": value.grad}
+            {
+                **{key: node[key] for key in ("id", "op", "children", "exponent") if key in node},
+                "expression": shorten(node_text),
+                "data": value.data,
+                "grad": value.grad,
+            }
             for node, node_text, value in zip(nodes, texts, values)
         ],
     }
@@ -177,8 +184,8 @@ def build(
     text: str, inputs: Mapping[str, float], max_length: int, max_nodes: int
 ) -> tuple[list[dict], list[str], list[dict], object]:
     """The expression as /v1/evaluate's nodes, children first: (nodes, each node's text, each node's
-    place in the expression, the output's id). The inputs are the first nodes, in `inputs`' order
-    rearranged to the order of their first use."""
+    place in the expression, the output's id). The inputs it uses are the first nodes, in the order of
+    their first use; the others are not nodes."""
     if len(text) > max_length:
         raise ExpressionError(
             "invalid-expression",
@@ -194,14 +201,9 @@ def build(
     ]
     variables.sort(key=lambda node: (node.lineno, node.col_offset))
     names_in_order = list(dict.fromkeys(node.id for node in variables))
-    unused = [name for name in inputs if name not in names_in_order]
-    if refusals or unused:
+    if refusals:
         errors = [
             {"field": "expression", "message": message, **source.where(node)} for node, message in _outermost(refusals)
-        ]
-        errors += [
-            {"field": f"inputs.{name}", "message": f"The expression does not use the input {name!r}."}
-            for name in unused
         ]
         raise ExpressionError("invalid-expression", _count(errors), errors)
     return _Builder(source, inputs, names_in_order, max_nodes).build(tree.body)

@@ -238,17 +238,23 @@ def choose_output(nodes: list[dict], values: dict[NodeId, Value], output: NodeId
 
 
 def check_grads(nodes: list[dict], values: list[Value], root: Value, checkpoint: Checkpoint | None = None) -> None:
-    """Every grad must be finite; if one is not, name the node nearest the output where it went wrong."""
-    if all(map(math.isfinite, map(operator.attrgetter("grad"), values))):
-        return
+    """Every grad must be finite; if one is not, name the node nearest the output where it went wrong.
+
+    A grad the reference class keeps as a Python int (summed through adds) can grow past the doubles,
+    where `math.isfinite` raises: such a grad is not finite either, as JSON's numbers are doubles."""
+    try:
+        if all(map(math.isfinite, map(operator.attrgetter("grad"), values))):
+            return
+    except OverflowError:
+        pass
     position = {id(v): i for i, v in enumerate(values)}
     for v in reversed(topological_order(root, checkpoint)):
         i = position.get(id(v))
-        if i is None or (math.isfinite(v.grad) and all(map(math.isfinite, v._local_grads))):
+        if i is None or (_is_finite(v.grad) and all(map(math.isfinite, v._local_grads))):
             continue
         node = nodes[i]
         op = node.get("op", "value")
-        if math.isfinite(v.grad):  # the grad is fine but one of its local gradients is not
+        if _is_finite(v.grad):  # the grad is fine but one of its local gradients is not
             data = [child.data for child in v._children]
             reason = OPS[op].why_not_finite(data, node.get("exponent"))
             raise GraphError(
@@ -264,11 +270,22 @@ def check_grads(nodes: list[dict], values: list[Value], root: Value, checkpoint:
                     nodes,
                     i,
                     None,
-                    f"The gradient of the output with respect to this node overflows ({v.grad!r}).",
+                    f"The gradient of the output with respect to this node overflows ({_shown_grad(v.grad)}).",
                     op=op,
                 )
             ],
         )
+
+
+def _is_finite(number: int | float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
+def _shown_grad(grad: int | float) -> str:
+    return f"an integer of {grad.bit_length()} bits" if isinstance(grad, int) else repr(grad)
 
 
 def _fault(nodes, i, field, message, **facts):

@@ -178,8 +178,8 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
                     "invalid-parameter",
                     "A query parameter is not valid",
                     400,
-                    "Must be one of: mermaid, dot.",
-                    errors=[{"field": "format", "message": "Must be one of: mermaid, dot."}],
+                    "Must be one of: mermaid, dot, svg, json.",
+                    errors=[{"field": "format", "message": "Must be one of: mermaid, dot, svg, json."}],
                 ),
             ),
         ),
@@ -187,10 +187,14 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
             "graph-too-large-to-draw",
             "The graph is too large to draw",
             (422,),
-            "`POST /v1/render` draws at most `VALUEGRAPH_MAX_RENDER_NODES` nodes: a picture "
-            "of thousands of nodes helps nobody.",
-            "Draw a part of the graph (the nodes around the one you care about), or evaluate it with "
-            "`POST /v1/evaluate`, which takes far larger graphs.",
+            "`POST /v1/render` draws at most `VALUEGRAPH_MAX_RENDER_NODES` nodes and "
+            "`VALUEGRAPH_MAX_RENDER_EDGES` edges: a picture of thousands of nodes helps nobody. A Mermaid "
+            "picture is also refused past what Mermaid itself draws (500 edges, 50,000 characters), and an "
+            "SVG one when Graphviz runs past `VALUEGRAPH_GRAPHVIZ_SECONDS` or "
+            "`VALUEGRAPH_GRAPHVIZ_MEMORY_BYTES`.",
+            "Draw a part of the graph (the nodes around the one you care about), ask for `format=svg` or "
+            "`format=dot` where Mermaid refuses, or evaluate it with `POST /v1/evaluate`, which takes far "
+            "larger graphs.",
             Example(
                 "/v1/render",
                 _MUL_GRAPH,
@@ -208,6 +212,53 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
                     ],
                 ),
                 settings={"VALUEGRAPH_MAX_RENDER_NODES": 2},
+            ),
+        ),
+        ProblemType(
+            "format-unavailable",
+            "This format is not available here",
+            (406,),
+            "`POST /v1/render?format=svg` asks Graphviz's `dot` to draw the picture, and `dot` is not "
+            "installed where this service runs (the Docker image installs it).",
+            "Ask for `format=dot` and draw it yourself (`dot -Tsvg`), or for `format=mermaid` or "
+            "`format=json`; or ask the operator to install Graphviz.",
+            Example(
+                None,
+                None,
+                _problem(
+                    "format-unavailable",
+                    "This format is not available here",
+                    406,
+                    "SVG pictures are drawn by Graphviz's dot, which is not installed where this service runs. "
+                    "format=mermaid and format=dot answer the picture as text (`dot -Tsvg` draws the latter); "
+                    "format=json gives its content.",
+                    errors=[
+                        {
+                            "field": "format",
+                            "message": "SVG pictures are drawn by Graphviz's dot, which is not installed where "
+                            "this service runs. format=mermaid and format=dot answer the picture as text "
+                            "(`dot -Tsvg` draws the latter); format=json gives its content.",
+                        }
+                    ],
+                ),
+            ),
+        ),
+        ProblemType(
+            "drawing-failed",
+            "Graphviz could not draw the graph",
+            (503,),
+            "Graphviz's `dot` was installed but failed while drawing an SVG picture (it crashed or "
+            "answered something that is not a picture).",
+            "Ask for `format=dot` and draw it yourself, or try again; the service's log says why `dot` failed.",
+            Example(
+                None,
+                None,
+                _problem(
+                    "drawing-failed",
+                    "Graphviz could not draw the graph",
+                    503,
+                    "Graphviz's dot failed (dot exited with status 1); format=dot answers the picture's text.",
+                ),
             ),
         ),
         ProblemType(

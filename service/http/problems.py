@@ -179,6 +179,45 @@ def from_deadline_exceeded(error: DeadlineExceeded) -> Problem:
     )
 
 
+# --- pictures ------------------------------------------------------------------------------------------
+
+
+def too_large_to_draw(message: str, field: str = "nodes") -> Problem:
+    """422 for a picture that is not drawn: too many nodes or edges (`field` "nodes"), or too large for
+    the format asked (`field` "format")."""
+    return Problem(
+        422,
+        "/problems/graph-too-large-to-draw",
+        title("graph-too-large-to-draw"),
+        message,
+        errors=[{"field": field, "message": message}],
+    )
+
+
+def format_unavailable() -> Problem:
+    message = (
+        "SVG pictures are drawn by Graphviz's dot, which is not installed where this service runs. "
+        "format=mermaid and format=dot answer the picture as text (`dot -Tsvg` draws the latter); "
+        "format=json gives its content."
+    )
+    return Problem(
+        406,
+        "/problems/format-unavailable",
+        title("format-unavailable"),
+        message,
+        errors=[{"field": "format", "message": message}],
+    )
+
+
+def drawing_failed(reason: str) -> Problem:
+    return Problem(
+        503,
+        "/problems/drawing-failed",
+        title("drawing-failed"),
+        f"Graphviz's dot failed ({reason}); format=dot answers the picture's text.",
+    )
+
+
 def register(app: Flask) -> None:
     app.register_error_handler(Problem, problem_response)
     app.register_error_handler(HTTPException, lambda error: problem_response(from_http_exception(error)))

@@ -165,6 +165,29 @@ MAX_RENDER_NODES = Setting(
     positive_int,
     "the most nodes in a graph drawn by POST /v1/render; over it, 422",
 )
+MAX_RENDER_EDGES = Setting(
+    "VALUEGRAPH_MAX_RENDER_EDGES",
+    "MAX_RENDER_EDGES",
+    1000,
+    positive_int,
+    "the most edges (children listed, over all nodes) in a graph drawn by POST /v1/render; over it, 422",
+)
+GRAPHVIZ_SECONDS = Setting(
+    "VALUEGRAPH_GRAPHVIZ_SECONDS",
+    "GRAPHVIZ_SECONDS",
+    10.0,
+    positive_number,
+    "the most time Graphviz's dot may take to draw one SVG picture (within VALUEGRAPH_DEADLINE_SECONDS); "
+    "past it, dot is stopped and the answer is 422",
+)
+GRAPHVIZ_MEMORY_BYTES = Setting(
+    "VALUEGRAPH_GRAPHVIZ_MEMORY_BYTES",
+    "GRAPHVIZ_MEMORY_BYTES",
+    128 * 1024 * 1024,
+    positive_int,
+    "the most memory Graphviz's dot may allocate to draw one SVG picture (its data limit), held in the worker's "
+    "memory budget while it runs; over it, dot stops and the answer is 422",
+)
 
 MAX_BATCH_GRAPHS = Setting(
     "VALUEGRAPH_MAX_BATCH_GRAPHS",
@@ -276,6 +299,9 @@ SETTINGS: tuple[Setting, ...] = (
     MAX_EXPRESSION_LENGTH,
     MAX_EXPRESSION_NODES,
     MAX_RENDER_NODES,
+    MAX_RENDER_EDGES,
+    GRAPHVIZ_SECONDS,
+    GRAPHVIZ_MEMORY_BYTES,
 )
 
 # The HTTP server's settings: gunicorn.conf.py and the worker (service/runtime/worker.py) read them, the app does not.

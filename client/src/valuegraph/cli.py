@@ -30,7 +30,7 @@ EXAMPLES = """examples:
   cat graph.json | valuegraph evaluate - --json
   valuegraph batch graphs.ndjson
   valuegraph expr "log((a + b) * a)" a=2 b=3
-  valuegraph render graph.json --format dot | dot -Tsvg > graph.svg
+  valuegraph render graph.json --format svg > graph.svg
   valuegraph grade student.py:Value --suite 50 --gradescope results.json
 
 The service is at --url, else $VALUEGRAPH_URL, else http://127.0.0.1:8000; a service that
@@ -134,9 +134,17 @@ def _parser() -> argparse.ArgumentParser:
     expr.add_argument("--nodes", action="store_true", help="also print every node the formula builds")
     expr.set_defaults(run=_expr)
 
-    render = commands.add_parser("render", parents=[common], help="draw a graph as Mermaid or Graphviz dot")
+    render = commands.add_parser(
+        "render", parents=[common], help="draw a graph as Mermaid, Graphviz dot, SVG, or the picture's content as JSON"
+    )
     render.add_argument("graph", help="a graph request as JSON (a file, or - for standard input)")
-    render.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    render.add_argument(
+        "--format",
+        choices=("mermaid", "dot", "svg", "json"),
+        default="mermaid",
+        help="mermaid (the default), dot, svg (drawn by Graphviz on the service, where it is installed), "
+        "or json (the nodes and edges a picture shows, with exact numbers)",
+    )
     render.set_defaults(run=_render)
 
     grade = commands.add_parser(

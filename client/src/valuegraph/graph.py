@@ -9,7 +9,9 @@ Two styles of Value are read, node by node:
   the bits agree. A set holds `a` once for `a * a` and `a + a`; the node gets its two children back.
 
 The walk is iterative (a graph a million deep works) and the ids are the positions 0, 1, 2, ... of
-the nodes, children first, so the same graph always gives the same body.
+the nodes, children first, so the same graph always gives the same body. A Value's `label` (micrograd's
+lecture code names its Values `Value(2.0, label='a')`) is sent as the node's label, which pictures show
+instead of the id, when it is a string of 1 to 256 characters.
 """
 
 import gc
@@ -18,6 +20,9 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+#: The longest label the service takes, as an id.
+LABEL_MAX_LENGTH = 256
 
 #: micrograd's `_op` -> the service's op, for the ops micrograd 0.1.0 records.
 MICROGRAD_OPS = {"+": "add", "*": "mul", "ReLU": "relu"}
@@ -71,7 +76,14 @@ def _serialize(root: Any) -> tuple[list[dict], list[Any]]:
             stack.pop()
             position[id(value)] = len(order)
             order.append(value)
-    return [_node(i, value, position) for i, value in enumerate(order)], order
+    return [_labelled(_node(i, value, position), value) for i, value in enumerate(order)], order
+
+
+def _labelled(node: dict, value: Any) -> dict:
+    label = getattr(value, "label", None)
+    if type(label) is str and 0 < len(label) <= LABEL_MAX_LENGTH:
+        node["label"] = label
+    return node
 
 
 def _children(value: Any) -> Any:
