@@ -97,7 +97,18 @@ def _legend_table(drawn: Picture, precision: int | None) -> str:
 #: Graphviz reads `\N` (the node's name), `\G` and the like even in an HTML-like label's text, after its
 #: entities: a backslash is written as two, which it reads as one. A space is a no-break space, which
 #: SVG neither strips at the ends of a run of text (`<B>c</B> = a + b` is two runs) nor collapses.
-_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\\": "\\\\", " ": "&#160;"}
+#: Graphviz's lexer refuses `]]` before a tag (`<B>]]</B>`, read as the end of a CDATA section): a
+#: square bracket is written as a numeric reference.
+_ENTITIES = {
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    '"': "&quot;",
+    "\\": "\\\\",
+    " ": "&#160;",
+    "[": "&#91;",
+    "]": "&#93;",
+}
 
 
 def escaped(text: str) -> str:
