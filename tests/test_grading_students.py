@@ -190,3 +190,22 @@ def test_a_softmax_shift_gets_grads_of_rounding_noise_and_a_correct_class_passes
     for variant in students.CORRECT:
         submitted = students.submission(students.student(students.CORRECT[variant]), nodes, "l", ("grad",))
         assert grade(nodes, output, values, submitted)["passed"], variant
+
+
+def test_subnormal_grads_of_a_class_that_divides_at_once_pass():
+    """Next to zero a rounding error is absolute, not relative: a quotient scaled by a subnormal rounds
+    differently when div is computed at once than as a * b**-1, and a correct class still passes."""
+    nodes = [
+        {"id": "x", "data": 2.756},
+        {"id": "b", "data": 0.733},
+        {"id": "s", "data": 3e-318},
+        {"id": "q", "op": "div", "children": ["x", "b"]},
+        {"id": "o", "op": "mul", "children": ["q", "s"]},
+    ]
+    output, values = graph_module.evaluate(nodes, "o")
+    module = students.student(students.CORRECT["sub and div computed at once"])
+    submitted = students.submission(module, nodes, "o", ("data", "grad"))
+    assert submitted != students.submission(students.student([]), nodes, "o", ("data", "grad"))
+    assert grade(nodes, output, values, submitted)["passed"]
+    scaled = [dict(entry, grad=2 * entry["grad"]) if entry["id"] == "x" else entry for entry in submitted]
+    assert not grade(nodes, output, values, scaled)["passed"]

@@ -90,6 +90,16 @@ MISTAKES = {
     "no chain rule": ([("child.grad += local_grad * v.grad", "child.grad += local_grad")], {"no-chain-rule"}),
     "output grad not set": ([("        self.grad = 1\n", "")], {"output-grad-not-set"}),
     "no topological order": ([(SEED_BACKWARD, RECURSIVE_BACKWARD)], {"no-topological-order"}),
+    "pow's derivative without parentheses": (
+        [("(other * self.data ** (other - 1),)", "(other * self.data ** other - 1,)")],
+        {"pow-derivative-precedence"},
+    ),
+    "relu's derivative is always 1": ([("(float(self.data > 0),)", "(1,)")], {"relu-derivative-always-one"}),
+    "-x detached from x": ([("return self * -1", "return Value(-self.data)")], {"neg-detached"}),
+    "build_topo without a visited set": (
+        [("        if v not in visited:\n            visited.add(v)\n", "        if True:\n")],
+        {"topological-order-with-repeats"},
+    ),
     "a repeated child counts once": (
         [("zip(v._children, v._local_grads)", "dict(zip(v._children, v._local_grads)).items()")],
         {"same-child-counted-once", "some-uses-not-added", "assigns-instead-of-adding"},
@@ -149,11 +159,15 @@ def build(module, nodes, values=None):
 
 def per_unit_local_grads(value, children):
     """What the student's node passes to each listed child per unit of its grad, through the Values the
-    student's class built between them: the product of the recorded local gradients on the way."""
+    student's class built between them: the product of the recorded local gradients on the way (0 where the
+    way is cut)."""
     grads = []
     for position, child in enumerate(children):
         product, holder, k = 1, value, position
         while True:
+            if k >= len(holder._children):
+                product = 0  # a Value built detached from its operand passes nothing on
+                break
             product = holder._local_grads[k] * product
             holder, k = holder._children[k], 0
             if holder is child:
@@ -229,14 +243,15 @@ def mistake_site(module, nodes, output, submitted, values, passes=1):
 
 
 def relu_of_a_computed_zero(nodes, values):
-    """A relu whose input is computed and exactly 0 in the reference: another correct order of the same
-    additions may make it a tiny number of either sign, and relu's derivative there 0 or 1; the grader
+    """A relu whose input is computed and 0 or rounding noise around it in the reference (1 - x * x**-1
+    is -2.2e-16): another correct order of the same operations may make it a tiny number of either sign,
+    and relu's derivative there 0 or 1; the grader
     accepts both (service/core/ops.py, relu's gradient_drift), so such a graph tells nothing of relu's rule."""
     position = {node["id"]: i for i, node in enumerate(nodes)}
     return any(
         node.get("op") == "relu"
         and nodes[position[node["children"][0]]].get("children")
-        and values[position[node["children"][0]]].data == 0
+        and abs(values[position[node["children"][0]]].data) < 1e-9
         for node in nodes
     )
 

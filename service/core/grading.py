@@ -114,6 +114,8 @@ class Fit:
     mistake: Mistake
     prediction: Prediction | None
     reproduced: int
+    contradicted: int
+    """How many submitted numbers that match the reference the mistake would have changed."""
     sites: list[tuple[int, str]] | None
     """Computed when the mistake is a candidate somewhere."""
     detail: str | None = None
@@ -349,8 +351,9 @@ class _Grading:
         fits = []
         for prediction in predictions(self.nodes, self.kids, self.order, self.output, self.values, self.checkpoint):
             if any(self.reproduced(prediction, i, field) for i, field in wrong):
-                reproduced = sum(self.reproduced(prediction, i, field) for i, field in submitted)
-                fits.append(Fit(prediction.mistake, prediction, reproduced, None))
+                kept = [self.reproduced(prediction, i, field) for i, field in submitted]
+                contradicted = sum(not k and self.verdict(i, f) == MATCH for k, (i, f) in zip(kept, submitted))
+                fits.append(Fit(prediction.mistake, prediction, sum(kept), contradicted, None))
         return fits
 
     def submitted_fields(self):
@@ -403,18 +406,20 @@ class _Grading:
         )
 
     def candidates(self, fits, i, field):
-        """The mistakes that reproduce the submitted numbers of this root cause, most likely first: those
-        that reproduce every submitted number if any do, else those that reproduce these."""
+        """The known mistakes that change this root cause's numbers as the student's did and leave every
+        submitted number the student got right as it is; those that reproduce every submitted number if
+        any do (another mismatch they do not explain means a second mistake); the one that shows at this
+        very place first."""
         mismatched = [f for f in FIELDS if self.entry[i] and f in self.entry[i] and self.verdict(i, f) == MISMATCH]
         here = [
             fit
             for fit in fits
-            if mismatched
+            if not fit.contradicted
+            and mismatched
             and all(self.reproduced(fit.prediction, i, f) and self.changes(fit.prediction, i, f) for f in mismatched)
         ]
         everything = len(self.submitted_fields())
-        perfect = [fit for fit in here if fit.reproduced == everything]
-        chosen = perfect or here
+        chosen = [fit for fit in here if fit.reproduced == everything] or here
         for fit in chosen:
             if fit.sites is None:
                 fit.sites = self.sites(fit.prediction)
@@ -432,7 +437,11 @@ class _Grading:
             if site is None:
                 return None
             places.add(site)
-        return places.pop() if len(places) == 1 else None
+        if len(places) != 1:
+            return None
+        node, place = places.pop()
+        submitted_there = self.entry[node] and place in self.entry[node]
+        return None if submitted_there and self.verdict(node, place) == MATCH else (node, place)
 
     # --- the messages ------------------------------------------------------------------------------------
 
@@ -480,10 +489,11 @@ class _Grading:
         return cause
 
     def mistake_sentence(self, mistake, i):
-        """The mistake in a student's words, naming the primitive when the node is a composite built on it."""
+        """The mistake in a student's words, naming the primitive when the node is a composite built on it
+        (a mistake of mul changes neg, sub and div: it shows in them)."""
         op = self.nodes[i].get("op")
         sentence = f"{mistake.does}; {mistake.fix}."
-        if op in COMPOSITIONS and mistake.rule in OPS and mistake.rule != op:
+        if op in COMPOSITIONS and mistake.rule in OPS and mistake.rule != op and op in mistake.changes:
             rule = "derivative" if mistake.kind == LOCAL_GRADIENT else "forward"
             return f"{op} is {COMPOSITIONS[op]}: {mistake.rule}'s {rule} rule is wrong. {sentence}"
         return sentence
@@ -560,8 +570,9 @@ class _Grading:
             message += " The submitted local gradients are the expected ones in reverse order: each child needs the derivative with respect to itself (for a product, the OTHER factor)."
         if node.get("op") in COMPOSITIONS:
             message += (
-                f" ({node['op']} is built from several Values, as in the reference Value class; its local gradient "
-                "for a child is what the backward pass passes to that child per unit of the node's grad.)"
+                f" (The reference Value class builds {node['op']} as {COMPOSITIONS[node['op']]}; a local gradient "
+                "here is what the backward pass passes to the child per unit of the node's grad, the derivative "
+                f"of {node['op']} with respect to that child however it is built.)"
             )
         return message
 
@@ -643,7 +654,7 @@ class _Grading:
             return reproduces(amount, submitted, self.allowed(i, "grad"))
 
         def fit(key, detail):
-            return [Fit(MISTAKE_NAMED[key], None, 0, [(i, field)], detail)]
+            return [Fit(MISTAKE_NAMED[key], None, 0, 0, [(i, field)], detail)]
 
         if not simulated and len(contributions) > 1:
             for c in contributions:

@@ -89,12 +89,13 @@ def _mistakes() -> list[Mistake]:
         forward("sub-operands-reversed", "sub", "a - b computes b - a", "sub is self + (-other)", _SUB, "return other + (-self)"),
         forward("div-operands-reversed", "div", "a / b computes b / a", "div is self * other**-1", _DIV, "return other * self**-1"),
         # derivative rules
-        derivative("mul-local-grads-not-swapped", "mul", "mul's local gradients are not swapped: each child gets its own data", "each child needs the OTHER factor: (other.data, self.data)", "(other.data, self.data))", "(self.data, other.data))"),
+        derivative("mul-local-grads-not-swapped", "mul", "mul's local gradients are not swapped: each child gets its own data (a class that keeps its children in a set can scramble their order the same way)", "each child needs the OTHER factor: (other.data, self.data)", "(other.data, self.data))", "(self.data, other.data))"),
         derivative("mul-local-grads-ones", "mul", "mul's local gradients are (1, 1), as for a sum", "each child needs the other factor: (other.data, self.data)", "(other.data, self.data))", "(1, 1))"),
         derivative("add-local-grads-products", "add", "add's local gradients are the other child's data, as for a product", "each child of a sum gets 1: (1, 1)", _ADD, _ADD.replace("(1, 1))", "(other.data, self.data))")),
         derivative("pow-derivative-exponent-kept", "pow", "pow's derivative is n * x ** n: the exponent is not decreased by one", "use n * x ** (n - 1)", _POW, "(other * self.data**other,)"),
         derivative("pow-derivative-exponent-twice", "pow", "pow's derivative is n * x ** (n - 2): the exponent is decreased twice", "use n * x ** (n - 1)", _POW, "(other * self.data ** (other - 2),)"),
         derivative("pow-derivative-no-factor", "pow", "pow's derivative is x ** (n - 1): the factor n is missing", "use n * x ** (n - 1)", _POW, "(self.data ** (other - 1),)"),
+        derivative("pow-derivative-precedence", "pow", "pow's derivative is written `n * x ** n - 1`, which Python reads as (n * x ** n) - 1", "write the exponent in parentheses: n * x ** (n - 1)", _POW, "(other * self.data ** other - 1,)"),
         derivative("log-derivative-squared", "log", "log's derivative is 1 / x**2", "the derivative of log x is 1 / x", _LOG, "(1 / self.data**2,)"),
         derivative("log-derivative-negated", "log", "log's derivative is -1 / x", "the derivative of log x is 1 / x", _LOG, "(-1 / self.data,)"),
         derivative("log-derivative-is-log", "log", "log's derivative is log x itself", "the derivative of log x is 1 / x", _LOG, "(math.log(self.data),)"),
@@ -102,7 +103,9 @@ def _mistakes() -> list[Mistake]:
         derivative("relu-derivative-of-output", "relu", "relu's derivative is taken in terms of the output, relu(x), instead of the input's sign", "the derivative of relu is 1 where x > 0 and 0 elsewhere: float(x > 0)", _RELU, "(max(0, self.data),)"),
         derivative("relu-derivative-at-zero", "relu", "relu's derivative at x = 0 is 1", "the reference uses 0 at 0: float(x > 0), not x >= 0", _RELU, "(float(self.data >= 0),)"),
         derivative("relu-derivative-reversed", "relu", "relu's derivative is 1 for negative x and 0 for positive", "it is float(x > 0)", _RELU, "(float(self.data < 0),)"),
+        derivative("relu-derivative-always-one", "relu", "relu's derivative is 1 whatever the input", "it is 0 where x <= 0: float(x > 0)", _RELU, "(1,)"),
         derivative("neg-passes-grad-unchanged", "neg", "-x passes the grad on unchanged (local gradient 1)", "the local gradient of -x is -1", _NEG, "return Value(-self.data, (self,), (1,))"),
+        derivative("neg-detached", "neg", "-x is a new Value with no children, so no grad flows back through it", "build it from x (`self * -1`), so the backward pass reaches x", _NEG, "return Value(-self.data)"),
         derivative("sub-second-child-sign", "sub", "a - b gives its second child +1", "the local gradient of b in a - b is -1", _SUB, direct_sub),
         derivative("div-second-child-reciprocal", "div", "a / b gives b the local gradient -1/b", "d(a/b)/db is -a/b**2", _DIV, "return Value(self.data / other.data, (self, other), (1 / other.data, -1 / other.data))"),
         derivative("div-second-child-not-squared", "div", "a / b gives b the local gradient -a/b", "d(a/b)/db is -a/b**2", _DIV, "return Value(self.data / other.data, (self, other), (1 / other.data, -self.data / other.data))"),
@@ -117,7 +120,29 @@ def _mistakes() -> list[Mistake]:
         backward("leaf-grads-not-reset-twice", "the leaves' grads were not reset to 0 between two backward passes: each is twice the expected one", "zero the grads (`p.grad = 0`) before each backward pass", "        self.grad = 1\n", "        self.grad = 1\n", passes=2, rebuilt=True),
         backward("leaf-grads-not-reset-thrice", "the leaves' grads were not reset to 0 between three backward passes: each is three times the expected one", "zero the grads (`p.grad = 0`) before each backward pass", "        self.grad = 1\n", "        self.grad = 1\n", passes=3, rebuilt=True),
         backward("grads-not-reset-twice", "backward ran twice on the same graph without resetting the grads to 0 in between", "zero every grad before each backward pass", "        self.grad = 1\n", "        self.grad = 1\n", passes=2),
+        backward("grads-not-reset-thrice", "backward ran three times on the same graph without resetting the grads to 0 in between", "zero every grad before each backward pass", "        self.grad = 1\n", "        self.grad = 1\n", passes=3),
+        backward("topological-order-with-repeats", "the topological sort keeps no set of the nodes it has visited, so a node reached along several paths is listed, and passes its grad on, once per path", "keep a `visited` set in build_topo, so each node is listed once", "    return post_order((root,), _children, checkpoint)", "    return order_with_repeats(root, checkpoint)"),
     ]  # fmt: skip
+
+
+def order_with_repeats(root: Value, checkpoint: Checkpoint | None = None) -> list[Value]:
+    """The post-order of a build_topo with no visited set: a node once per path that reaches it, its
+    children listed again each time. Past VISITS_PER_NODE entries a node it gives up."""
+    budget = VISITS_PER_NODE * len(engine.topological_order(root))
+    order, stack = [], [(root, iter(root._children))]
+    while stack:
+        v, pending = stack[-1]
+        for child in pending:
+            stack.append((child, iter(child._children)))
+            break
+        else:
+            stack.pop()
+            order.append(v)
+            if len(order) > budget:
+                raise TooManyVisits(len(order))
+            if checkpoint and not len(order) % 4096:
+                checkpoint()
+    return order
 
 
 class TooManyVisits(Exception):
@@ -152,7 +177,11 @@ def _with_module(mistake: Mistake, source: str) -> Mistake:
         return mistake
     old, new = mistake.edit
     assert source.count(old) == 1, f"the edit of {mistake.key} must match the engine's source once: {old!r}"
-    namespace = {"__name__": f"service.core.mistakes.{mistake.key}", "propagate_on_arrival": propagate_on_arrival}
+    namespace = {
+        "__name__": f"service.core.mistakes.{mistake.key}",
+        "propagate_on_arrival": propagate_on_arrival,
+        "order_with_repeats": order_with_repeats,
+    }
     exec(compile(source.replace(old, new), f"<engine with the mistake {mistake.key}>", "exec"), namespace)
     changes = frozenset(OPS) if mistake.kind == ACCUMULATION else _changed_ops(namespace["Value"])
     return Mistake(**{**mistake.__dict__, "module": namespace, "changes": changes})

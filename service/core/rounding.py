@@ -14,7 +14,8 @@ tolerance fits; instead every node gets a running error bound, computed along wi
   the user's |grad| × the local gradient's bound) plus one rounding per addition of the sum of the
   absolute contributions: not of the result, which may cancel to 0.
 
-"A few roundings" is SAFETY_FACTOR units of roundoff. The classic mistakes are off by whole factors and
+"A few roundings" is SAFETY_FACTOR units of roundoff, and as many of the smallest subnormal (below the
+normal doubles an operation's error is absolute). The classic mistakes are off by whole factors and
 terms, many orders of magnitude beyond these bounds.
 """
 
@@ -27,6 +28,9 @@ from service.core.ops import OPS
 
 #: 2**-53: the largest relative error of one correctly rounded operation on doubles.
 UNIT_ROUNDOFF = 2.0**-53
+#: 2**-1074, the smallest subnormal: below 2**-1022 an operation's error is absolute, up to half of it,
+#: whatever the relative one; each rounding may add this much.
+UNDERFLOW = 2.0**-1074
 #: How many roundings of its own magnitude one node's computation may differ by (an op composed of
 #: several Values rounds several times; a library's exp or pow may be a rounding off).
 SAFETY_FACTOR = 16
@@ -72,10 +76,10 @@ def bounds(
         except ArithmeticError:  # at the doubles' edges: no bound
             moved = [math.inf] * len(inputs)
         grads = local[i]
-        local_bound[i] = [m + roundings * abs(g) for m, g in zip(moved, grads)]
+        local_bound[i] = [m + roundings * abs(g) + SAFETY_FACTOR * UNDERFLOW for m, g in zip(moved, grads)]
         carried = sum(_times(abs(g) + m, d) for g, m, d in zip(grads, moved, drifts))
         own = abs(values[i].data) + sum(abs(g * x) for g, x in zip(grads, inputs))
-        data_bound[i] = carried + roundings * own
+        data_bound[i] = carried + roundings * own + SAFETY_FACTOR * UNDERFLOW
     grad_bound = [0.0] * n
     for i in reversed(order):
         if i == output or not users[i]:
@@ -85,7 +89,7 @@ def bounds(
             weight, grad = local[p][k], values[p].grad
             carried += _times(abs(weight), grad_bound[p]) + _times(abs(grad), local_bound[p][k])
             total += abs(weight * grad)
-        grad_bound[i] = carried + roundings * (len(users[i]) + 1) * total
+        grad_bound[i] = carried + (roundings * total + SAFETY_FACTOR * UNDERFLOW) * (len(users[i]) + 1)
     return Bounds(data_bound, grad_bound, local_bound)
 
 
