@@ -158,6 +158,10 @@ class ReceivedBody:
         while line := self.readline():
             yield line
 
+    @property
+    def size(self) -> int:
+        return len(self._data) - self._at
+
     def discard(self) -> None:
         self._data, self._at = b"", 0
 
@@ -418,7 +422,7 @@ class PacedThreadWorker(ThreadWorker):
         self._head_arrived(conn)
 
     def _head_arrived(self, conn: LoopConn) -> None:
-        end = conn.received.find(b"\r\n\r\n", max(0, conn.searched - 3))
+        end = conn.received.find(b"\r\n\r\n", max(0, conn.searched - 3), self.max_head)
         conn.searched = len(conn.received)
         if end >= 0:
             self._parse(conn, end + 4)
@@ -452,6 +456,7 @@ class PacedThreadWorker(ThreadWorker):
             conn.received[0:0] = rest
         codings = [value for name, value in request.headers if name == "TRANSFER-ENCODING"]
         if codings and (len(codings) > 1 or codings[0].strip(" \t").lower() != "chunked"):
+            self.log.warning("Invalid request from ip=%s: Transfer-Encoding %r", conn.client[0], ", ".join(codings))
             self._refuse(conn, 501, REASONS[501], TRANSFER_CODING_DETAIL)
             return
         conn.request = request
@@ -539,12 +544,14 @@ class PacedThreadWorker(ThreadWorker):
 
     def _balance(self, conn: LoopConn) -> None:
         """Hold in the budget exactly what the connection keeps: chunked framing, once removed, is given back."""
-        kept = len(conn.received) + len(conn.body)
-        if kept < conn.held:
-            self.memory_budget.release(conn.held - kept)
+        self._hold_exactly(conn, len(conn.received) + len(conn.body))
+
+    def _hold_exactly(self, conn: LoopConn, count: int) -> None:
+        if count < conn.held:
+            self.memory_budget.release(conn.held - count)
         else:
-            self.memory_budget.hold(kept - conn.held)
-        conn.held = kept
+            self.memory_budget.hold(count - conn.held)
+        conn.held = count
 
     def _cut_off(self, conn: LoopConn) -> None:
         """A chunked body past the limit: dropped, and the request handed over as one that declares a body
@@ -562,7 +569,7 @@ class PacedThreadWorker(ThreadWorker):
         if body.failed:
             request.must_close = True
         conn.body = conn.chunked = None
-        self._release(conn)
+        self._hold_exactly(conn, body.size)  # until a thread takes the request: queued bodies count too
         conn.parser.handed = request
         conn.state = "thread"
         self._set_deadline(conn, None)
@@ -572,6 +579,8 @@ class PacedThreadWorker(ThreadWorker):
     # --- in a thread ----------------------------------------------------------------------------------
 
     def handle_request(self, req, conn):
+        """The body's bytes leave the loop's hold as the app takes them: it admits them itself."""
+        self._release(conn)
         if conn.parser.req_count >= self.keepalive_requests:
             req.must_close = True
         return super().handle_request(req, conn)
@@ -609,8 +618,7 @@ class PacedThreadWorker(ThreadWorker):
         except Exception:
             keep_alive = False
         if conn.sock.fileno() < 0:  # gunicorn closed it in the thread, after a failure mid-answer
-            conn.state = "closed"
-            self.nr_conns -= 1
+            self._close(conn)
             return
         self._write_answer(conn, keep_alive)
 
@@ -652,6 +660,7 @@ class PacedThreadWorker(ThreadWorker):
             self._await_head(conn)
             return
         conn.state = "idle"
+        self._release(conn)  # gthread's murder_keepalived closes idle connections without asking
         self._set_deadline(conn, None)
         conn.set_timeout()
         if not self.alive:
