@@ -13,7 +13,9 @@ Scenarios, each against a fresh gunicorn started from the tree's gunicorn.conf.p
   when the server closes it, so 30 are stalled throughout), while 4 clients make normal requests for
   15 s, each on a new connection and given 5 s: the share served and their p50 and p99;
 - non-readers: the same with 30 clients that pipeline requests for ~2 MB answers and never read them;
-- a non-reader alone: how long the server holds its connection (at most 90 s are waited).
+- a non-reader alone: how long the server holds its connection (at most 90 s are waited);
+- with --cpu-only: the CPU one worker spends per small request, less sensitive to a busy machine than
+  the throughput.
 
     python -m bench.slow_clients                      # this tree
     git archive dad988e | tar -x -C /tmp/before
@@ -380,6 +382,20 @@ def _cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_per_request(tree: Path, log_dir: Path, runs: int = 3, seconds: float = 6.0) -> list[int]:
+    """CPU microseconds one worker spends per small request, in `runs` runs of `seconds` on 16
+    keep-alive connections: a machine shared with other work varies the wall-clock rate more than this."""
+    figures = []
+    with server(tree, log_dir, workers=1) as (port, process, _):
+        (worker,) = worker_pids(process.pid)
+        throughput(port, 2)
+        for _ in range(runs):
+            before = _cpu_seconds(worker)
+            rate = throughput(port, seconds)
+            figures.append(round((_cpu_seconds(worker) - before) / (rate * seconds) * 1e6))
+    return figures
+
+
 def slow_client_scenarios(tree: Path, log_dir: Path) -> dict:
     results = {"tree": str(tree)}
     results["after_a_sigkill"] = after_a_kill(tree, log_dir)
@@ -401,6 +417,7 @@ def main(argv=None):
     parser.add_argument("--throughput-only", action="store_true", help="skip the slow-client scenarios")
     parser.add_argument("--kill-only", type=int, metavar="RUNS", help="only the SIGKILL scenario, RUNS times per tree")
     parser.add_argument("--hostile-only", action="store_true", help="only the stalled uploads and non-readers")
+    parser.add_argument("--cpu-only", type=int, metavar="ROUNDS", help="only a worker's CPU per small request")
     args = parser.parse_args(argv)
     if args.kill_only:
         with tempfile.TemporaryDirectory(prefix="valuegraph-kill-") as log_dir:
@@ -410,6 +427,15 @@ def main(argv=None):
                     print(orjson.dumps({"tree": str(tree), **result}).decode(), flush=True)
         return
     trees = [tree.resolve() for tree in args.tree or [Path(__file__).resolve().parent.parent]]
+    if args.cpu_only:
+        with tempfile.TemporaryDirectory(prefix="valuegraph-cpu-") as log_dir:
+            figures = {tree: [] for tree in trees}
+            for _ in range(args.cpu_only):
+                for tree in trees:
+                    figures[tree] += cpu_per_request(tree, Path(log_dir))
+            for tree, per_request in figures.items():
+                print(orjson.dumps({"tree": str(tree), "cpu_us_per_request": sorted(per_request)}).decode())
+        return
     if args.hostile_only:
         with tempfile.TemporaryDirectory(prefix="valuegraph-hostile-") as log_dir:
             for tree in trees:

@@ -559,10 +559,10 @@ def test_a_client_that_stops_reading_is_cut_off_within_the_grace(tmp_path):
     57 s, a thread held)."""
     grace = 2
     with gunicorn_server(tmp_path, VALUEGRAPH_CLIENT_GRACE_SECONDS=str(grace)) as server:
-        port = port_of(server)
+        port, large = port_of(server), large_graph(200_000)
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.sendall(post_head(len(large := large_graph(200_000))) + large)
+            sock.sendall(post_head(len(large)) + large)
             wait_for(lambda: '"nodes":200000' in server.stdout.read_text(), 60, "the answer made")
             answered = time.monotonic()
             wait_for(lambda: not held_by_server(port, sock.getsockname()[1]), grace + 3, "the connection closed")
