@@ -13,6 +13,7 @@ Scenarios, each against a fresh gunicorn started from the tree's gunicorn.conf.p
   when the server closes it, so 30 are stalled throughout), while 4 clients make normal requests for
   15 s, each on a new connection and given 5 s: the share served and their p50 and p99;
 - non-readers: the same with 30 clients that pipeline requests for ~2 MB answers and never read them;
+- tiny chunks: the same with 30 clients sending chunked bodies of 1-byte chunks as fast as they can;
 - a non-reader alone: how long the server holds its connection (at most 90 s are waited);
 - with --cpu-only: the CPU one worker spends per small request, less sensitive to a busy machine than
   the throughput.
@@ -297,6 +298,34 @@ def non_readers(port: int, peers: int = 30, seconds: float = 15.0) -> dict:
     return {**result, "non_reader_connections": readers.connections}
 
 
+def tiny_chunks(port: int, peers: int = 30, seconds: float = 15.0) -> dict:
+    """Normal requests while `peers` clients send chunked bodies of 1-byte chunks as fast as they can
+    (each reconnecting when cut off): the decoding work a client can make the event loop do."""
+    stop = threading.Event()
+    head = (
+        b"POST /v1/evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    chunks = b"1\r\n \r\n" * 10_000
+
+    def flood():
+        while not stop.is_set():
+            with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(head)
+                while not stop.is_set():
+                    sock.sendall(chunks)
+
+    threads = [threading.Thread(target=flood, daemon=True) for _ in range(peers)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1)
+    result = normal_requests(port, seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    return result
+
+
 def non_reader_held(port: int, limit: float = 90.0) -> float:
     """Seconds until the server lets go of a client that never reads its ~10 MB answer, at most `limit`."""
     with socket.create_connection(("127.0.0.1", port), timeout=limit) as sock:
@@ -314,6 +343,8 @@ def hostile_scenarios(tree: Path, log_dir: Path) -> dict:
         results["30_stalled_uploads"] = stalled_uploads(port)
     with server(tree, log_dir) as (port, _, _):
         results["30_non_readers"] = non_readers(port)
+    with server(tree, log_dir) as (port, _, _):
+        results["30_tiny_chunk_floods"] = tiny_chunks(port)
     with server(tree, log_dir) as (port, _, _):
         held = non_reader_held(port)
         results["non_reader_held_seconds"] = f"{held:.1f}" if held < 89.5 else "90+ (not closed)"

@@ -189,7 +189,7 @@ def decoded_by_the_loop(raw: bytes, piece: int, limit: int = 10**9):
     try:
         for start in range(0, len(raw), piece):
             received += raw[start : start + piece]
-            if decoder.feed(received, body, limit):
+            if decoder.feed(received, body, limit, most_chunks=10**9):
                 if decoder.trailers:
                     check_trailers(decoder.trailers)
                 return bytes(body), bytes(received) + raw[start + piece :]
@@ -234,5 +234,14 @@ def test_the_loop_decodes_chunked_bodies_as_gunicorn_does(raw, piece):
 def test_the_loop_stops_a_chunked_body_one_byte_past_the_limit():
     raw = b"".join(b"%x\r\n%s\r\n" % (100, b"x" * 100) for _ in range(100)) + b"0\r\n\r\n"
     decoder, received, body = ChunkedBody(8190, 8190 * 32), bytearray(raw), bytearray()
-    assert not decoder.feed(received, body, limit=250)
+    assert not decoder.feed(received, body, limit=250, most_chunks=10**9)
     assert len(body) == 251
+
+
+def test_the_loop_decodes_at_most_the_chunks_it_is_allowed_and_resumes():
+    raw = b"1\r\nx\r\n" * 10 + b"0\r\n\r\nnext"
+    decoder, received, body = ChunkedBody(8190, 8190 * 32), bytearray(raw), bytearray()
+    assert not decoder.feed(received, body, 10**9, most_chunks=4)
+    assert decoder.paused and body == b"xxxx"
+    assert decoder.feed(received, body, 10**9, most_chunks=100)
+    assert not decoder.paused and body == b"x" * 10 and received == b"next"

@@ -27,56 +27,70 @@ class ChunkedBody:
         self.crlf_next = False  # after a chunk's data
         self.in_trailers = False
         self.trailers: bytes | None = None
+        self.chunks = 0  # read so far
+        self.paused = False  # by `most_chunks`, with more to decode in what was received
 
-    def feed(self, received: bytearray, body: bytearray, limit: int) -> bool:
+    def feed(self, received: bytearray, body: bytearray, limit: int, most_chunks: int) -> bool:
         """Move the body's data from the front of `received` to the end of `body`, deleting what is
-        consumed from `received` (what follows the body stays there), and stopping once `body` is one
-        byte past `limit`; True once the body has ended. Raises gunicorn's ParseException for malformed
-        framing."""
+        consumed from `received` (what follows the body stays there), stopping once `body` is one byte
+        past `limit` or `most_chunks` chunks have begun (then `paused`); True once the body has ended.
+        Raises gunicorn's ParseException for malformed framing."""
+        with memoryview(received) as view:
+            consumed = self._decode(received, view, body, limit, self.chunks + most_chunks)
+        del received[:consumed]
+        return self.trailers is not None
+
+    def _decode(self, received: bytearray, view: memoryview, body: bytearray, limit: int, last_chunk: int) -> int:
+        """The decoding itself, from an offset into `received` (deleting each chunk's bytes from its front
+        would move the rest every time); returns how many bytes it consumed."""
+        at, self.paused = 0, False
         while self.trailers is None:
             if self.data_left:
-                take = min(self.data_left, len(received), limit + 1 - len(body))
+                take = min(self.data_left, len(received) - at, limit + 1 - len(body))
                 if take <= 0:
-                    return False
-                body += received[:take]
-                del received[:take]
+                    break
+                body += view[at : at + take]
+                at += take
                 self.data_left -= take
                 self.crlf_next = not self.data_left
             elif self.crlf_next:
-                if len(received) < 2:
-                    return False
-                if received[:2] != b"\r\n":
-                    raise ChunkMissingTerminator(bytes(received[:2]))
-                del received[:2]
+                if len(received) - at < 2:
+                    break
+                if view[at : at + 2] != b"\r\n":
+                    raise ChunkMissingTerminator(bytes(view[at : at + 2]))
+                at += 2
                 self.crlf_next = False
             elif self.in_trailers:
-                return self._trailers(received)
+                at = self._trailers(received, at)
+                break
+            elif self.chunks >= last_chunk:
+                self.paused = at < len(received)
+                break
             else:
-                end = received.find(b"\r\n")
+                end = received.find(b"\r\n", at)
                 if end < 0:
-                    if len(received) > self.max_size_line:
+                    if len(received) - at > self.max_size_line:
                         raise InvalidChunkSize(b"line over %d bytes with no terminator" % self.max_size_line)
-                    return False
-                size = chunk_size(bytes(received[:end]))
-                del received[: end + 2]
+                    break
+                size = chunk_size(bytes(view[at:end]))
+                at = end + 2
+                self.chunks += 1
                 self.data_left, self.in_trailers = size, size == 0
-        return True
+        return at
 
-    def _trailers(self, received: bytearray) -> bool:
-        if received[:2] == b"\r\n":
-            del received[:2]
+    def _trailers(self, received: bytearray, at: int) -> int:
+        if received[at : at + 2] == b"\r\n":
             self.trailers = b""
-            return True
-        end = received.find(b"\r\n\r\n")
+            return at + 2
+        end = received.find(b"\r\n\r\n", at)
         if end < 0:
-            if len(received) > self.max_trailers:
+            if len(received) - at > self.max_trailers:
                 raise LimitRequestHeaders("limit request trailer section size")
-            if received.count(b"\n") != received.count(b"\r\n"):
+            if received.count(b"\n", at) != received.count(b"\r\n", at):
                 raise InvalidHeader("bare LF as line terminator")
-            return False
-        self.trailers = bytes(received[:end])
-        del received[: end + 4]
-        return True
+            return at
+        self.trailers = bytes(received[at:end])
+        return end + 4
 
 
 def chunk_size(line: bytes) -> int:

@@ -40,6 +40,12 @@ LINGER_SECONDS = 2.0
 READ_SIZE = 1 << 20
 #: The most bytes read from one connection before the loop turns to the others.
 READ_PER_TURN = 4 * READ_SIZE
+#: The same for a chunked body, which the loop decodes as it reads.
+CHUNKED_PER_TURN = 64 * 1024
+#: The most chunks the loop decodes in one turn, over all connections: a few milliseconds (the decoder
+#: takes about 2 µs a chunk), so that bodies sent in tiny chunks slow the others by no more than that;
+#: they go on in the next turns, and one that cannot keep the minimum rate so gets its 408.
+CHUNKS_PER_TURN = 2000
 #: Buffers given to one sendmsg().
 SEND_BUFFERS = 64
 #: As the compose nginx answers the same (deploy/nginx/nginx.conf.template).
@@ -263,6 +269,8 @@ class PacedThreadWorker(ThreadWorker):
         self.timers: list[tuple[float, int, LoopConn]] = []
         self.timer_order = itertools.count()
         self.scratch = memoryview(bytearray(READ_SIZE))
+        self.chunk_allowance = CHUNKS_PER_TURN
+        self.paused_chunked: set[LoopConn] = set()
         self.max_body = 0
         self.memory_budget = MemoryBudget(sys.maxsize, 0.0)
 
@@ -303,9 +311,19 @@ class PacedThreadWorker(ThreadWorker):
             heapq.heappush(self.timers, (deadline, next(self.timer_order), conn))
 
     def wait_for_and_dispatch_events(self, timeout):
-        if self.timers:
+        """A turn of the loop: its events, then the chunked bodies paused for want of the turn's allowance."""
+        self.chunk_allowance = CHUNKS_PER_TURN
+        if self.paused_chunked:
+            timeout = 0.0
+        elif self.timers:
             timeout = max(0.0, min(timeout, self.timers[0][0] - time.monotonic()))
         super().wait_for_and_dispatch_events(timeout)
+        for conn in list(self.paused_chunked):
+            if self.chunk_allowance <= 0:
+                break
+            self.paused_chunked.discard(conn)
+            if conn.state == "body":
+                self._read_body(conn)
 
     def murder_pending(self):
         """Act on the connections whose deadline has passed (gthread calls this after every turn)."""
@@ -354,6 +372,7 @@ class PacedThreadWorker(ThreadWorker):
         if conn.state == "closed":
             return
         self._unwatch(conn)
+        self.paused_chunked.discard(conn)
         if conn.state == "idle":
             with contextlib.suppress(ValueError):
                 self.keepalived_conns.remove(conn)
@@ -485,10 +504,11 @@ class PacedThreadWorker(ThreadWorker):
         """Read what has arrived of the body, holding each byte in the memory budget before it is read;
         hand the request to a thread once the body is whole."""
         budget, read = self.memory_budget, 0
+        per_turn = READ_PER_TURN if conn.chunked is None else CHUNKED_PER_TURN
         while not self._take_received(conn):
-            if read >= READ_PER_TURN:
+            if read >= per_turn or conn in self.paused_chunked:
                 break
-            wanted = READ_SIZE if conn.chunked is not None else min(READ_SIZE, conn.length - len(conn.body))
+            wanted = CHUNKED_PER_TURN if conn.chunked is not None else min(READ_SIZE, conn.length - len(conn.body))
             self._balance(conn)
             if not budget.try_hold(wanted):
                 needed = len(conn.body) + wanted if conn.chunked is not None else conn.length
@@ -528,7 +548,11 @@ class PacedThreadWorker(ThreadWorker):
             self._hand_over(conn, ReceivedBody(conn.body))
             return True
         try:
-            ended = conn.chunked.feed(conn.received, conn.body, self.max_body)
+            chunks = conn.chunked.chunks
+            ended = conn.chunked.feed(conn.received, conn.body, self.max_body, self.chunk_allowance)
+            self.chunk_allowance -= conn.chunked.chunks - chunks
+            if conn.chunked.paused:
+                self.paused_chunked.add(conn)
             if len(conn.body) > self.max_body:
                 self._cut_off(conn)
                 return True
@@ -563,6 +587,7 @@ class PacedThreadWorker(ThreadWorker):
         self._hand_over(conn, ReceivedBody())
 
     def _hand_over(self, conn: LoopConn, body: ReceivedBody) -> None:
+        self.paused_chunked.discard(conn)
         request, conn.request = conn.request, None
         request.body = body
         request._expected_100_continue = False
@@ -623,6 +648,7 @@ class PacedThreadWorker(ThreadWorker):
         self._write_answer(conn, keep_alive)
 
     def _refuse(self, conn: LoopConn, status: int, reason: str, detail: str) -> None:
+        self.paused_chunked.discard(conn)
         conn.request = conn.body = conn.chunked = None
         self._release(conn)
         conn.sock.sendall(problem_bytes(status, reason, detail))
