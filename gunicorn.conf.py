@@ -37,6 +37,16 @@ graceful_timeout = _settings["graceful_timeout"]
 # gunicorn's runtime control socket is not used; without it the service needs no writable home.
 control_socket_disable = True
 
+# Request headers that look like CGI variables (SCRIPT_NAME: /x, PATH_INFO, REMOTE_USER: any name with an
+# underscore) are dropped, from every client and every forwarder alike, as nginx drops them: gunicorn
+# would otherwise take SCRIPT_NAME and PATH_INFO from a trusted forwarder (loopback, by default) and let a
+# header change the routing, or fail the request with a 500.
+forwarder_headers = ""
+header_map = "drop"
+
+# Every byte goes through the worker's event loop; sendfile() would write from a thread.
+sendfile = False
+
 errorlog = "-"
 loglevel = _settings["loglevel"]
 

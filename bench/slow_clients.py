@@ -8,7 +8,15 @@ Scenarios, each against a fresh gunicorn started from the tree's gunicorn.conf.p
 - no readers: 8 clients pipeline requests for large answers and never read them, while 11 health checks
   are made one a second, each given 5 s: how many fail;
 - stalled upload: a body announced as 1,000,000 bytes stops after 1,000: how long until the server
-  closes the connection (at most 40 s are waited).
+  closes the connection (at most 40 s are waited);
+- stalled uploads: 30 connections send a head with `Content-Length: 100000` and stall (each reconnects
+  when the server closes it, so 30 are stalled throughout), while 4 clients make normal requests for
+  15 s, each on a new connection and given 5 s: the share served and their p50 and p99;
+- non-readers: the same with 30 clients that pipeline requests for ~2 MB answers and never read them;
+- tiny chunks: the same with 30 clients sending chunked bodies of 1-byte chunks as fast as they can;
+- a non-reader alone: how long the server holds its connection (at most 90 s are waited);
+- with --cpu-only: the CPU one worker spends per small request, less sensitive to a busy machine than
+  the throughput.
 
     python -m bench.slow_clients                      # this tree
     git archive dad988e | tar -x -C /tmp/before
@@ -193,6 +201,156 @@ def stalled_upload(port: int, limit: float = 40.0) -> float:
         return time.monotonic() - start
 
 
+class Peers:
+    """`count` hostile clients, each reconnecting once the server lets go of it, until stopped: so that
+    `count` of them are connected whenever normal requests are measured. They never read."""
+
+    def __init__(self, port: int, count: int, send: bytes, receive_buffer: int | None = None):
+        self.port, self.send, self.receive_buffer = port, send, receive_buffer
+        self.stop, self.connections = threading.Event(), 0
+        self.threads = [threading.Thread(target=self._peer, daemon=True) for _ in range(count)]
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+    def _peer(self):
+        while not self.stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                    if self.receive_buffer:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+                    self.connections += 1
+                    threading.Thread(target=_send_quietly, args=(sock, self.send), daemon=True).start()
+                    client_port = sock.getsockname()[1]
+                    while not self.stop.wait(0.25) and held_by_server(self.port, client_port):
+                        pass
+            except OSError:
+                self.stop.wait(0.1)
+
+
+def held_by_server(port: int, client_port: int) -> bool:
+    """Whether the server still holds its end of the loopback connection from `client_port`
+    (/proc/net/tcp): a process owns it (an inode), or it waits in the listening socket's queue to be
+    accepted (established, no inode yet). Once the server closes it, its end is gone, or left to the
+    kernel (no inode, no longer established) while it still tries to deliver what was written to a
+    client that does not read."""
+    local, remote = f"0100007F:{port:04X}", f"0100007F:{client_port:04X}"
+    with open("/proc/net/tcp") as table:
+        for line in table:
+            fields = line.split()
+            if fields[1] == local and fields[2] == remote:
+                return fields[9] != "0" or fields[3] == "01"
+    return False
+
+
+def normal_requests(port: int, seconds: float, clients: int = 4, timeout: float = 5.0) -> dict:
+    """The seed example POSTed by `clients` clients for `seconds`, each request on a new connection and
+    given `timeout` seconds: how many were made, the share served (200), and their p50 and p99."""
+    body = orjson.dumps(SEED)
+    deadline = time.monotonic() + seconds
+    outcomes = []
+
+    def client():
+        while time.monotonic() < deadline:
+            start = time.perf_counter()
+            served = answers(port, "", timeout=timeout, body=body)
+            outcomes.append((served, time.perf_counter() - start))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    latencies = sorted(elapsed for _, elapsed in outcomes)
+    return {
+        "normal_requests": len(outcomes),
+        "served_percent": round(100 * sum(served for served, _ in outcomes) / len(outcomes), 1),
+        "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
+        "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
+    }
+
+
+STALLED_HEAD = (
+    b"POST /v1/evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+)
+
+
+def stalled_uploads(port: int, peers: int = 30, seconds: float = 15.0) -> dict:
+    """Normal requests while `peers` connections send a head announcing a 100,000-byte body and stall."""
+    with Peers(port, peers, STALLED_HEAD) as stalled:
+        time.sleep(1)
+        result = normal_requests(port, seconds)
+    return {**result, "stalled_connections": stalled.connections}
+
+
+def non_readers(port: int, peers: int = 30, seconds: float = 15.0) -> dict:
+    """Normal requests while `peers` clients pipeline requests for large answers and never read them."""
+    with Peers(port, peers, request_bytes(large_graph(50_000)) * 4, receive_buffer=4096) as readers:
+        time.sleep(3)
+        result = normal_requests(port, seconds)
+    return {**result, "non_reader_connections": readers.connections}
+
+
+def tiny_chunks(port: int, peers: int = 30, seconds: float = 15.0) -> dict:
+    """Normal requests while `peers` clients send chunked bodies of 1-byte chunks as fast as they can
+    (each reconnecting when cut off): the decoding work a client can make the event loop do."""
+    stop = threading.Event()
+    head = (
+        b"POST /v1/evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    chunks = b"1\r\n \r\n" * 10_000
+
+    def flood():
+        while not stop.is_set():
+            with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(head)
+                while not stop.is_set():
+                    sock.sendall(chunks)
+
+    threads = [threading.Thread(target=flood, daemon=True) for _ in range(peers)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1)
+    result = normal_requests(port, seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    return result
+
+
+def non_reader_held(port: int, limit: float = 90.0) -> float:
+    """Seconds until the server lets go of a client that never reads its ~10 MB answer, at most `limit`."""
+    with socket.create_connection(("127.0.0.1", port), timeout=limit) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(request_bytes(large_graph(200_000)))
+        start, client_port = time.monotonic(), sock.getsockname()[1]
+        while time.monotonic() - start < limit and held_by_server(port, client_port):
+            time.sleep(0.1)
+        return time.monotonic() - start
+
+
+def hostile_scenarios(tree: Path, log_dir: Path) -> dict:
+    results = {}
+    with server(tree, log_dir) as (port, _, _):
+        results["30_stalled_uploads"] = stalled_uploads(port)
+    with server(tree, log_dir) as (port, _, _):
+        results["30_non_readers"] = non_readers(port)
+    with server(tree, log_dir) as (port, _, _):
+        results["30_tiny_chunk_floods"] = tiny_chunks(port)
+    with server(tree, log_dir) as (port, _, _):
+        held = non_reader_held(port)
+        results["non_reader_held_seconds"] = f"{held:.1f}" if held < 89.5 else "90+ (not closed)"
+    return results
+
+
 def after_a_kill(tree: Path, log_dir: Path, connections: int = 32) -> dict:
     """Keep-alive load on `connections` connections; after 3 s one of the 2 workers is SIGKILLed; after
     6 s more, the share of the requests of the last 3 s that each worker served, and the failures."""
@@ -255,6 +413,20 @@ def _cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_per_request(tree: Path, log_dir: Path, runs: int = 3, seconds: float = 6.0) -> list[int]:
+    """CPU microseconds one worker spends per small request, in `runs` runs of `seconds` on 16
+    keep-alive connections: a machine shared with other work varies the wall-clock rate more than this."""
+    figures = []
+    with server(tree, log_dir, workers=1) as (port, process, _):
+        (worker,) = worker_pids(process.pid)
+        throughput(port, 2)
+        for _ in range(runs):
+            before = _cpu_seconds(worker)
+            rate = throughput(port, seconds)
+            figures.append(round((_cpu_seconds(worker) - before) / (rate * seconds) * 1e6))
+    return figures
+
+
 def slow_client_scenarios(tree: Path, log_dir: Path) -> dict:
     results = {"tree": str(tree)}
     results["after_a_sigkill"] = after_a_kill(tree, log_dir)
@@ -265,7 +437,7 @@ def slow_client_scenarios(tree: Path, log_dir: Path) -> dict:
     with server(tree, log_dir) as (port, _, _):
         held = stalled_upload(port)
         results["stalled_upload_held_seconds"] = f"{held:.1f}" if held < 39.5 else "40+ (not closed)"
-    return results
+    return {**results, **hostile_scenarios(tree, log_dir)}
 
 
 def main(argv=None):
@@ -275,6 +447,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=1, help="throughput runs per tree, alternating trees")
     parser.add_argument("--throughput-only", action="store_true", help="skip the slow-client scenarios")
     parser.add_argument("--kill-only", type=int, metavar="RUNS", help="only the SIGKILL scenario, RUNS times per tree")
+    parser.add_argument("--hostile-only", action="store_true", help="only the stalled uploads and non-readers")
+    parser.add_argument("--cpu-only", type=int, metavar="ROUNDS", help="only a worker's CPU per small request")
     args = parser.parse_args(argv)
     if args.kill_only:
         with tempfile.TemporaryDirectory(prefix="valuegraph-kill-") as log_dir:
@@ -284,6 +458,20 @@ def main(argv=None):
                     print(orjson.dumps({"tree": str(tree), **result}).decode(), flush=True)
         return
     trees = [tree.resolve() for tree in args.tree or [Path(__file__).resolve().parent.parent]]
+    if args.cpu_only:
+        with tempfile.TemporaryDirectory(prefix="valuegraph-cpu-") as log_dir:
+            figures = {tree: [] for tree in trees}
+            for _ in range(args.cpu_only):
+                for tree in trees:
+                    figures[tree] += cpu_per_request(tree, Path(log_dir))
+            for tree, per_request in figures.items():
+                print(orjson.dumps({"tree": str(tree), "cpu_us_per_request": sorted(per_request)}).decode())
+        return
+    if args.hostile_only:
+        with tempfile.TemporaryDirectory(prefix="valuegraph-hostile-") as log_dir:
+            for tree in trees:
+                print(orjson.dumps({"tree": str(tree), **hostile_scenarios(tree, Path(log_dir))}).decode(), flush=True)
+        return
     with tempfile.TemporaryDirectory(prefix="valuegraph-slow-") as log_dir:
         rates = {tree: [] for tree in trees}
         per_cpu_second = {tree: [] for tree in trees}

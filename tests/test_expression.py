@@ -1,14 +1,16 @@
 """POST /v1/expression: the seed's class running the same Python expression is the reference, bit for
 bit, node by node in the order the seed creates its Values; refusals point at the text at fault."""
 
+import ast
 import math
+import sys
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from service.core import expression
+from service.core import arithmetic, expression
 from tools import reference_value as seed_value
 from tools.reference_value import Value
 
@@ -288,10 +290,124 @@ def test_limits_are_settings(post, make_app):
     assert post({"expression": "a*a*a*a*a*a", "inputs": {"a": 1}}, test_client=small).status_code == 200
 
 
-def test_nesting_deeper_than_the_parser_takes_is_refused_not_a_500(post):
+def created_by_seed(compute, inputs, monkeypatch):
+    """Every Value the seed's class creates (the inputs first) when `compute(values)` runs and the
+    result's backward pass: for expressions Python itself cannot compile, they nest so deeply."""
+    created = []
+    original_init = Value.__init__
+
+    def recording_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        created.append(self)
+
+    limit = sys.getrecursionlimit()
+    with monkeypatch.context() as patch:
+        patch.setattr(Value, "__init__", recording_init)
+        sys.setrecursionlimit(100_000)  # the seed's backward pass recurses once per level
+        try:
+            values = {name: Value(data) for name, data in inputs.items()}
+            compute(values).backward()
+        finally:
+            sys.setrecursionlimit(limit)
+    return [(bits(value.data), bits(value.grad)) for value in created]
+
+
+def answered_bits(response):
+    assert response.status_code == 200, response.get_json()
+    return [(bits(node["data"]), bits(node["grad"])) for node in response.get_json()["nodes"]]
+
+
+def chain(values, count):
+    total = values["a"]
+    for _ in range(count - 1):
+        total = total + values["a"]
+    return total
+
+
+def relu_of_relu(values, count):
+    total = values["a"]
+    for _ in range(count):
+        total = total.relu()
+    return total
+
+
+def negated(values, count):
+    total = values["a"]
+    for _ in range(count):
+        total = -total
+    return total
+
+
+@pytest.mark.parametrize(
+    "text, compute",
+    [
+        pytest.param("a+" * 4_999 + "a", lambda values: chain(values, 5_000), id="5000-term-chain"),
+        pytest.param("-" * 4_000 + "a", lambda values: negated(values, 4_000), id="4000-unary-minus"),
+        pytest.param("(" * 4_000 + "a" + ")" * 4_000 + "*2", lambda values: values["a"] * 2, id="4000-parentheses"),
+        pytest.param("relu(" * 1_600 + "a" + ")" * 1_600, lambda values: relu_of_relu(values, 1_600), id="1600-calls"),
+    ],
+)
+def test_an_expression_nested_deeper_than_pythons_parser_goes_is_answered_as_the_seed_computes_it(
+    post, monkeypatch, text, compute
+):
+    """Within the length limit, no expression is refused for its depth: CPython's parser gives up, the
+    service's own builds the same tree."""
+    assert len(text) <= 10_000
+    answer = answered_bits(post({"expression": text, "inputs": {"a": 0.1}}))
+    assert answer == created_by_seed(compute, {"a": 0.1}, monkeypatch)
+
+
+def test_a_deep_expression_is_refused_for_what_it_is(post):
     problem = post({"expression": "-" * 9_000 + "a", "inputs": {"a": 1}}).get_json()
-    assert problem["status"] == 422 and "nested too deeply" in problem["detail"]
-    assert post({"expression": "a+" * 4_999 + "a", "inputs": {"a": 1}}).status_code == 422
+    assert problem["status"] == 422 and "VALUEGRAPH_MAX_EXPRESSION_NODES" in problem["detail"]
+    problem = post({"expression": "a+" * 4_000 + "a.b", "inputs": {"a": 1}}).get_json()
+    (error,) = problem["errors"]
+    assert (error["column"], error["text"], error["message"]) == (8_001, "a.b", "Attribute access is not allowed.")
+    problem = post({"expression": "(" * 300 + "a +", "inputs": {"a": 1}}).get_json()
+    assert problem["status"] == 422 and "parentheses" in problem["detail"]
+    problem = post({"expression": "a+" * 4_000 + "a[1]", "inputs": {"a": 1}}).get_json()
+    (error,) = problem["errors"]
+    assert (error["column"], error["text"]) == (8_002, "[") and "not allowed here" in error["message"]
+
+
+def source_text(depth):
+    """Python expressions of the arithmetic grammar, with the spacing, comments, line breaks inside
+    parentheses and number forms people write."""
+    atom = st.one_of(
+        st.sampled_from(["a", "b", "β", "ａ", "log", "x_1"]),
+        st.sampled_from(["2", "0.5", "1e3", "1_000", "0x1F", "0o7", "0b11", "3j", ".5", "5.", "True", "None"]),
+        st.sampled_from(["'s'", 'b"y"', "u'x'"]),
+    )
+    space = st.sampled_from(["", " ", "  ", "\t"])
+    gap = st.sampled_from(["", " ", "\n ", " # note\n"])
+
+    def compound(inner):
+        operators = st.sampled_from(["+", "-", "*", "/", "//", "%", "@", "**", "|", "^", "&", "<<", ">>"])
+        binary = st.builds(lambda x, s, op, t, y: f"{x}{s}{op}{t}{y}", inner, space, operators, space, inner)
+        unary = st.builds(lambda op, x: f"{op}{x}", st.sampled_from(["-", "+", "~"]), inner)
+        group = st.builds(lambda g, x, h: f"({g}{x}{h})", gap, inner, gap)
+        call = st.builds(
+            lambda f, args, comma: f"{f}({', '.join(args)}{comma})",
+            inner,
+            st.lists(inner, max_size=3),
+            st.sampled_from(["", ","]),
+        )
+        attribute = st.builds(lambda x, name: f"({x}).{name}", inner, st.sampled_from(["b", "real"]))
+        return binary | unary | group | call | attribute
+
+    return st.recursive(atom, compound, max_leaves=depth)
+
+
+@settings(max_examples=500, deadline=None)
+@given(source_text(12))
+def test_the_deep_parser_builds_the_tree_cpython_builds(text):
+    try:
+        expected = ast.dump(ast.parse(text, mode="eval"), include_attributes=True)
+    except SyntaxError:
+        with pytest.raises(arithmetic.NotArithmetic):
+            arithmetic.parse(text)
+        return
+    assert ast.dump(arithmetic.parse(text), include_attributes=True) == expected
 
 
 def test_a_node_describes_a_long_sub_expression_shortened(make_app):

@@ -109,12 +109,13 @@ DESCRIPTION = "\n\n".join(
 EVALUATE_PROBLEMS = {
     400: "The body is not JSON: not UTF-8, a syntax error, NaN or Infinity, a number too large for a double, or "
     "nesting over 1024 levels; or its chunked framing is malformed.",
-    408: f"The client sent its request slower than `{CLIENT_MIN_RATE.variable}` after "
+    408: f"The client sent its request slower than `{CLIENT_MIN_RATE.variable}`, or stalled for longer than "
     f"`{CLIENT_GRACE_SECONDS.variable}`; the connection is closed.",
     413: f"The body is larger than `{MAX_BODY_BYTES.variable}` (default {MAX_BODY_BYTES.default} bytes), or a body "
     f"this large could need more memory than a worker's budget, `{MEMORY_BUDGET_BYTES.variable}`, allows "
     "(`/problems/over-memory-budget`).",
-    415: "The body is not `application/json`, or has a Content-Encoding other than identity.",
+    415: "The body is not `application/json`, has a charset other than UTF-8 (JSON is UTF-8, RFC 8259), or has a "
+    "Content-Encoding other than identity.",
     422: "The JSON is not a valid graph (`/problems/invalid-graph`), or the graph leaves the finite doubles (`/problems/numeric-error`).",
     503: "The requests in progress hold the worker's memory budget (`/problems/over-memory-budget`, with "
     "`Retry-After`): retry shortly, here or on another replica.",

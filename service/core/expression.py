@@ -18,7 +18,7 @@ import string
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from service.core import graphs
+from service.core import arithmetic, graphs
 from service.core.engine import Value
 from service.core.ops import OPS
 
@@ -28,6 +28,9 @@ OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "
 _STRUCTURE = (ast.Expression, ast.Load, *OPERATORS, ast.USub)
 #: The longest text that describes one node: a chain a+a+...+a would otherwise answer its length squared.
 MAX_NODE_TEXT = 120
+#: What CPython's parser says when an expression nests more deeply than it goes (beside RecursionError
+#: and MemoryError).
+PARSER_DEPTH_ERRORS = ("too many nested parentheses",)
 #: Larger ints than this are beyond the doubles: refused rather than computed.
 _LARGEST_INT_BITS = 1100
 
@@ -97,6 +100,13 @@ class Source:
         if self.multiline:
             place["line"] = line
         return place
+
+    def span(self, start: tuple[int, int], end: tuple[int, int] | None) -> dict:
+        """The error fields for the text from `start` to `end` (lines from 1, UTF-8 byte offsets)."""
+        node = ast.AST()
+        node.lineno, node.col_offset = start
+        node.end_lineno, node.end_col_offset = end or start
+        return self.where(node)
 
     def syntax_error(self, error: SyntaxError) -> dict:
         line = error.lineno or 1
@@ -210,7 +220,9 @@ def build(
 
 
 def parse(source: Source) -> ast.Expression:
-    """The syntax tree, or a refusal pointing at the syntax error."""
+    """The syntax tree, or a refusal pointing at the syntax error. CPython's parser first; where the
+    expression nests more deeply than it goes, service/core/arithmetic.py's, which builds the same
+    tree at any depth, so that an expression within the length limit is never refused for its depth."""
     if not source.text.strip():
         raise ExpressionError(
             "invalid-expression",
@@ -220,14 +232,22 @@ def parse(source: Source) -> ast.Expression:
     try:
         return ast.parse(source.text, mode="eval")
     except SyntaxError as error:
-        place = source.syntax_error(error) if error.lineno else {}
-        message = f"Not a valid expression: {error.msg}."
+        if error.msg not in PARSER_DEPTH_ERRORS:
+            place = source.syntax_error(error) if error.lineno else {}
+            message = f"Not a valid expression: {error.msg}."
+            raise ExpressionError(
+                "invalid-expression", message, [{"field": "expression", "message": message, **place}]
+            ) from None
+    except (RecursionError, MemoryError):
+        pass
+    try:
+        return arithmetic.parse(source.text)
+    except arithmetic.NotArithmetic as error:
+        place = source.span(error.start, error.end) if error.start else {}
+        message = f"Not a valid expression: {error.message}"
         raise ExpressionError(
             "invalid-expression", message, [{"field": "expression", "message": message, **place}]
         ) from None
-    except (RecursionError, MemoryError):
-        message = "The expression is nested too deeply for Python's parser."
-        raise ExpressionError("invalid-expression", message, [{"field": "expression", "message": message}]) from None
 
 
 def _refusal(node: ast.AST, inputs: Mapping[str, float]) -> tuple[ast.AST, str] | None:

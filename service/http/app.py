@@ -20,7 +20,13 @@ from service.runtime.memory import MemoryBudget, OverBudget
 
 def create_app(config: dict | None = None) -> Flask:
     """The app: settings from the environment, overridden by `config`."""
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no /static: only the routes the contract documents
+    # werkzeug's routing never redirects: it would answer `/v1//evaluate`, or a path without a rule's
+    # trailing slash, with a 308 to a URL built from the client's Host header (an open redirect). Repeated
+    # slashes are a 404; a trailing slash is optional, the same route.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
+    app.url_map.redirect_defaults = False
     app.config.from_mapping(from_environment())
     if config:
         app.config.from_mapping(config)

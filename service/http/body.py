@@ -1,10 +1,11 @@
 """Reading a request's body: its media type and encoding, its size limit, its framing and its pace,
 each refused as problem details instead of surfacing as a 500.
 
-The body is read straight from the server's input stream. Under gunicorn that stream can raise on
-malformed chunked framing (gunicorn's ParseException) or when the client sends too slowly (a
-TimeoutError: the server's worker holds clients to a pace); both are the client's doing, so they are
-answered 400 and 408.
+The body is read straight from the server's input stream. Under gunicorn, the worker's event loop has
+received the whole body before the app runs (service/runtime/worker.py); the stream then raises what
+the loop found: malformed chunked framing (gunicorn's ParseException) or a body cut short (NoMoreData),
+the client's doing, answered 400. A server that reads as the app reads may raise a TimeoutError for a
+client too slow, answered 408.
 """
 
 from flask import current_app, request
@@ -20,9 +21,14 @@ IDENTITY = ("", "identity")
 
 
 def check_media_type() -> None:
-    """415 unless the body is application/json, sent uncompressed."""
+    """415 unless the body is application/json in UTF-8 (RFC 8259 has no other charset), sent uncompressed."""
     if request.mimetype != "application/json":
         raise unsupported_media_type(f"The body must be application/json, not {request.mimetype or 'untyped'}.")
+    charset = request.mimetype_params.get("charset", "utf-8")
+    if charset.lower() != "utf-8":
+        raise unsupported_media_type(
+            f"JSON is UTF-8 (RFC 8259): send the body in UTF-8, with charset=utf-8 or none, not charset={charset[:64]!r}."
+        )
     encoding = request.environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
     if encoding not in IDENTITY:
         raise unsupported_media_type(

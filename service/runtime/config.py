@@ -320,7 +320,7 @@ THREADS = Setting(
     "threads",
     8,
     positive_int,
-    "threads per worker: requests a worker serves at once (reading, computing, writing)",
+    "threads per worker: requests a worker computes at once (the worker's event loop reads and writes them)",
 )
 KEEPALIVE = Setting(
     "GUNICORN_KEEPALIVE", "keepalive", 5, non_negative_int, "seconds an idle keep-alive connection stays open"
@@ -347,15 +347,23 @@ CLIENT_GRACE_SECONDS = Setting(
     "client_grace_seconds",
     10,
     positive_int,
-    "seconds a client has to send a request's headers, and the slack on top of the minimum rate for its body "
-    "and for reading its answer; past it, the connection is closed (408 if nothing was answered yet)",
+    "seconds a client has to send a request's headers, and the longest a body or the reading of an answer may "
+    "stall (or fall behind the minimum rate); past it, the connection is closed (408 if nothing was answered yet)",
 )
 CLIENT_MIN_RATE = Setting(
     "VALUEGRAPH_CLIENT_MIN_BYTES_PER_SECOND",
     "client_min_bytes_per_second",
     65536,
     positive_int,
-    "the slowest average rate at which a client may send a body or read an answer",
+    "the slowest rate at which a client may send a body or read an answer, with up to the grace saved up "
+    "by going faster",
+)
+MAX_HEAD_BYTES = Setting(
+    "VALUEGRAPH_MAX_HEAD_BYTES",
+    "max_head_bytes",
+    65536,
+    positive_int,
+    "the largest request head (request line and headers) the server reads; over it, 431",
 )
 LOG_LEVEL = Setting(
     "GUNICORN_LOGLEVEL", "loglevel", "info", log_level, "the error log's level; the request log goes to stdout"
@@ -372,6 +380,7 @@ SERVER_SETTINGS: tuple[Setting, ...] = (
     GRACEFUL_TIMEOUT,
     CLIENT_GRACE_SECONDS,
     CLIENT_MIN_RATE,
+    MAX_HEAD_BYTES,
     LOG_LEVEL,
 )
 

@@ -1,9 +1,10 @@
 """What bounds one worker's memory: the budget its requests share, and its default size.
 
 Cooperative, and costing nothing on the hot path. A body that could never fit is refused from its
-Content-Length before it is read; while it arrives it holds only its own size of the budget (so a slow
-client holds little), and once read it is admitted for the worst memory a body byte was measured to
-cost (bench/memory.py).
+Content-Length before it is read; while it arrives (in the worker's event loop, service/runtime/worker.py)
+it holds only the bytes received so far, and an answer waiting to be written holds its own size, so that
+slow clients hold little; once read, a body is admitted for the worst memory a body byte was measured
+to cost (bench/memory.py).
 """
 
 import threading
@@ -37,10 +38,12 @@ class MemoryBudget:
         self.admitted = 0
         self._freed = threading.Condition()
 
+    def never_fits(self, body_bytes: int) -> bool:
+        return body_bytes * PEAK_BYTES_PER_BODY_BYTE > self.budget
+
     def refuse_if_never_fits(self, body_bytes: int) -> None:
-        needed = body_bytes * PEAK_BYTES_PER_BODY_BYTE
-        if needed > self.budget:
-            raise OverBudget(needed, self.budget, ever=False)
+        if self.never_fits(body_bytes):
+            raise OverBudget(body_bytes * PEAK_BYTES_PER_BODY_BYTE, self.budget, ever=False)
 
     @contextmanager
     def admit(self, body_bytes: int, per_body_byte: int = PEAK_BYTES_PER_BODY_BYTE) -> Iterator[None]:
@@ -56,9 +59,27 @@ class MemoryBudget:
         try:
             yield
         finally:
-            with self._freed:
-                self.admitted -= needed
-                self._freed.notify_all()
+            self.release(needed)
+
+    def try_hold(self, count: int) -> bool:
+        """Hold `count` bytes if they fit now, without waiting: the event loop, which must never wait,
+        holds a body's bytes as they arrive."""
+        with self._freed:
+            if self.admitted + count > self.budget:
+                return False
+            self.admitted += count
+            return True
+
+    def hold(self, count: int) -> None:
+        """Count `count` bytes that are already in memory (an answer waiting to be written), even past the
+        budget: new requests then wait for them to go."""
+        with self._freed:
+            self.admitted += count
+
+    def release(self, count: int) -> None:
+        with self._freed:
+            self.admitted -= count
+            self._freed.notify_all()
 
 
 def default_memory_budget(workers: int) -> int:
