@@ -11,21 +11,33 @@ BODY = orjson.dumps(SEED_GRAPH)
 
 
 def sent_to_evil_host(client, method, path):
+    """The path as the server reads it from the request line (the test client would take `//healthz`
+    for a host and a path)."""
     response = client.open(
-        path, method=method, data=BODY, content_type="application/json", headers={"Host": "evil.example"}
+        "/",
+        method=method,
+        data=BODY,
+        content_type="application/json",
+        headers={"Host": "evil.example"},
+        environ_overrides={"PATH_INFO": path, "RAW_URI": path, "REQUEST_URI": path},
     )
     assert "Location" not in response.headers and b"evil.example" not in response.data
     return response
 
 
-@pytest.mark.parametrize(
-    "method, path",
-    [("POST", "/v1//evaluate"), ("POST", "//v1/evaluate"), ("GET", "//healthz"), ("GET", "/openapi.json//")],
-)
+@pytest.mark.parametrize("method, path", [("POST", "/v1//evaluate"), ("GET", "/openapi.json//")])
 def test_a_path_with_repeated_slashes_is_a_404_problem_never_a_redirect(client, method, path):
     response = sent_to_evil_host(client, method, path)
     assert response.status_code == 404, response.data
     assert response.content_type == "application/problem+json"
+
+
+@pytest.mark.parametrize("method, path", [("POST", "//v1/evaluate"), ("GET", "//healthz")])
+def test_leading_slashes_are_one_slash_never_a_redirect(client, method, path):
+    """werkzeug's routing reads a path from its first non-slash character, as nginx merges slashes."""
+    response = sent_to_evil_host(client, method, path)
+    assert response.status_code == 200
+    assert response.data == sent_to_evil_host(client, method, path[1:]).data
 
 
 @pytest.mark.parametrize("method, path", [("POST", "/v1/evaluate/"), ("GET", "/healthz/")])

@@ -103,7 +103,7 @@ def test_swagger_ui_comes_from_the_installed_package(client):
 
 
 def test_the_services_own_scripts_name_no_other_site(client):
-    for name in ("playground.js", "docs.js"):
+    for name in ("playground.js", "docs.js", "origin.js"):
         text = client.get(f"/assets/{name}").data.decode()
         assert not re.search(r"https?://", text), name
 
@@ -166,3 +166,11 @@ def test_the_playground_says_where_its_token_goes(client):
     text = client.get("/playground").get_data(as_text=True)
     assert 'id="token" type="password"' in text
     assert "never stored" in text and "Authorization: Bearer" in text
+
+
+@pytest.mark.parametrize("path", ["/", "/problems/numeric-error"])
+def test_a_page_never_repeats_the_host_the_client_named(client, path):
+    """The curl commands show the default address, which the browser's script replaces with its own."""
+    text = client.get(path, headers={"Host": "evil.example"}).get_data(as_text=True)
+    assert "evil.example" not in text
+    assert '<span class="origin">http://localhost:8000</span>' in text

@@ -196,6 +196,8 @@ def test_a_page_renders_with_no_failed_request_no_console_error_and_nothing_from
     assert not failed_requests(events)
     assert not off_machine(urls)
     assert not console_errors(browser)
+    for origin in find_all(browser, ".origin"):
+        assert origin.text == live_server  # the address the browser reached, written by origin.js
 
 
 def test_a_page_cannot_load_from_another_site_and_this_test_would_see_it_try(browser, live_server):

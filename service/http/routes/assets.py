@@ -49,6 +49,7 @@ class Asset:
 ASSETS: dict[str, Asset] = {
     "site.css": Asset(OWN / "site.css", "text/css", "The pages' stylesheet."),
     "playground.js": Asset(OWN / "playground.js", "text/javascript", "The playground's script."),
+    "origin.js": Asset(OWN / "origin.js", "text/javascript", "Writes this address into a page's curl commands."),
     "docs.js": Asset(OWN / "docs.js", "text/javascript", "Starts Swagger UI on /docs."),
     "favicon.svg": Asset(OWN / "favicon.svg", "image/svg+xml", "The pages' icon."),
     "swagger-ui.css": Asset(SWAGGER_UI / "swagger-ui.css", "text/css", "Swagger UI's stylesheet."),

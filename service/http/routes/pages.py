@@ -27,7 +27,7 @@ bp = Blueprint("pages", __name__)
 
 @bp.app_context_processor
 def page_helpers() -> dict:
-    return {"asset_url": asset_url}
+    return {"asset_url": asset_url, "default_origin": DEFAULT_ORIGIN}
 
 
 @bp.app_template_filter("code")
@@ -45,9 +45,9 @@ def page(template: str, policy: str = CONTENT_SECURITY_POLICY, **context) -> Res
     return with_page_headers(response.make_conditional(request), policy)
 
 
-def base_url() -> str:
-    """This service's address as the browser reached it, for the curl commands a page shows."""
-    return request.host_url.rstrip("/")
+#: The address a page's curl commands name until origin.js writes the one the browser reached: a page
+#: never repeats the request's Host header, which the client chooses.
+DEFAULT_ORIGIN = "http://localhost:8000"
 
 
 @functools.cache
@@ -71,7 +71,6 @@ def api_operations() -> list[tuple[str, str, str]]:
 def index() -> Response:
     return page(
         "index.html",
-        base_url=base_url(),
         example_body='{"nodes": [\n' + ",\n".join(f"  {json.dumps(node)}" for node in EXAMPLE_GRAPH["nodes"]) + "\n]}",
         example_answer=example_answer(),
         operations=api_operations(),
@@ -114,7 +113,6 @@ def problem_type(name: str) -> Response:
     return page(
         "problem.html",
         problem=problem,
-        base_url=base_url(),
         request_id=EXAMPLE_REQUEST_ID,
         example_body=body if body is None or isinstance(body, str) else json.dumps(body),
         example_answer=json.dumps(example.answer, indent=2, ensure_ascii=False) if example else None,
