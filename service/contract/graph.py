@@ -11,6 +11,8 @@ through the schemas, which say why. Each of its rules restates one of the schema
 read from their fields); tests/test_validation_differential.py proves the two equal on random input.
 """
 
+import traceback
+
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from service.core.ops import OPS
@@ -25,6 +27,22 @@ MAX_EXPLAINED = 100
 
 #: How much of a refused string a message quotes.
 SHOWN_MAX_LENGTH = 40
+
+
+def forget_frames(error: BaseException) -> None:
+    """Clear what the frames of a caught refusal's traceback hold, and of the exceptions it was raised
+    from. marshmallow keeps a refused load's exception in a reference cycle with its own frame, and through
+    the frames' callers the cycle holds the whole request (its body, its document) until the cyclic
+    garbage collector runs; the collector is paused while requests are answered
+    (service/runtime/gcpause.py), so under load it would never run."""
+    pending, seen = [error], set()
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        pending += [error.__cause__, error.__context__]
 
 
 def is_id(value: object) -> bool:
@@ -143,6 +161,7 @@ class CappedList(fields.List):
                 self.inner.deserialize(value[index])
             except ValidationError as error:
                 errors[index] = error.messages
+                forget_frames(error)
         if len(bad) > MAX_EXPLAINED:
             errors["_schema"] = [
                 f"{len(bad) - MAX_EXPLAINED} more items are invalid; the first {MAX_EXPLAINED} are listed."
@@ -278,6 +297,7 @@ class NodeList(fields.List):
             except ValidationError as error:
                 errors[index] = error.messages
                 messages += _count_messages(error.messages)
+                forget_frames(error)
         if len(invalid) > len(errors):
             errors["more"] = [
                 f"{len(invalid) - len(errors)} more nodes are invalid; the first {len(errors)} are listed."

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import orjson
-from flask import Response, current_app
+from flask import Response, current_app, request
 from marshmallow import Schema, ValidationError
 
+from service.contract.graph import forget_frames
 from service.core.deadline import Deadline
 from service.core.record import phase
 from service.core.traversal import Checkpoint
@@ -44,19 +45,19 @@ def admitted_body() -> Iterator[bytes]:
 
     A body of known length that could never fit is refused before it is read, so the refusal costs
     nothing; while a body arrives it holds only its own size of the budget, so that a slow client
-    holds little; once read, it is admitted for what evaluating it may cost.
+    holds little; once read, it is admitted for what answering it at this endpoint may cost.
     """
     check_media_type()
-    budget = current_app.extensions["valuegraph.memory_budget"]
+    budget, endpoint = current_app.extensions["valuegraph.memory_budget"], request.url_rule.rule
     length = declared_length()
     if length is None:
         with phase("read"):
             body = read_body(None)
     else:
-        budget.refuse_if_never_fits(length)
-        with budget.admit(length, per_body_byte=1), phase("read"):
+        budget.refuse_if_never_fits(length, endpoint)
+        with budget.admit(length), phase("read"):
             body = read_body(length)
-    with budget.admit(len(body)):
+    with budget.admit_body(len(body), endpoint):
         yield body
 
 
@@ -96,19 +97,20 @@ def validated(
     is_valid: Callable[[object], bool],
     schema: Schema,
     explain: Callable[[ValidationError], Problem],
-    unexplained: Problem | None = None,
+    unexplained: Callable[[], Problem] | None = None,
 ) -> dict:
     """The request, valid by the contract: the document itself when the fast validator accepts it,
     else what the schema loads; a refusal raises the problem `explain` makes of the schema's messages,
-    or, when the answer has no room left to list why (a batch's), `unexplained` at once."""
+    or, when the answer has no room left to list why (a batch's), the one `unexplained` makes, at once."""
     with phase("validate"):
         if is_valid(document):
             return document
         if unexplained is not None:
-            raise unexplained
+            raise unexplained()
         try:
             return schema.load(document)
         except ValidationError as error:
+            forget_frames(error)
             raise explain(error) from None
 
 

@@ -77,6 +77,6 @@ def item_result(
         return 200, answer_item(item, checkpoint, explain)
     except GraphError as error:
         problem = from_graph_error(error)
+        return problem.status, problem.body
     except Problem as error:
-        problem = error
-    return problem.status, problem.body
+        return error.status, error.body

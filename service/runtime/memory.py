@@ -3,18 +3,55 @@
 Cooperative, and costing nothing on the hot path. A body that could never fit is refused from its
 Content-Length before it is read; while it arrives (in the worker's event loop, service/runtime/worker.py)
 it holds only the bytes received so far, and an answer waiting to be written holds its own size, so that
-slow clients hold little; once read, a body is admitted for the worst memory a body byte was measured
-to cost (bench/memory.py).
+slow clients hold little; once read, a body is admitted for the worst memory a body of its size was
+measured to cost at its endpoint (bench/memory.py).
 """
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-#: The most worker memory one byte of request body was measured to cost, over every shape of graph,
-#: valid and refused (bench/memory.py; bench/README.md has the table). Admission reserves this much.
-PEAK_BYTES_PER_BODY_BYTE = 30
+
+@dataclass(frozen=True)
+class Reserve:
+    """What admission holds of the budget for one body of an endpoint: `per_body_byte` times its size,
+    and at least `at_least` (a small body can cost more than its size says: a picture, an expression)."""
+
+    per_body_byte: int
+    at_least: int = 0
+
+    def bytes_for(self, body_bytes: int) -> int:
+        return max(self.at_least, self.per_body_byte * body_bytes)
+
+    def __str__(self) -> str:
+        floor = f", at least {self.at_least / 2**20:g} MiB" if self.at_least else ""
+        return f"{self.per_body_byte} B per body byte{floor}"
+
+
+#: Per endpoint, the most worker memory a body was measured to cost, over every shape of body, valid and
+#: refused, on either path (bench/memory.py; bench/README.md has the table). Admission reserves this much.
+RESERVES: dict[str, Reserve] = {
+    "/v1/evaluate": Reserve(30),
+    "/v1/evaluate/batch": Reserve(30),
+    "/v1/grade": Reserve(30),
+    "/v1/grade/batch": Reserve(30),
+    "/v1/expression": Reserve(30),
+    "/v1/render": Reserve(30),
+}
+#: No more than any endpoint reserves: what a body sent to another path is checked against before it is read.
+LEAST_RESERVE = Reserve(
+    min(reserve.per_body_byte for reserve in RESERVES.values()), min(reserve.at_least for reserve in RESERVES.values())
+)
+#: The most any endpoint reserves per body byte: what sizing a deployment's budget needs for its largest body.
+PEAK_BYTES_PER_BODY_BYTE = max(reserve.per_body_byte for reserve in RESERVES.values())
+
+
+def reserve_for(path: str) -> Reserve:
+    """The reserve of the endpoint at `path` (the least of all for a path that is none of them)."""
+    return RESERVES.get(path.rstrip("/") or "/", LEAST_RESERVE)
+
 
 #: A worker's memory before any request: the interpreter, Flask, the schemas.
 WORKER_BASELINE_BYTES = 64 * 1024 * 1024
@@ -38,28 +75,30 @@ class MemoryBudget:
         self.admitted = 0
         self._freed = threading.Condition()
 
-    def never_fits(self, body_bytes: int) -> bool:
-        return body_bytes * PEAK_BYTES_PER_BODY_BYTE > self.budget
+    def never_fits(self, body_bytes: int, path: str) -> bool:
+        return reserve_for(path).bytes_for(body_bytes) > self.budget
 
-    def refuse_if_never_fits(self, body_bytes: int) -> None:
-        if self.never_fits(body_bytes):
-            raise OverBudget(body_bytes * PEAK_BYTES_PER_BODY_BYTE, self.budget, ever=False)
+    def refuse_if_never_fits(self, body_bytes: int, path: str) -> None:
+        if self.never_fits(body_bytes, path):
+            raise OverBudget(reserve_for(path).bytes_for(body_bytes), self.budget, ever=False)
+
+    def admit_body(self, body_bytes: int, path: str) -> AbstractContextManager[None]:
+        """Hold what answering a body of `body_bytes` at the endpoint `path` may cost (RESERVES)."""
+        return self.admit(reserve_for(path).bytes_for(body_bytes))
 
     @contextmanager
-    def admit(self, body_bytes: int, per_body_byte: int = PEAK_BYTES_PER_BODY_BYTE) -> Iterator[None]:
-        """Hold `body_bytes` × `per_body_byte` of the budget: PEAK_BYTES_PER_BODY_BYTE to evaluate a body,
-        1 while it arrives."""
-        needed = body_bytes * per_body_byte
-        if needed > self.budget:
-            raise OverBudget(needed, self.budget, ever=False)
+    def admit(self, count: int) -> Iterator[None]:
+        """Hold `count` bytes of the budget until the block ends, waiting up to `wait_seconds` for room."""
+        if count > self.budget:
+            raise OverBudget(count, self.budget, ever=False)
         with self._freed:
-            if not self._freed.wait_for(lambda: self.admitted + needed <= self.budget, self.wait_seconds):
-                raise OverBudget(needed, self.budget, ever=True)
-            self.admitted += needed
+            if not self._freed.wait_for(lambda: self.admitted + count <= self.budget, self.wait_seconds):
+                raise OverBudget(count, self.budget, ever=True)
+            self.admitted += count
         try:
             yield
         finally:
-            self.release(needed)
+            self.release(count)
 
     def try_hold(self, count: int) -> bool:
         """Hold `count` bytes if they fit now, without waiting: the event loop, which must never wait,

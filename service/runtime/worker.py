@@ -488,7 +488,7 @@ class PacedThreadWorker(ThreadWorker):
             if not conn.length:
                 self._hand_over(conn, ReceivedBody())
                 return
-            if conn.length > self.max_body or self.memory_budget.never_fits(conn.length):
+            if conn.length > self.max_body or self.memory_budget.never_fits(conn.length, request.path):
                 request.must_close = True  # the app refuses it from its length, unread
                 self._hand_over(conn, ReceivedBody())
                 return

@@ -44,7 +44,7 @@ def evaluation_body(document: object, checkpoint: Checkpoint, explain: bool = Tr
         lambda document: is_valid_request(document, current_app.config["MAX_NODES"]),
         current_app.extensions["valuegraph.request_schema"],
         invalid_graph_request,
-        None if explain else unexplained("invalid-graph"),
+        None if explain else lambda: unexplained("invalid-graph"),
     )
     checkpoint()
     nodes = request_graph["nodes"]

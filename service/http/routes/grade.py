@@ -44,7 +44,7 @@ def grade_body(document: object, checkpoint: Checkpoint, explain: bool = True) -
         lambda document: is_valid_grade_request(document, current_app.config["MAX_NODES"]),
         current_app.extensions["valuegraph.grade_schema"],
         invalid_grade_request,
-        None if explain else unexplained("invalid-graph"),
+        None if explain else lambda: unexplained("invalid-graph"),
     )
     checkpoint()
     nodes = grade_request["nodes"]

@@ -4,7 +4,7 @@ languages are service/core/mermaid.py's and service/core/dot.py's; SVG is Graphv
 from flask import Blueprint, Response, current_app, request
 from marshmallow import ValidationError
 
-from service.contract.graph import is_valid_request
+from service.contract.graph import forget_frames, is_valid_request
 from service.contract.render import RenderQuerySchema
 from service.core import graphs, render
 from service.core.dot import dot
@@ -36,6 +36,7 @@ def render_graph() -> Response:
     try:
         query = RenderQuerySchema().load(request.args.to_dict())
     except ValidationError as error:
+        forget_frames(error)
         raise field_problem(error, 400, "/problems/invalid-parameter", title("invalid-parameter")) from None
     picture_format, precision = query["format"], query["precision"]
     if picture_format == "svg" and graphviz.dot_program() is None:
@@ -108,7 +109,7 @@ def svg(dot_text: bytes, checkpoint: Checkpoint) -> bytes:
     seconds, memory = current_app.config["GRAPHVIZ_SECONDS"], current_app.config["GRAPHVIZ_MEMORY_BYTES"]
     instead = "format=dot answers the picture's text, format=json its content."
     try:
-        with current_app.extensions["valuegraph.memory_budget"].admit(memory, per_body_byte=1):
+        with current_app.extensions["valuegraph.memory_budget"].admit(memory):
             return graphviz.draw_svg(
                 dot_text, checkpoint, SVG_BASE_BYTES + SVG_BYTES_PER_DOT_BYTE * len(dot_text), seconds, memory
             )
