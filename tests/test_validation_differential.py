@@ -1,4 +1,4 @@
-"""The fast validation (service/contract/graph.py) accepts exactly what the marshmallow schemas load, and
+"""The fast validation (service/contract/graph.py, expression.py) accepts exactly what the marshmallow schemas load, and
 the schemas' NodeList, which asks the nested schemas only about the nodes `node_is_valid` refuses,
 says what the plain nested schemas say: a difference here would be a hole in the contract."""
 
@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError, fields
 
+from service.contract.expression import ExpressionRequestSchema, is_valid_expression_request
 from service.contract.graph import GraphRequestSchema, Id, Node, is_valid_request, node_is_valid
 from service.core.ops import OPS
 
@@ -153,3 +154,28 @@ def test_the_node_limit_is_the_schemas_argument():
     assert load_errors(GraphRequestSchema(max_nodes=10), document) == {
         "nodes": ["A graph may have at most 10 nodes; this one has 11."]
     }
+
+
+expression_documents = st.one_of(
+    st.fixed_dictionaries(
+        {"expression": st.one_of(st.text(max_size=5), numbers)},
+        optional={
+            "inputs": st.one_of(st.dictionaries(st.text(max_size=2), numbers, max_size=3), numbers, st.none()),
+            "extra": st.integers(),
+        },
+    ),
+    st.dictionaries(st.sampled_from(["inputs", "extra"]), st.integers(), max_size=2),
+    numbers,
+)
+
+
+@settings(max_examples=1000)
+@given(expression_documents)
+def test_the_expression_fast_path_accepts_exactly_what_marshmallow_loads(document):
+    assert is_valid_expression_request(document) == (load_errors(ExpressionRequestSchema(), document) is None)
+
+
+def test_only_the_first_hundred_invalid_inputs_are_explained():
+    messages = load_errors(ExpressionRequestSchema(), {"expression": "a", "inputs": {f"x{k}": "1" for k in range(250)}})
+    assert sorted(messages["inputs"]) == sorted([*(f"x{k}" for k in range(100)), "_schema"])
+    assert messages["inputs"]["_schema"] == ["150 more inputs are invalid; the first 100 are listed."]

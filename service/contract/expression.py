@@ -2,28 +2,35 @@
 
 from marshmallow import Schema, ValidationError, fields
 
-from service.contract.graph import Id, NodeResultSchema, Number
+from service.contract.graph import MAX_EXPLAINED, Id, NodeResultSchema, Number, forget_frames, is_number
 from service.contract.problem import ProblemErrorSchema, ProblemSchema
 from service.core.ops import OPS
 
 
 class Inputs(fields.Field):
-    """Each input's name and its value: a finite number. Errors are keyed by the input's name."""
+    """Each input's name and its value: a finite number. Errors are keyed by the input's name; past
+    MAX_EXPLAINED bad values, the rest are counted."""
 
     default_error_messages = {"invalid": "Not a valid object: the inputs' names and values are required."}
 
     def _deserialize(self, value, attr, data, **kwargs):
         if type(value) is not dict:
             raise self.make_error("invalid")
+        bad = [name for name, given in value.items() if not is_number(given)]
+        if not bad:
+            return value
         number, errors = Number(), {}
-        for name, given in value.items():
+        for name in bad[:MAX_EXPLAINED]:
             try:
-                number.deserialize(given)
+                number.deserialize(value[name])
             except ValidationError as error:
                 errors[name] = error.messages
-        if errors:
-            raise ValidationError(errors)
-        return value
+                forget_frames(error)
+        if len(bad) > MAX_EXPLAINED:
+            errors["_schema"] = [
+                f"{len(bad) - MAX_EXPLAINED} more inputs are invalid; the first {MAX_EXPLAINED} are listed."
+            ]
+        raise ValidationError(errors)
 
 
 class ExpressionRequestSchema(Schema):
@@ -46,6 +53,17 @@ class ExpressionRequestSchema(Schema):
             "example": {"a": 2.0, "b": 3.0},
         },
     )
+
+
+_REQUEST_KEYS = frozenset(("expression", "inputs"))
+
+
+def is_valid_expression_request(document: object) -> bool:
+    """True exactly when ExpressionRequestSchema().load(document) would succeed."""
+    if type(document) is not dict or not document.keys() <= _REQUEST_KEYS or "expression" not in document:
+        return False
+    inputs = document.get("inputs", {})
+    return type(document["expression"]) is str and type(inputs) is dict and all(map(is_number, inputs.values()))
 
 
 class ExpressionNodeSchema(NodeResultSchema):

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from service.core import arithmetic, graphs
 from service.core.engine import Value
 from service.core.ops import OPS
+from service.core.record import phase
+from service.core.traversal import CHECKPOINT_EVERY, Checkpoint, checkpointed
 
 FUNCTIONS = ("log", "exp", "relu")
 OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
@@ -116,34 +118,40 @@ class Source:
         return self._place(line, column, source_line[column - 1 : max(end - 1, column)])
 
 
-def evaluate(text: str, inputs: Mapping[str, float], max_length: int, max_nodes: int) -> dict:
+def evaluate(
+    text: str, inputs: Mapping[str, float], max_length: int, max_nodes: int, checkpoint: Checkpoint | None = None
+) -> dict:
     """The answer to POST /v1/expression: the output's data, each input's grad, every node built (as a
-    graph request's node with its sub-expression, data and grad), and the inputs the expression does not use."""
-    nodes, texts, wheres, output = build(text, inputs, max_length, max_nodes)
-    values = build_values(nodes, texts, wheres)
+    graph request's node with its sub-expression, data and grad), and the inputs the expression does not use.
+    `checkpoint`, when given, is called every few thousand nodes and inputs (a deadline raises there)."""
+    nodes, texts, wheres, output = build(text, inputs, max_length, max_nodes, checkpoint)
+    with phase("build"):
+        values = build_values(nodes, texts, wheres, checkpoint)
     by_id = {node["id"]: value for node, value in zip(nodes, values)}
     root = by_id[output]
-    root.backward()
-    for i in reversed(range(len(values))):
-        if not math.isfinite(values[i].grad):
-            message = f"The gradient of the output with respect to this node overflows ({values[i].grad!r})."
-            raise _numeric_error("A gradient is not a finite number.", nodes, texts, wheres, i, message)
-    return {
-        "expression": text,
-        "output": output,
-        "data": by_id[output].data,
-        "grads": {name: by_id[name].grad if name in by_id else 0 for name in inputs},
-        "unused": [name for name in inputs if name not in by_id],
-        "nodes": [
-            {
-                **{key: node[key] for key in ("id", "op", "children", "exponent") if key in node},
-                "expression": shorten(node_text),
-                "data": value.data,
-                "grad": value.grad,
-            }
-            for node, node_text, value in zip(nodes, texts, values)
-        ],
-    }
+    with phase("backward"):
+        root.backward(checkpoint)
+        for i in checkpointed(reversed(range(len(values))), checkpoint):
+            if not math.isfinite(values[i].grad):
+                message = f"The gradient of the output with respect to this node overflows ({values[i].grad!r})."
+                raise _numeric_error("A gradient is not a finite number.", nodes, texts, wheres, i, message)
+    with phase("write"):
+        return {
+            "expression": text,
+            "output": output,
+            "data": by_id[output].data,
+            "grads": {name: by_id[name].grad if name in by_id else 0 for name in checkpointed(inputs, checkpoint)},
+            "unused": [name for name in checkpointed(inputs, checkpoint) if name not in by_id],
+            "nodes": [
+                {
+                    **{key: node[key] for key in ("id", "op", "children", "exponent") if key in node},
+                    "expression": shorten(node_text),
+                    "data": value.data,
+                    "grad": value.grad,
+                }
+                for node, node_text, value in checkpointed(zip(nodes, texts, values), checkpoint)
+            ],
+        }
 
 
 def shorten(text: str) -> str:
@@ -154,13 +162,15 @@ def shorten(text: str) -> str:
     return text[:half] + "…" + text[len(text) - (MAX_NODE_TEXT - 1 - half) :]
 
 
-def build_values(nodes: list[dict], texts: list[str], wheres: list[dict]) -> list[Value]:
+def build_values(
+    nodes: list[dict], texts: list[str], wheres: list[dict], checkpoint: Checkpoint | None = None
+) -> list[Value]:
     """The forward pass, node by node with the graph builder's `build_value` (the constants keep their
     Python type, int or float, as in the reference class); a node whose value or local gradient is not
     finite is refused where the expression builds it."""
     values: list[Value] = []
     position = {}
-    for i, node in enumerate(nodes):
+    for i, node in checkpointed(enumerate(nodes), checkpoint):
         children = [values[position[child]] for child in node.get("children", ())]
         try:
             value = graphs.build_value(nodes, i, children, number=_as_written)
@@ -191,11 +201,22 @@ def _numeric_error(detail: str, nodes: list[dict], texts: list[str], wheres: lis
 
 
 def build(
-    text: str, inputs: Mapping[str, float], max_length: int, max_nodes: int
+    text: str, inputs: Mapping[str, float], max_length: int, max_nodes: int, checkpoint: Checkpoint | None = None
 ) -> tuple[list[dict], list[str], list[dict], object]:
     """The expression as /v1/evaluate's nodes, children first: (nodes, each node's text, each node's
     place in the expression, the output's id). The inputs it uses are the first nodes, in the order of
     their first use; the others are not nodes."""
+    with phase("validate"):
+        source, tree, names_in_order = checked(text, inputs, max_length, checkpoint)
+    with phase("build"):
+        return _Builder(source, inputs, names_in_order, max_nodes, checkpoint).build(tree.body)
+
+
+def checked(
+    text: str, inputs: Mapping[str, float], max_length: int, checkpoint: Checkpoint | None = None
+) -> tuple["Source", ast.Expression, list[str]]:
+    """The expression parsed and checked against the whitelist: its source, its syntax tree and the names
+    of the inputs it uses, in the order of their first use; or a refusal naming every part not allowed."""
     if len(text) > max_length:
         raise ExpressionError(
             "invalid-expression",
@@ -204,10 +225,15 @@ def build(
         )
     source = Source(text)
     tree = parse(source)
-    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
-    variables = [node for node in ast.walk(tree) if isinstance(node, ast.Name) and id(node) not in called]
+    syntax_nodes = list(checkpointed(ast.walk(tree), checkpoint))
+    called = {id(node.func) for node in syntax_nodes if isinstance(node, ast.Call)}
+    variables = [node for node in syntax_nodes if isinstance(node, ast.Name) and id(node) not in called]
     refusals = [
-        refusal for refusal in (_refusal(node, inputs) for node in ast.walk(tree) if id(node) not in called) if refusal
+        refusal
+        for refusal in (
+            _refusal(node, inputs) for node in checkpointed(syntax_nodes, checkpoint) if id(node) not in called
+        )
+        if refusal
     ]
     variables.sort(key=lambda node: (node.lineno, node.col_offset))
     names_in_order = list(dict.fromkeys(node.id for node in variables))
@@ -216,7 +242,7 @@ def build(
             {"field": "expression", "message": message, **source.where(node)} for node, message in _outermost(refusals)
         ]
         raise ExpressionError("invalid-expression", _count(errors), errors)
-    return _Builder(source, inputs, names_in_order, max_nodes).build(tree.body)
+    return source, tree, names_in_order
 
 
 def parse(source: Source) -> ast.Expression:
@@ -311,8 +337,15 @@ def node_names(taken: set[str]) -> Iterator[str]:
 
 
 class _Builder:
-    def __init__(self, source: Source, inputs: Mapping[str, float], names: list[str], max_nodes: int):
-        self.source, self.max_nodes = source, max_nodes
+    def __init__(
+        self,
+        source: Source,
+        inputs: Mapping[str, float],
+        names: list[str],
+        max_nodes: int,
+        checkpoint: Checkpoint | None = None,
+    ):
+        self.source, self.max_nodes, self.checkpoint = source, max_nodes, checkpoint
         self.nodes: list[dict] = []
         self.texts: list[str] = []
         self.wheres: list[dict] = []
@@ -328,7 +361,11 @@ class _Builder:
         """Post-order over the syntax tree with an explicit stack: any depth the parser accepts."""
         results: list[Term] = []
         stack: list[tuple[ast.expr, bool]] = [(root, False)]
+        steps = 0
         while stack:
+            steps += 1
+            if self.checkpoint and not steps % CHECKPOINT_EVERY:
+                self.checkpoint()
             node, children_done = stack.pop()
             operands = _operands(node)
             if operands and not children_done:

@@ -5,10 +5,11 @@ stack so that a graph of any depth works. The engine walks Values with it, the g
 grader walk node positions.
 """
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import TypeVar
 
 Node = TypeVar("Node", bound=Hashable)
+Item = TypeVar("Item")
 Checkpoint = Callable[[], None]
 
 #: How many nodes a loop handles between two calls of its checkpoint (a deadline raises there).
@@ -52,3 +53,15 @@ def post_order(
                 if checkpoint and not len(order) % CHECKPOINT_EVERY:
                     checkpoint()
     return order
+
+
+def checkpointed(items: Iterable[Item], checkpoint: Checkpoint | None) -> Iterator[Item]:
+    """The items, with `checkpoint` called before the first and every CHECKPOINT_EVERY after it: a loop
+    over something a client sized (a list of children, an inputs map) stops at the deadline."""
+    if checkpoint is None:
+        yield from items
+        return
+    for k, item in enumerate(items):
+        if not k % CHECKPOINT_EVERY:
+            checkpoint()
+        yield item

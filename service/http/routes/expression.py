@@ -2,16 +2,19 @@
 service/core/expression.py."""
 
 from flask import Blueprint, Response, current_app
-from marshmallow import ValidationError
 
-from service.contract.expression import ExpressionRequestSchema
+from service.contract.expression import ExpressionRequestSchema, is_valid_expression_request
 from service.core import expression
+from service.core.record import phase
 from service.core.traversal import Checkpoint
-from service.http.answer import answer, json_bytes
+from service.http.answer import answer, json_bytes, validated
 from service.http.problem_types import title
 from service.http.problems import Problem, field_problem, listed
 
 bp = Blueprint("expression", __name__)
+
+#: Made once: making a schema deep-copies its fields.
+REQUEST_SCHEMA = ExpressionRequestSchema()
 
 
 @bp.post("/v1/expression")
@@ -20,19 +23,23 @@ def evaluate_expression() -> Response:
 
 
 def expression_body(document: object, checkpoint: Checkpoint) -> bytes:
-    try:
-        request_body = ExpressionRequestSchema().load(document)
-    except ValidationError as error:
-        raise field_problem(error, 422, "/problems/invalid-expression", title("invalid-expression")) from None
+    request_body = validated(
+        document,
+        is_valid_expression_request,
+        REQUEST_SCHEMA,
+        lambda error: field_problem(error, 422, "/problems/invalid-expression", title("invalid-expression")),
+    )
     try:
         evaluated = expression.evaluate(
             request_body["expression"],
             request_body.get("inputs", {}),
             current_app.config["MAX_EXPRESSION_LENGTH"],
             current_app.config["MAX_EXPRESSION_NODES"],
+            checkpoint,
         )
     except expression.ExpressionError as error:
         raise Problem(
             422, f"/problems/{error.kind}", title(error.kind), error.detail, errors=listed(error.errors)
         ) from None
-    return json_bytes(evaluated)
+    with phase("write"):
+        return json_bytes(evaluated)
