@@ -57,10 +57,16 @@ NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 MAX_ROOT_CAUSES = 100
 #: The largest graph every known mistake is tried on; a larger one is explained from its local sums.
 MAX_SIMULATED_NODES = 1_000
+#: ... and the most edges (children listed) it may have: every graph of ops within MAX_SIMULATED_NODES (two
+#: children at most each), but not a recorded node of a million children, which each mistake would rebuild.
+MAX_SIMULATED_EDGES = 2 * MAX_SIMULATED_NODES
 #: Contributions up to this many are tried in every order and every subset to explain a wrong sum.
 MAX_ARRANGED_CONTRIBUTIONS = 6
 #: Contributions listed one by one in a message; the rest are counted.
 MAX_LISTED_CONTRIBUTIONS = 10
+#: Wrong local gradients of one node named one by one in its message; the rest are counted (the root cause's
+#: `expected`, `submitted` and `allowed` have them all).
+MAX_LISTED_LOCAL_GRADS = 10
 #: How each composite op is built from the primitives, for a message that names the primitive.
 COMPOSITIONS = {"sub": "a + (b * -1)", "div": "a * b**-1", "neg": "x * -1"}
 
@@ -203,6 +209,7 @@ class _Grading:
         # (which moves a number past them) from a reordering (which does not).
         self.rounding = rounding.bounds(nodes, values, self.kids, self.order, self.users, self.local, self.output)
         self.entry = [None] * len(nodes)
+        self._local_accepted = {}
         for entry in submitted:
             self.entry[self.index[entry["id"]]] = {
                 key: value
@@ -253,8 +260,12 @@ class _Grading:
         return math.isfinite(submitted) and abs(submitted - self.reference(i, field, k)) <= self.allowed(i, field, k)
 
     def local_accepted(self, i):
-        """Per listed child, whether node i's submitted local gradient is accepted."""
-        return [self.accepts(s, i, "local_grads", k) for k, s in enumerate(self.entry[i]["local_grads"])]
+        """Per listed child, whether node i's submitted local gradient is accepted (found once per node)."""
+        if i not in self._local_accepted:
+            self._local_accepted[i] = [
+                self.accepts(s, i, "local_grads", k) for k, s in enumerate(self.entry[i]["local_grads"])
+            ]
+        return self._local_accepted[i]
 
     def applies(self, i, field):
         return field != "local_grads" or bool(self.kids[i])
@@ -344,7 +355,7 @@ class _Grading:
 
     def fits(self):
         """Every known mistake tried on the whole graph, when it is small enough."""
-        if len(self.nodes) > MAX_SIMULATED_NODES:
+        if len(self.nodes) > MAX_SIMULATED_NODES or sum(map(len, self.kids)) > MAX_SIMULATED_EDGES:
             return []
         submitted = self.submitted_fields()
         wrong = [(i, field) for i, field in submitted if self.verdict(i, field) == MISMATCH]
@@ -557,8 +568,10 @@ class _Grading:
         wrong = [k for k, ok in enumerate(self.local_accepted(i)) if not ok]
         parts = ", ".join(
             f"d{self.name(i)}/d{self.name(self.kids[i][k])} (child {k}) should be {expected[k]!r}, {_submission_has(submitted[k])}"
-            for k in wrong
+            for k in wrong[:MAX_LISTED_LOCAL_GRADS]
         )
+        if len(wrong) > MAX_LISTED_LOCAL_GRADS:
+            parts += f", and {len(wrong) - MAX_LISTED_LOCAL_GRADS} more local gradients are wrong"
         message = f"{self.describe(i)}: {parts}, while its children's data match."
         if candidates:
             return message + self.diagnosis(i, candidates)

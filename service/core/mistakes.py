@@ -257,11 +257,14 @@ class Prediction:
         return [_real(g) for g in grads]
 
 
-#: Graphs whose predictions are kept, and the largest of them: graders send the same graphs for many
-#: students, and one graph's predictions under every mistake cost far more than grading one submission.
+#: Graphs whose predictions are kept, the largest of them, and the most nodes of all those kept: graders send
+#: the same graphs for many students, and one graph's predictions under every mistake cost far more than
+#: grading one submission. What is kept stays in the worker, outside its memory budget: about 10 kB a node.
 KEPT_GRAPHS = 256
 KEPT_GRAPH_NODES = 256
-_kept: OrderedDict = OrderedDict()
+KEPT_NODES = 2048
+_kept: OrderedDict = OrderedDict()  # key -> (predictions, nodes)
+_kept_nodes = 0
 _kept_lock = threading.Lock()
 
 
@@ -274,12 +277,13 @@ def predictions(
     checkpoint: Checkpoint | None = None,
 ) -> list[Prediction]:
     """What every known mistake that can change this graph predicts on it (a mistake in an op the graph
-    does not use changes nothing), the last KEPT_GRAPHS small graphs' kept."""
+    does not use changes nothing), the last small graphs' kept (KEPT_GRAPHS, KEPT_NODES)."""
+    global _kept_nodes
     key = _graph_key(nodes, output) if len(nodes) <= KEPT_GRAPH_NODES else None
     with _kept_lock:
         if key in _kept:
             _kept.move_to_end(key)
-            return _kept[key]
+            return _kept[key][0]
     ops = {node.get("op") for node in nodes}
     made = []
     for mistake in MISTAKES:
@@ -290,9 +294,11 @@ def predictions(
             checkpoint()
     if key is not None:
         with _kept_lock:
-            _kept[key] = made
-            while len(_kept) > KEPT_GRAPHS:
-                _kept.popitem(last=False)
+            if key not in _kept:
+                _kept[key] = made, len(nodes)
+                _kept_nodes += len(nodes)
+            while len(_kept) > KEPT_GRAPHS or _kept_nodes > KEPT_NODES:
+                _kept_nodes -= _kept.popitem(last=False)[1][1]
     return made
 
 
