@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 from valuegraph import reports
-from valuegraph.grading import GradeReport, GraphResult
+from valuegraph.grading import ERROR_KINDS, GradeReport, GraphResult
 
 
 def cause(node, kind, message):
@@ -96,3 +96,38 @@ def test_an_empty_report_does_not_pass():
     empty = GradeReport([])
     assert not empty.passed and reports.gradescope(empty)["score"] == 0
     assert ElementTree.fromstring(reports.junit_xml(empty)).find("testsuite").get("tests") == "0"
+
+
+def test_what_the_class_printed_goes_with_its_graph(report):
+    report.results[1].output = "debug: topo has 7 nodes\n"
+    report.results[0].output = "passing graphs print too\n"
+    text = reports.text(report)
+    assert (
+        'FAILED: x + x (graph 2)\n  use += <not => & "quotes"\n  (4 more root causes in this graph; fix this one first.)\n  It printed:\n  | debug: topo has 7 nodes\n'
+        in text
+    )
+    assert "passing graphs" not in text
+    tests = reports.gradescope(report)["tests"]
+    assert (
+        tests[1]["output"].endswith("\n\nIt printed:\ndebug: topo has 7 nodes\n") and "print" not in tests[0]["output"]
+    )
+    cases = ElementTree.fromstring(reports.junit_xml(report)).find("testsuite").findall("testcase")
+    assert [element.tag for element in cases[0]] == ["system-out"] and cases[0][0].text == "passing graphs print too\n"
+    assert [element.tag for element in cases[1]] == ["failure", "system-out"]
+    assert [element.tag for element in cases[2]] == ["error"]
+
+
+def test_a_long_output_shows_its_first_lines_in_the_text_report(report):
+    report.results[2].output = "".join(f"line {k}\n" for k in range(25))
+    text = reports.text(report)
+    assert (
+        "  It printed (25 lines):\n" + "".join(f"  | line {k}\n" for k in range(reports.PRINTED_LINES)) + "\n" in text
+    )
+    assert "line 10" not in text
+
+
+@pytest.mark.parametrize("kind", sorted(ERROR_KINDS))
+def test_every_kind_of_error_has_a_heading_and_counts_as_not_graded(kind):
+    report = GradeReport([GraphResult("g", False, error="why", error_kind=kind)])
+    assert reports.HEADINGS[kind] in ("ERROR", "NOT GRADED")
+    assert report.counts["not_graded"] == 1 and reports.text(report).split("\n")[2] == f"{reports.HEADINGS[kind]}: g"

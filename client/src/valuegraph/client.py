@@ -11,6 +11,7 @@ import requests
 
 from valuegraph.grading import GradeReport, grade_class
 from valuegraph.graph import cyclic_gc_paused, serialize
+from valuegraph.isolation import MEMORY_LIMIT, TIMEOUT_PER_GRAPH, grade_isolated
 from valuegraph.problems import ProblemError
 from valuegraph.transport import AnswerAwareAdapter, nothing_arrived
 
@@ -146,8 +147,34 @@ class Client:
         tolerance: Mapping | None = None,
         required: Sequence[str] | None = None,
     ) -> GradeReport:
-        """Grade a student's Value class on `graphs`: valuegraph.grading.grade_class with this client."""
+        """Grade a student's Value class on `graphs` in this process: valuegraph.grading.grade_class."""
         return grade_class(self, value_class, graphs, mode=mode, tolerance=tolerance, required=required)
+
+    def grade_isolated(
+        self,
+        class_spec: str,
+        graphs: Mapping[str, Mapping] | Iterable[Mapping],
+        mode: str = "full",
+        tolerance: Mapping | None = None,
+        required: Sequence[str] | None = None,
+        *,
+        timeout_per_graph: float = TIMEOUT_PER_GRAPH,
+        timeout_total: float | None = None,
+        memory_limit: int | None = MEMORY_LIMIT,
+    ) -> GradeReport:
+        """Grade the class `class_spec` names ("student.py:Value") in a child process, within time and
+        memory limits: valuegraph.isolation.grade_isolated with this client."""
+        return grade_isolated(
+            self,
+            class_spec,
+            graphs,
+            mode=mode,
+            tolerance=tolerance,
+            required=required,
+            timeout_per_graph=timeout_per_graph,
+            timeout_total=timeout_total,
+            memory_limit=memory_limit,
+        )
 
     # The transport.
 

@@ -35,14 +35,22 @@ def graded(report: GradeReport) -> str:
     return sentence + "."
 
 
-#: How the text report heads a graph that did not pass, by GraphResult.error_kind.
+#: How the text report heads a graph that did not pass, by GraphResult.error_kind: FAILED when it was
+#: graded and something mismatched; ERROR when the student's code failed on it; NOT GRADED when the
+#: graph cannot be built with the class or the service refused it. ERROR and NOT GRADED are both
+#: counted as not graded.
 HEADINGS = {
     None: "FAILED",
     "student-error": "ERROR",
+    "timed-out": "ERROR",
+    "crashed": "ERROR",
+    "not-run": "ERROR",
     "not-loaded": "ERROR",
     "not-built": "NOT GRADED",
     "refused": "NOT GRADED",
 }
+#: How many lines of what the student's code printed the text report shows under a graph.
+PRINTED_LINES = 10
 
 
 def text(report: GradeReport, title: str = "") -> str:
@@ -56,6 +64,10 @@ def text(report: GradeReport, title: str = "") -> str:
         more = len(result.root_causes) - 1 + result_not_listed(result)
         if more > 0:
             lines.append(f"  ({more} more root cause{'s' if more > 1 else ''} in this graph; fix this one first.)")
+        if result.output:
+            printed = result.output.splitlines()
+            lines.append("  It printed:" if len(printed) <= PRINTED_LINES else f"  It printed ({len(printed)} lines):")
+            lines.extend("  | " + line for line in printed[:PRINTED_LINES])
     lines.append("")
     lines.append(summary(report))
     return "\n".join(lines) + "\n"
@@ -77,6 +89,12 @@ def _output(result: GraphResult) -> str:
     return "\n".join(lines)
 
 
+def _output_and_printed(result: GraphResult) -> str:
+    if result.passed or not result.output:
+        return _output(result)
+    return f"{_output(result)}\n\nIt printed:\n{result.output}"
+
+
 def gradescope(report: GradeReport, max_score: float | None = None, execution_time: float | None = None) -> dict:
     """Gradescope's autograder results (results.json): a test per graph, each worth `max_score` divided
     among the graphs (default: 1 per graph), its output the root causes or why it was not graded."""
@@ -88,7 +106,7 @@ def gradescope(report: GradeReport, max_score: float | None = None, execution_ti
             "score": each if result.passed else 0.0,
             "max_score": each,
             "status": "passed" if result.passed else "failed",
-            "output": _output(result),
+            "output": _output_and_printed(result),
         }
         for result in results
     ]
@@ -107,7 +125,8 @@ def junit_xml(
     report: GradeReport, suite_name: str = "valuegraph", classname: str = "valuegraph", time: float = 0.0
 ) -> str:
     """The report as JUnit XML: a testsuite of one testcase per graph; a graph that mismatched has a
-    <failure> (its first root cause's kind and message), one that could not be graded an <error>."""
+    <failure> (its first root cause's kind and message), one that could not be graded an <error>, and
+    one whose code printed something a <system-out> with what it printed."""
     counts = report.counts
     attributes = {
         "name": suite_name,
@@ -121,15 +140,17 @@ def junit_xml(
     suite = ElementTree.SubElement(suites, "testsuite", attributes)
     for result in report.results:
         case = ElementTree.SubElement(suite, "testcase", {"classname": classname, "name": _xml(result.name)})
-        if result.passed:
-            continue
-        first_line = result.message.splitlines()[0] if result.message else "did not pass"
-        if result.error is not None:
-            tag, kind = "error", result.error_kind or "not-graded"
-        else:
-            tag, kind = "failure", result.root_causes[0].get("kind", "mismatch") if result.root_causes else "mismatch"
-        element = ElementTree.SubElement(case, tag, {"message": _xml(first_line), "type": kind})
-        element.text = _xml(_output(result))
+        if not result.passed:
+            first_line = result.message.splitlines()[0] if result.message else "did not pass"
+            if result.error is not None:
+                tag, kind = "error", result.error_kind or "not-graded"
+            else:
+                cause = result.root_causes[0].get("kind", "mismatch") if result.root_causes else "mismatch"
+                tag, kind = "failure", cause
+            element = ElementTree.SubElement(case, tag, {"message": _xml(first_line), "type": kind})
+            element.text = _xml(_output(result))
+        if result.output:
+            ElementTree.SubElement(case, "system-out").text = _xml(result.output)
     ElementTree.indent(suites)
     return ElementTree.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
