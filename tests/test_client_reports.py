@@ -4,6 +4,7 @@ root_causes_not_listed) are shown where present."""
 
 import json
 import xml.etree.ElementTree as ElementTree
+from decimal import Decimal
 
 import pytest
 
@@ -96,6 +97,24 @@ def test_an_empty_report_does_not_pass():
     empty = GradeReport([])
     assert not empty.passed and reports.gradescope(empty)["score"] == 0
     assert ElementTree.fromstring(reports.junit_xml(empty)).find("testsuite").get("tests") == "0"
+
+
+@pytest.mark.parametrize("max_score, count", [(50, 28), (60, 30), (10, 7), (1, 3), (7.5, 4), (100, 27), (0.05, 7)])
+def test_the_points_are_shared_in_hundredths_and_add_up_to_max_score_exactly(max_score, count):
+    report = GradeReport([GraphResult(f"graph {k}", True) for k in range(count)])
+    results = json.loads(json.dumps(reports.gradescope(report, max_score=max_score)))
+    points = [Decimal(repr(test["max_score"])) for test in results["tests"]]
+    assert sum(points) == Decimal(repr(float(max_score))) and results["score"] == max_score
+    assert all(point == point.quantize(Decimal("0.01")) for point in points)
+    assert max(points) - min(points) <= Decimal("0.01") and points == sorted(points, reverse=True)
+
+
+def test_fifty_points_among_28_graphs():
+    """The grader's case: 50 / 28 was 1.7857142857142858 a test and 49.999999999999986 in all."""
+    report = GradeReport([GraphResult(f"graph {k}", k != 3) for k in range(28)])
+    results = reports.gradescope(report, max_score=50)
+    assert [test["max_score"] for test in results["tests"]] == [1.79] * 16 + [1.78] * 12
+    assert results["score"] == 48.21  # every graph but the fourth (1.79)
 
 
 def test_what_the_class_printed_goes_with_its_graph(report):

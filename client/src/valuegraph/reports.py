@@ -1,11 +1,13 @@
 """A GradeReport for a student (plain text), for Gradescope (its autograder results.json) and for CI
 graders (JUnit XML).
 
-Each graph is one test worth the same share of the points: full marks when it passed, none when not.
+Each graph is one test worth the same share of the points (`shares`): full marks when it passed,
+none when not.
 """
 
 import re
 import xml.etree.ElementTree as ElementTree
+from decimal import Decimal
 
 from valuegraph.grading import GradeReport, GraphResult
 
@@ -51,6 +53,8 @@ HEADINGS = {
 }
 #: How many lines of what the student's code printed the text report shows under a graph.
 PRINTED_LINES = 10
+#: The decimals of each graph's share of Gradescope's points.
+SHARE_DECIMALS = 2
 
 
 def text(report: GradeReport, title: str = "") -> str:
@@ -95,23 +99,36 @@ def _output_and_printed(result: GraphResult) -> str:
     return f"{_output(result)}\n\nIt printed:\n{result.output}"
 
 
+def shares(max_score: float, count: int) -> list[Decimal]:
+    """`max_score` parted among `count` tests in hundredths (SHARE_DECIMALS), so that they add up to it
+    exactly: each gets max_score / count rounded down to a hundredth, and the first ones a hundredth
+    more each until the sum is max_score (rounded to a hundredth): 50 among 28 is 16 tests of 1.79
+    and 12 of 1.78."""
+    if count == 0:
+        return []
+    unit = Decimal(1).scaleb(-SHARE_DECIMALS)
+    units = int((Decimal(repr(float(max_score))) / unit).to_integral_value())
+    each, extra = divmod(units, count)
+    return [(each + (k < extra)) * unit for k in range(count)]
+
+
 def gradescope(report: GradeReport, max_score: float | None = None, execution_time: float | None = None) -> dict:
-    """Gradescope's autograder results (results.json): a test per graph, each worth `max_score` divided
-    among the graphs (default: 1 per graph), its output the root causes or why it was not graded."""
+    """Gradescope's autograder results (results.json): a test per graph, each worth its share of
+    `max_score` (`shares`; default: 1 per graph), its output the root causes or why it was not graded."""
     results = report.results
-    each = (max_score / len(results) if max_score is not None else 1.0) if results else 0.0
+    points = [Decimal(1)] * len(results) if max_score is None else shares(max_score, len(results))
     tests = [
         {
             "name": result.name,
-            "score": each if result.passed else 0.0,
-            "max_score": each,
+            "score": float(share) if result.passed else 0.0,
+            "max_score": float(share),
             "status": "passed" if result.passed else "failed",
             "output": _output_and_printed(result),
         }
-        for result in results
+        for result, share in zip(results, points)
     ]
     answer: dict = {
-        "score": sum(test["score"] for test in tests),
+        "score": float(sum((share for result, share in zip(results, points) if result.passed), Decimal(0))),
         "output": f"{summary(report)} {graded(report)}",
         "tests": tests,
         "extra_data": {"counts": report.counts, "mode": report.mode, "fields": list(report.fields)},
