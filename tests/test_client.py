@@ -16,10 +16,11 @@ from micrograd.nn import MLP
 
 import valuegraph
 from service.core import engine
-from tests.support import SEED_GRAPH
+from tests.support import SEED_GRAPH, leaf, op
 from tools import reference_value as seed_value
 from tools.server import free_port, gunicorn_server
 from valuegraph import cli
+from valuegraph.client import BATCH_SECONDS_PER_GRAPH
 from valuegraph.graph import serialize
 
 
@@ -235,6 +236,55 @@ def test_grade(live_server, remote):
         pytest.skip("POST /v1/grade is not in this service yet (issue 8)")
     answer = remote.grade(SEED_GRAPH, [{"id": "a", "grad": 0.2}])
     assert answer["passed"] is False and answer["root_causes"][0]["node"] == "a"
+
+
+def chain(length):
+    """x, then x * x1, ... : a graph whose grade takes long enough to pass a short deadline alone."""
+    return {"nodes": [leaf(0, 0.5)] + [op(i, "mul", i - 1, 0) for i in range(1, length)]}
+
+
+@pytest.mark.slow
+def test_a_batch_past_the_services_deadline_is_sent_again_in_halves_keeping_each_graphs_result(live_server, tmp_path):
+    """With a 0.3 s deadline a batch of 200 graphs gets 504; its halves, and theirs, are answered; the one
+    graph that is too slow alone has its own 504 as its result, and the others the answers they get alone."""
+    graphs = list(valuegraph.suite(200, variant=1).values())
+    submitted = [{"id": node["id"], "data": 1.0} for node in graphs[0]["nodes"]]
+    bodies = [{**graph, "submitted": submitted if k == 0 else []} for k, graph in enumerate(graphs)]
+    bodies.insert(100, {**chain(60_000), "submitted": [{"id": 0, "grad": 1.0}]})
+    with valuegraph.Client(live_server) as normal:
+        expected = normal.grade_batch(bodies[:100] + bodies[101:])["results"]
+    statuses = []
+    with (
+        gunicorn_server(tmp_path, VALUEGRAPH_DEADLINE_SECONDS="0.3") as server,
+        valuegraph.Client(server.base) as short,
+    ):
+        short.session.hooks["response"].append(lambda response, **_: statuses.append(response.status_code))
+        results = short.grade_batch(bodies)["results"]
+    assert statuses[0] == 504 and statuses.count(504) >= 2 and statuses.count(200) >= 2
+    too_slow = results.pop(100)
+    assert too_slow["status"] == 504 and too_slow["problem"]["type"] == "/problems/deadline-exceeded"
+    assert results == expected and results[0]["grade"]["passed"] is False
+
+
+class RecordingSession(requests.Session):
+    """A session that records each request's timeout."""
+
+    def __init__(self):
+        super().__init__()
+        self.timeouts = []
+
+    def request(self, method, url, **kwargs):
+        self.timeouts.append(kwargs.get("timeout"))
+        return super().request(method, url, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_batch_request_waits_longer_the_more_graphs_it_carries(live_server):
+    session = RecordingSession()
+    with valuegraph.Client(live_server, timeout=20, batch_graphs=300, session=session) as client:
+        client.evaluate(SEED_GRAPH)
+        client.evaluate_batch([SEED_GRAPH] * 500)
+    assert session.timeouts == [20, 20 + 300 * BATCH_SECONDS_PER_GRAPH, 20 + 200 * BATCH_SECONDS_PER_GRAPH]
 
 
 # Retries, against a stand-in server that answers what each test scripts.
