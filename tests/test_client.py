@@ -58,11 +58,30 @@ def micrograd_mlp_loss(seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_a_micrograd_mlp_loss_is_differentiated_bit_for_bit(remote, seed):
-    loss, model = micrograd_mlp_loss(seed)
-    values = assert_remote_equals_local(remote, loss)
-    assert len(values) > 100 and any(parameter.grad != 0 for parameter in model.parameters())
+def test_a_micrograd_mlp_loss_is_differentiated_bit_for_bit(remote):
+    """Every node's grad, on 50 networks: the service adds each grad's contributions in the order
+    micrograd's backward does on these Values."""
+    learning = 0
+    for seed in range(50):
+        loss, model = micrograd_mlp_loss(seed)
+        assert len(assert_remote_equals_local(remote, loss)) > 100
+        learning += any(parameter.grad != 0 for parameter in model.parameters())
+    assert learning > 40  # not every ReLU dead
+
+
+def test_micrograd_itself_differs_in_the_last_bits_from_one_build_of_a_network_to_the_next():
+    """Why the client's README says "on the same Values": micrograd's backward visits a node's children
+    in the order of the set `_prev`, which follows the objects' addresses, so two builds of one network
+    from one seed add some grads in other orders, and some parameters' grads differ in the last bits."""
+    builds = [(micrograd_mlp_loss(seed), micrograd_mlp_loss(seed)) for seed in range(30)]  # all alive at once
+    differing = 0
+    for (loss, model), (same_loss, same_model) in builds:
+        loss.backward()
+        same_loss.backward()
+        grads = [(p.grad, q.grad) for p, q in zip(model.parameters(), same_model.parameters())]
+        assert all(abs(a - b) <= 1e-12 * max(1.0, abs(a)) for a, b in grads)
+        differing += any(bits(a) != bits(b) for a, b in grads)
+    assert differing > 0
 
 
 @pytest.mark.slow
