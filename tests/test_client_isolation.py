@@ -315,3 +315,16 @@ def test_isolation_needs_no_server_until_it_grades(offline, tmp_path):
     """Building happens in the child before anything is sent: a service that cannot be reached is still exit 2."""
     status, _, err = offline("--url", "http://127.0.0.1:9", "--retries", "0", "grade", str(student_file(tmp_path)))
     assert status == 2 and err.startswith("valuegraph: cannot reach the service at http://127.0.0.1:9")
+
+
+@pytest.mark.slow
+def test_a_graph_that_is_not_json_is_not_built_and_the_others_are_graded(live_server, tmp_path):
+    graphs = {"a set": {"nodes": [{"id": "x", "data": {1.0}}]}, "add": SUITE["add (graph 1)"]}
+    with valuegraph.Client(live_server) as client:
+        report = client.grade_isolated(f"{student_file(tmp_path)}:Value", graphs)
+    not_json, add = report.results
+    assert (not_json.error_kind, not_json.error) == (
+        "not-built",
+        "The graph is not JSON: Object of type set is not JSON serializable",
+    )
+    assert add.passed

@@ -89,7 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="a bearer token, for a service that requires one (default: $VALUEGRAPH_TOKEN)",
     )
-    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds per request (default 60)")
+    common.add_argument(
+        "--timeout",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="seconds to wait for the service's answer (default 60), and 0.01 s more per graph of a batch",
+    )
     common.add_argument(
         "--retries",
         type=int,
@@ -181,7 +186,10 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--atol", type=_tolerance, default=None, help="absolute tolerance (default: the service's)")
     grade.add_argument("--gradescope", metavar="FILE", help="also write Gradescope's results.json here")
     grade.add_argument(
-        "--max-score", type=float, default=None, help="Gradescope's points for all graphs (default 1 each)"
+        "--max-score",
+        type=float,
+        default=None,
+        help="Gradescope's points for all graphs, shared in hundredths (default 1 each)",
     )
     grade.add_argument("--junit", metavar="FILE", help="also write the report as JUnit XML here")
     grade.add_argument("--json", action="store_true", help="print the report as JSON")

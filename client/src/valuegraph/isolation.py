@@ -82,24 +82,32 @@ def grade_isolated(
     named = named_graphs(graphs)
     outcomes: list[list[dict] | GraphResult | None] = [None] * len(named)
     outputs = [""] * len(named)
-    messages: dict[int, bytes] = {}
-    for i, (name, graph) in enumerate(named):
-        try:
-            messages[i] = json.dumps({"graph": graph, "fields": list(fields)}).encode() + b"\n"
-        except (TypeError, ValueError) as error:
-            outcomes[i] = GraphResult(name, False, error=f"The graph is not JSON: {error}", error_kind="not-built")
+    messages: dict[int, bytes | None] = {}
+
+    def message(i: int) -> bytes | None:
+        """Graph i's message to the child, or None when the graph is not JSON (its outcome says so)."""
+        if i not in messages:
+            try:
+                messages[i] = json.dumps({"graph": named[i][1], "fields": list(fields)}).encode() + b"\n"
+            except (TypeError, ValueError) as error:
+                messages[i] = None
+                words = f"The graph is not JSON: {error}"
+                outcomes[i] = GraphResult(named[i][0], False, error=words, error_kind="not-built")
+        return messages[i]
+
     deadline = None if timeout_total is None else time.monotonic() + timeout_total
-    to_run = sorted(messages)
     child: _Child | None = None
-    not_loaded: str | None = None
+    started, not_loaded = False, None
     try:
-        for k, i in enumerate(to_run):
-            name, graph = named[i]
+        for i, (name, graph) in enumerate(named):
+            if message(i) is None:
+                continue
             if child is None and not_loaded is None and _left(deadline) > 0:
                 child = _Child(class_spec, memory_limit)
-                not_loaded = _loaded(child, class_spec, min(timeout_per_graph, _left(deadline)), first=k == 0)
+                not_loaded = _loaded(child, class_spec, min(timeout_per_graph, _left(deadline)), first=not started)
+                started = True
                 if not_loaded is None:
-                    child.send(messages[i])
+                    child.send(message(i))
                 else:
                     child.stop()
                     child = None
@@ -112,8 +120,9 @@ def grade_isolated(
                 words = f"Not run: the {timeout_total:g} s allowed for all of the class's graphs ran out before it."
                 outcomes[i] = GraphResult(name, False, error=words, error_kind="not-run")
                 continue
-            if k + 1 < len(to_run):
-                child.send(messages[to_run[k + 1]])  # ready for the child as soon as it is done with this one
+            following = next((j for j in range(i + 1, len(named)) if message(j) is not None), None)
+            if following is not None:
+                child.send(messages[following])  # ready for the child as soon as it is done with this one
             limit = min(timeout_per_graph, _left(deadline))
             outcomes[i], outputs[i], ended = _computed(child, name, graph, fields, limit, limit < timeout_per_graph)
             if ended:
@@ -181,18 +190,21 @@ def _computed(
 def _well_formed(submitted: object, nodes: Sequence[Mapping], fields: Sequence[str]) -> bool:
     """One entry per node, in order, with the node's id, each field asked for a number (local_grads
     optional, one per child), and nothing else."""
-    if not isinstance(submitted, list) or len(submitted) != len(nodes):
+    if type(submitted) is not list or len(submitted) != len(nodes):
         return False
+    allowed, numbers = {"id", *fields}, [name for name in ("data", "grad") if name in fields]
     for entry, node in zip(submitted, nodes):
-        if not isinstance(entry, dict) or entry.get("id") != node["id"] or not set(entry) <= {"id", *fields}:
+        if type(entry) is not dict or entry.get("id") != node["id"] or not entry.keys() <= allowed:
             return False
-        if not all(_is_number(entry.get(name)) for name in ("data", "grad") if name in fields):
+        for name in numbers:
+            if not _is_number(entry.get(name)):
+                return False
+        grads = entry.get("local_grads")
+        if grads is not None and (type(grads) is not list or len(grads) != len(node.get("children", ()))):
             return False
-        grads = entry.get("local_grads", [])
-        if "local_grads" in entry and len(grads) != len(node.get("children", ())):
-            return False
-        if not isinstance(grads, list) or not all(_is_number(grad) for grad in grads):
-            return False
+        for grad in grads or ():
+            if not _is_number(grad):
+                return False
     return True
 
 
