@@ -219,6 +219,13 @@ def test_a_huge_allocation_is_a_memory_error_within_the_limit_and_a_big_one_with
     assert status == 1
     assert [result["error"] for result in results.values()] == ["backward() raised MemoryError"] * 3
 
+    lift = "        import resource\n        resource.setrlimit(resource.RLIMIT_AS, (2**40, 2**40))\n"
+    lifts = student_file(tmp_path, (BACKWARD, lift + BACKWARD), "lifts.py")
+    status, results, _ = grade(run, tmp_path, lifts, "--suite", "1", "--memory-limit", "512")
+    assert status == 1 and results["add (graph 1)"]["error"] == (
+        "backward() raised ValueError: not allowed to raise maximum limit"
+    )
+
     big = student_file(tmp_path, (BACKWARD, BACKWARD + "        hoard = bytearray(128 * 2**20)\n"), "big.py")
     status, results, _ = grade(run, tmp_path, big, "--suite", "3", "--memory-limit", "512")
     assert status == 0 and not failing(results)

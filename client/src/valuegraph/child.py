@@ -74,7 +74,10 @@ def _limit_memory(limit: int | None) -> None:
         import resource
     except ImportError:  # not on POSIX: no limit
         return
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # the hard limit too: the student cannot raise it
 
 
 def _read(messages: BinaryIO) -> dict | None:
