@@ -349,6 +349,16 @@ def test_a_students_exception_fails_that_graph_only(service, graphs):
     assert [result.passed for result in report.results] == [False, True]
 
 
+def test_a_students_sys_exit_is_that_graphs_error_in_process_too(service, graphs):
+    report = valuegraph.grade_class(
+        service, broken_copy("        topo = build_topo(self)\n", "        raise SystemExit(0)\n").Value, graphs
+    )
+    assert report.counts["not_graded"] == len(graphs)
+    assert {(result.error_kind, result.error) for result in report.results} == {
+        ("student-error", "backward() raised SystemExit: 0")
+    }
+
+
 def test_a_grad_that_is_not_a_number_fails_the_graph():
     module = broken_copy("        self.grad = 1\n", "        self.grad = Value(1.0)\n")
     nodes = [leaf("a", 2.0), op("b", "exp", "a")]

@@ -50,7 +50,29 @@ MAX_HIDDEN_DEPTH = 8
 #: How many hidden Values are searched to find which of a Value's children leads to a listed child.
 MAX_HIDDEN_SEARCH = 64
 
+#: What a student's code may raise that is that graph's error: any exception, and sys.exit (a
+#: student's exit is never the grader's). KeyboardInterrupt is left to stop the grader.
+STUDENT_EXCEPTIONS = (Exception, SystemExit)
+
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+#: Why a graph was not graded (GraphResult.error_kind): the student's code failed on it, or the grader could
+#: not grade it. Every one counts in GradeReport.counts["not_graded"] and scores nothing.
+ERROR_KINDS = {
+    "student-error": "the class raised (sys.exit included) or computed something that is not a number",
+    "timed-out": "the class took longer than the time allowed for one graph",
+    "crashed": "the process running the class ended (os._exit, a crash, the memory limit) or spoke out of turn",
+    "not-run": "the time allowed for all of the class's graphs ran out before this one",
+    "not-loaded": "the student's module could not be imported, or has no such class",
+    "not-built": "the graph cannot be built with this class (a recorded node it cannot take, a malformed graph)",
+    "refused": "the service refused the graph",
+}
+
+
+class ClassNotFound(LookupError):
+    """The student's module does not exist, or has no such class: a mistake in the grader's command,
+    not the student's (a module that exists but raises when imported is the student's)."""
 
 
 class NotGraded(Exception):
@@ -75,9 +97,9 @@ class GraphNotBuilt(NotGraded):
 class GraphResult:
     """One graph's grade: `passed`, the service's `score` and `root_causes` (the first is the first
     thing to fix), the rules the graph `exercised` (where the service says), and the whole `answer`.
-    A graph that could not be graded has `error` (why, in words) and `error_kind`: "student-error"
-    (the class raised or computed no number), "not-built" (the class cannot build this graph) or
-    "refused" (the service refused the request)."""
+    A graph that could not be graded has `error` (why, in words) and `error_kind` (ERROR_KINDS).
+    `output` is what the student's code printed while this graph was built and differentiated, when it
+    ran in a child process (valuegraph.isolation) and printed anything: its first characters."""
 
     name: str
     passed: bool
@@ -87,6 +109,7 @@ class GraphResult:
     error: str | None = None
     error_kind: str | None = None
     answer: dict | None = None
+    output: str | None = None
 
     @property
     def message(self) -> str:
@@ -111,6 +134,7 @@ class GraphResult:
             "error": self.error,
             "error_kind": self.error_kind,
             "answer": self.answer,
+            "output": self.output,
         }
 
 
@@ -165,30 +189,69 @@ def grade_class(
     required: Sequence[str] | None = None,
 ) -> GradeReport:
     """Grade `value_class` on `graphs` (graph requests as the API takes them; a mapping names them,
-    else they are "graph 1", "graph 2", ...). Each graph is built with the class's own operators,
-    differentiated by its own backward, and what it computed (`mode`: "full", "data-and-grads" or
-    "grads", see MODES) is graded on the service in batches (the client's batch_graphs and
-    batch_nodes). A graph the class fails on (an exception, a result that is not a number) or cannot
-    build is that graph's failure, with the reason; the other graphs are graded all the same."""
+    else they are "graph 1", "graph 2", ...), in this process. Each graph is built with the class's
+    own operators, differentiated by its own backward, and what it computed (`mode`: "full",
+    "data-and-grads" or "grads", see MODES) is graded on the service in batches (the client's
+    batch_graphs and batch_nodes). A graph the class raises on (sys.exit included) or computes no
+    number for, or cannot build, is not graded, with the reason; the other graphs are graded all the
+    same. The student's code runs here, unguarded: `valuegraph.isolation.grade_isolated` runs it in
+    a child process, within time and memory limits."""
+    fields = fields_of(mode)
+    named = named_graphs(graphs)
+    outcomes: list[list[dict] | GraphResult] = []
+    for name, graph in named:
+        try:
+            outcomes.append(computed(value_class, graph, fields))
+        except NotGraded as error:
+            outcomes.append(GraphResult(name, False, error=str(error), error_kind=error.kind))
+    return graded(client, named, outcomes, mode, tolerance, required)
+
+
+def fields_of(mode: str) -> tuple[str, ...]:
+    """MODES[mode], or ValueError naming the modes."""
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}; the modes are {', '.join(MODES)}.")
-    named = (
-        list(graphs.items()) if isinstance(graphs, Mapping) else [(f"graph {i + 1}", g) for i, g in enumerate(graphs)]
-    )
+    return MODES[mode]
+
+
+def named_graphs(graphs: Mapping[str, Mapping] | Iterable[Mapping]) -> list[tuple[str, Mapping]]:
+    """The graphs with their names: a mapping's keys, else "graph 1", "graph 2", ..."""
+    if isinstance(graphs, Mapping):
+        return list(graphs.items())
+    return [(f"graph {i + 1}", graph) for i, graph in enumerate(graphs)]
+
+
+def computed(value_class: Callable[..., Any], graph: Mapping, fields: Sequence[str]) -> list[dict]:
+    """What `value_class` computes on `graph`, as `submitted`: the graph built with its operators, its
+    backward run from the output, `fields` collected. Raises NotGraded saying why it cannot be."""
+    values, output = build(value_class, graph)
+    run_backward(values[output])
+    nodes = graph["nodes"]
+    try:
+        return submission([values[node["id"]] for node in nodes], nodes, fields)
+    except NotGraded:
+        raise
+    except STUDENT_EXCEPTIONS as error:
+        raise StudentError(f"Reading what the class computed raised {_exception(error)}") from error
+
+
+def graded(
+    client: "Client",
+    named: Sequence[tuple[str, Mapping]],
+    outcomes: Sequence[list[dict] | GraphResult],
+    mode: str,
+    tolerance: Mapping | None = None,
+    required: Sequence[str] | None = None,
+) -> GradeReport:
+    """The report of `named` graphs, given each one's outcome: what the class submitted, graded here on
+    the service in batches, or the GraphResult of a graph that could not be graded."""
     results: list[GraphResult | None] = [None] * len(named)
     pending: list[tuple[int, dict]] = []
-    records_local_grads = False
-    for i, (name, graph) in enumerate(named):
-        try:
-            values, output = build(value_class, graph)
-            run_backward(values[output])
-            nodes = graph["nodes"]
-            submitted = submission([values[node["id"]] for node in nodes], nodes, MODES[mode])
-        except NotGraded as error:
-            results[i] = GraphResult(name, False, error=str(error), error_kind=error.kind)
+    for i, ((_, graph), outcome) in enumerate(zip(named, outcomes)):
+        if isinstance(outcome, GraphResult):
+            results[i] = outcome
             continue
-        records_local_grads = records_local_grads or any("local_grads" in entry for entry in submitted)
-        body = {**graph, "submitted": submitted}
+        body = {**graph, "submitted": outcome}
         if tolerance is not None:
             body["tolerance"] = dict(tolerance)
         if required is not None:
@@ -197,6 +260,7 @@ def grade_class(
     answers = client.grade_batch(body for _, body in pending)["results"] if pending else []
     for (i, body), answer in zip(pending, answers):
         results[i] = _result(named[i][0], answer, body["submitted"])
+    records_local_grads = any("local_grads" in entry for _, body in pending for entry in body["submitted"])
     fields = tuple(name for name in MODES[mode] if name != "local_grads" or records_local_grads)
     return GradeReport([result for result in results if result is not None], mode, fields)
 
@@ -254,7 +318,7 @@ def build(value_class: Callable[..., Any], graph: Mapping) -> tuple[dict[Any, An
             values[node_id] = _build_node(value_class, node, children)
         except NotGraded:
             raise
-        except Exception as error:
+        except STUDENT_EXCEPTIONS as error:
             raise StudentError(f"Building node {node_id!r} ({_how(node)}) raised {_exception(error)}") from error
     return values, _output(graph, nodes, by_id)
 
@@ -263,7 +327,7 @@ def run_backward(output: Any) -> None:
     """The student's own backward pass from `output`; StudentError when it raises."""
     try:
         output.backward()
-    except Exception as error:
+    except STUDENT_EXCEPTIONS as error:
         raise StudentError(f"backward() raised {_exception(error)}") from error
 
 
@@ -488,8 +552,11 @@ def _shown(thing: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _exception(error: Exception) -> str:
-    text = str(error)
+def _exception(error: BaseException) -> str:
+    try:
+        text = str(error)
+    except Exception:  # the student's own __str__
+        text = ""
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
