@@ -257,6 +257,28 @@ def test_grade(live_server, remote):
     assert answer["passed"] is False and answer["root_causes"][0]["node"] == "a"
 
 
+@pytest.mark.slow
+def test_a_graph_with_a_constant_sent_directly_is_sent_without_the_mark(remote):
+    """Grading's `"constant": true` (a plain number of a student's program, in the suites' graphs) is not the
+    service's: every method that sends a graph strips it, and the service answers the leaf it is."""
+    nodes = [leaf("k", 2.0), leaf("x", 3.0), op("n", "sub", "k", "x"), op("m", "mul", "n", "x")]
+    graph = {"nodes": [{**nodes[0], "constant": True}, *nodes[1:]]}
+    plain = {"nodes": nodes}
+    with pytest.raises(valuegraph.ProblemError) as refused:
+        remote.post("/v1/evaluate", graph)
+    assert refused.value.status == 422 and "constant" in json.dumps(refused.value.errors)
+    assert remote.evaluate(graph) == remote.evaluate(plain)
+    assert remote.evaluate_batch([graph, plain]) == remote.evaluate_batch([plain, plain])
+    assert remote.render(graph) == remote.render(plain)
+    submitted = [{"id": "x", "data": 3.0, "grad": -4.0}, {"id": "n", "data": -1.0, "grad": 3.0}]  # m = (2 - x) * x
+    assert remote.grade(graph, submitted)["passed"]
+    assert remote.grade(graph, submitted) == remote.grade(plain, submitted)
+    assert remote.grade_batch([{**graph, "submitted": submitted}]) == remote.grade_batch(
+        [{**plain, "submitted": submitted}]
+    )
+    assert graph["nodes"][0]["constant"] is True  # the caller's graph is left as it was
+
+
 def chain(length):
     """x, then x * x1, ... : a graph whose grade takes long enough to pass a short deadline alone."""
     return {"nodes": [leaf(0, 0.5)] + [op(i, "mul", i - 1, 0) for i in range(1, length)]}

@@ -13,6 +13,8 @@ import pytest
 import valuegraph
 from tests import test_cli
 from tests.test_cli import read_gradescope, read_junit, student_file
+from tests.test_client_grading import WITH_A_NUMBER_MISTAKES, kind_of
+from tests.test_grading_broken import broken_copy
 from tools import reference_value
 from valuegraph.grading import build
 from valuegraph.isolation import OUTPUT_LIMIT
@@ -335,3 +337,24 @@ def test_a_graph_that_is_not_json_is_not_built_and_the_others_are_graded(live_se
         "The graph is not JSON: Object of type set is not JSON serializable",
     )
     assert add.passed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", list(WITH_A_NUMBER_MISTAKES))
+def test_a_wrong_operator_with_a_plain_number_fails_in_the_child_as_in_process(live_server, tmp_path, mistake):
+    """The child builds the constants as plain numbers too; the service sees none of them."""
+    mutation, failing = WITH_A_NUMBER_MISTAKES[mistake]
+    student = student_file(tmp_path, mutation)
+    sent = []
+    with valuegraph.Client(live_server) as client:
+        client.session.hooks["response"].append(lambda response, **_: sent.append(response.request.body))
+        isolated = client.grade_isolated(f"{student}:Value", SUITE)
+        in_process = client.grade_class(broken_copy(*mutation).Value, SUITE)
+    assert {kind_of(result.name) for result in isolated.failures} == failing
+    assert [graded(result) for result in isolated.results] == [graded(result) for result in in_process.results]
+    assert sent and all(b'"constant"' not in body for body in sent)
+
+
+def graded(result):
+    """A result but its error's words (a RecursionError's differ with the depth it was raised at)."""
+    return result.name, result.passed, result.error_kind, result.root_causes, result.score

@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from valuegraph.grading import GradeReport, grade_class
+from valuegraph.grading import GradeReport, for_service, grade_class
 from valuegraph.graph import cyclic_gc_paused, serialize
 from valuegraph.isolation import MEMORY_LIMIT, TIMEOUT_PER_GRAPH, grade_isolated
 from valuegraph.problems import ProblemError
@@ -52,6 +52,10 @@ class Client:
     `grade_batch` and `grade_class` send longer lists as several requests. A batch request waits
     `timeout` plus BATCH_SECONDS_PER_GRAPH per graph; one the service stops at its deadline (504) is
     sent again as two halves, down to single graphs, whose 504 is that graph's result.
+
+    A graph's nodes may carry grading's `"constant": true` (a plain number of a student's program, as
+    `valuegraph.suite` writes some leaves): every method that sends a graph strips the mark, which the
+    service does not know, and the service takes the number as the leaf it is (`Value(2.0)`).
     """
 
     def __init__(
@@ -98,7 +102,7 @@ class Client:
 
     def evaluate(self, body: Mapping) -> dict:
         """POST /v1/evaluate: {"output": id, "nodes": [{"id", "data", "grad"}, ...]}."""
-        return self.post("/v1/evaluate", body).json()
+        return self.post("/v1/evaluate", for_service(body)).json()
 
     def evaluate_batch(self, bodies: Iterable[Mapping]) -> dict:
         """POST /v1/evaluate/batch: {"results": [{"status": 200, "evaluation": ...} | {"status", "problem"}]},
@@ -116,7 +120,7 @@ class Client:
         node: {"id", "data", "grad", "local_grads"}); the verdicts and root causes. `tolerance`
         ({"rtol", "atol"}) and `required` (fields every node must have, e.g. ["data", "grad"]) are
         sent when given."""
-        request = dict(body)
+        request = dict(for_service(body))
         if submitted is not None:
             request["submitted"] = submitted
         if tolerance is not None:
@@ -136,7 +140,7 @@ class Client:
 
     def render(self, body: Mapping, format: str = "mermaid") -> str:
         """POST /v1/render: the evaluated graph as Mermaid (`flowchart BT`) or Graphviz dot text."""
-        return self.post("/v1/render", body, params={"format": format}).text
+        return self.post("/v1/render", for_service(body), params={"format": format}).text
 
     # Value graphs.
 
@@ -227,7 +231,7 @@ class Client:
 
     def _batched(self, path: str, bodies: Iterable[Mapping]) -> list[dict]:
         results: list[dict] = []
-        for batch in batches(bodies, self.batch_graphs, self.batch_nodes):
+        for batch in batches(map(for_service, bodies), self.batch_graphs, self.batch_nodes):
             results.extend(self._batch(path, batch))
         return results
 

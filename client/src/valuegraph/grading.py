@@ -11,6 +11,15 @@ child per unit of the node's grad. The reference class builds `a - b` as `a + (b
 as `a * b**-1`: the node's own `_local_grads` belong to those hidden Values, and sending them would
 fail a correct student. `local_gradients` walks from the node through the student's own hidden Values
 to each child and multiplies the local gradients on the way, as the student's backward does.
+
+A leaf marked `"constant": true` is a plain number of the student's program, not a Value: `sub(k, x)`
+is built as `2.0 - x`, so that the class's reflected and mixed operators (`__rsub__`, `__rtruediv__`,
+`__rmul__`, `__radd__`, and `x + 2.0` wrapping the number) are graded too. The service has no such
+mark: `for_service` strips it, and the service takes the number as the leaf `Value(2.0)` the reference
+class wraps it in, which gives every other node the same data and grad, bit for bit (IEEE addition and
+multiplication commute; the reference class's `2.0 - x` is `2.0 + (-x)`, its `2.0 / x` is `2.0 * x**-1`).
+A constant has no Value, so nothing is submitted for it, and no local gradients for a node that uses
+one (the contract takes one per child, and the student's Values hold none for a plain number).
 """
 
 import math
@@ -91,6 +100,27 @@ class GraphNotBuilt(NotGraded):
     """The graph cannot be built with this class (a recorded node it cannot take, a malformed graph)."""
 
     kind = "not-built"
+
+
+def is_constant(node: Mapping) -> bool:
+    """The node is a plain number of the student's program (`"constant": true`), not a Value."""
+    return node.get("constant") is True
+
+
+def for_service(body: Any) -> Any:
+    """`body` (a graph, grade or render request) as the service takes it: without the `constant` mark of
+    its nodes, which the service's schemas do not know; the number is a leaf there. `body` itself when no
+    node has the mark."""
+    nodes = body.get("nodes") if isinstance(body, Mapping) else None
+    if not isinstance(nodes, list) or not any(isinstance(node, Mapping) and "constant" in node for node in nodes):
+        return body
+    unmarked = [
+        {key: value for key, value in node.items() if key != "constant"}
+        if isinstance(node, Mapping) and "constant" in node
+        else node
+        for node in nodes
+    ]
+    return {**body, "nodes": unmarked}
 
 
 @dataclass
@@ -251,11 +281,11 @@ def graded(
         if isinstance(outcome, GraphResult):
             results[i] = outcome
             continue
-        body = {**graph, "submitted": outcome}
+        body = {**for_service(graph), "submitted": outcome}
         if tolerance is not None:
             body["tolerance"] = dict(tolerance)
         if required is not None:
-            body["required"] = list(required)
+            body["required"] = _required(graph["nodes"], outcome, required)
         pending.append((i, body))
     answers = client.grade_batch(body for _, body in pending)["results"] if pending else []
     for (i, body), answer in zip(pending, answers):
@@ -263,6 +293,26 @@ def graded(
     records_local_grads = any("local_grads" in entry for _, body in pending for entry in body["submitted"])
     fields = tuple(name for name in MODES[mode] if name != "local_grads" or records_local_grads)
     return GradeReport([result for result in results if result is not None], mode, fields)
+
+
+def _required(nodes: Sequence[Mapping], submitted: Sequence[Mapping], required: Sequence[str]) -> list[str]:
+    """`required` as sent with a graph. The service requires a field of every node; a constant has no
+    Value and a node using one no local gradients that could be sent, so in a graph with constants a
+    field is sent only when a node it applies to lacks it: the graph then fails as it should, and
+    otherwise no constant fails it."""
+    constants = {node["id"] for node in nodes if is_constant(node)}
+    if not constants:
+        return list(required)
+    entries = {entry["id"]: entry for entry in submitted}
+
+    def lacks(node: Mapping, name: str) -> bool:
+        if name == "local_grads":
+            children = node.get("children") or ()
+            if not children or any(child in constants for child in children):
+                return False
+        return name not in entries.get(node["id"], {})
+
+    return [name for name in required if any(lacks(node, name) for node in nodes if node["id"] not in constants)]
 
 
 def _result(name: str, answer: Mapping, submitted: list[dict]) -> GraphResult:
@@ -301,9 +351,11 @@ def _as_list(field: Any) -> list:
 
 def build(value_class: Callable[..., Any], graph: Mapping) -> tuple[dict[Any, Any], Any]:
     """The student's Value of every node of `graph` (by id), built with the class's own operators in
-    dependency order, and the output's id. A leaf is `value_class(data)`; a node recorded by another
-    program (children and local_grads, no op) is `value_class(data, children, local_grads)`, where the
-    class takes that. Raises StudentError when the class raises, GraphNotBuilt when the graph cannot be built."""
+    dependency order, and the output's id. A leaf is `value_class(data)`, a constant the number itself
+    (`float(data)`); a node recorded by another program (children and local_grads, no op) is
+    `value_class(data, children, local_grads)`, where the class takes that. Raises StudentError when
+    the class raises, GraphNotBuilt when the graph cannot be built (a node whose children are all
+    constants, which float arithmetic would compute, among them)."""
     nodes = graph.get("nodes") if isinstance(graph, Mapping) else None
     if not isinstance(nodes, list) or not all(isinstance(node, Mapping) and "id" in node for node in nodes):
         raise GraphNotBuilt("The graph is not a graph request: it needs a list of nodes, each with an id.")
@@ -313,6 +365,7 @@ def build(value_class: Callable[..., Any], graph: Mapping) -> tuple[dict[Any, An
     values: dict[Any, Any] = {}
     for node_id in dependency_order(nodes, by_id):
         node = by_id[node_id]
+        _check_constants(node, by_id)
         children = [values[child] for child in node.get("children", ())]
         try:
             values[node_id] = _build_node(value_class, node, children)
@@ -360,6 +413,8 @@ def dependency_order(nodes: Sequence[Mapping], by_id: Mapping[Any, Mapping]) -> 
 def _build_node(value_class: Callable[..., Any], node: Mapping, children: list[Any]) -> Any:
     _check_shape(node, len(children))
     op = node.get("op", "value")
+    if is_constant(node):
+        return float(node["data"])
     if op == "value" and not children and "local_grads" not in node:
         return value_class(float(node["data"]))
     if op == "value":
@@ -388,6 +443,30 @@ def _check_shape(node: Mapping, arity: int) -> None:
         raise GraphNotBuilt(f"Node {node_id!r}: pow needs a number as its exponent.")
 
 
+def _check_constants(node: Mapping, by_id: Mapping[Any, Mapping]) -> None:
+    """A constant is a leaf; a node may take one as one operand of add, sub, mul or div, never as all of
+    its children (Python would compute it, not the class) nor as a recorded node's child (a Value's)."""
+    node_id, children = node["id"], node.get("children", ())
+    if "constant" in node:
+        if type(node["constant"]) is not bool:
+            raise GraphNotBuilt(f"Node {node_id!r}: constant must be true or false.")
+        if node["constant"] and (node.get("op", "value") != "value" or "children" in node or "local_grads" in node):
+            raise GraphNotBuilt(f"Node {node_id!r} is marked constant, and only a leaf (an id and its data) can be.")
+    constants = [child for child in children if is_constant(by_id[child])]
+    if not constants:
+        return
+    if node.get("op", "value") == "value":
+        raise GraphNotBuilt(
+            f"Node {node_id!r} is recorded with its children, and its child {constants[0]!r} is a plain number "
+            "(constant): a recorded node's children are Values."
+        )
+    if len(constants) == len(children):
+        raise GraphNotBuilt(
+            f"Node {node_id!r} ({_how(node)}) has only plain numbers (constant) as its children: Python's float "
+            "arithmetic would compute it, not the class, so this graph cannot be built."
+        )
+
+
 def _is_number(thing: Any) -> bool:
     return type(thing) in (int, float) and math.isfinite(thing)
 
@@ -414,12 +493,16 @@ def _output(graph: Mapping, nodes: Sequence[Mapping], by_id: Mapping[Any, Mappin
     if graph.get("output") is not None:
         if graph["output"] not in by_id:
             raise GraphNotBuilt(f"The output {graph['output']!r} is no node of the graph.")
-        return graph["output"]
-    used = {child for node in nodes for child in node.get("children", ())}
-    sinks = [node["id"] for node in nodes if node["id"] not in used]
-    if len(sinks) != 1:
-        raise GraphNotBuilt(f"The graph has {len(sinks)} nodes that no other node uses; name its output.")
-    return sinks[0]
+        output = graph["output"]
+    else:
+        used = {child for node in nodes for child in node.get("children", ())}
+        sinks = [node["id"] for node in nodes if node["id"] not in used]
+        if len(sinks) != 1:
+            raise GraphNotBuilt(f"The graph has {len(sinks)} nodes that no other node uses; name its output.")
+        output = sinks[0]
+    if is_constant(by_id[output]):
+        raise GraphNotBuilt(f"The output {output!r} is a plain number (constant): it has no backward.")
+    return output
 
 
 # A student's Values as a submission.
@@ -435,9 +518,11 @@ def submission(
     request's nodes; the entries come in their order). `fields` picks among data, grad and local_grads; local gradients are sent for
     the nodes with children, when `nodes` is given and the class records them (`_children` and
     `_local_grads`), per unit of the node's grad through the student's own hidden Values (see
-    `local_gradients`). A number that is not finite is sent as the string "NaN", "Infinity" or
-    "-Infinity"; something that is not a number raises StudentError."""
+    `local_gradients`). A node of `nodes` marked constant (a plain number, not a Value) gets no entry,
+    and a node using one no local gradients. A number that is not finite is sent as the string "NaN",
+    "Infinity" or "-Infinity"; something that is not a number raises StudentError."""
     fields = tuple(fields)
+    constants = {node["id"] for node in nodes if is_constant(node)} if nodes is not None else set()
     if isinstance(values, Mapping):
         if nodes is None:
             ids = list(values)
@@ -458,12 +543,18 @@ def submission(
     graph_values = {id(value) for value in objects}
     submitted = []
     for k, (node_id, value) in enumerate(zip(ids, objects)):
+        if node_id in constants:
+            continue
         entry: dict[str, Any] = {"id": node_id}
         for name in ("data", "grad"):
             if name in fields:
                 entry[name] = _number(getattr(value, name, None), node_id, name)
         children = nodes[k].get("children") if nodes is not None else None
-        if "local_grads" in fields and children and all(child in by_id for child in children):
+        if (
+            "local_grads" in fields
+            and children
+            and all(child in by_id and child not in constants for child in children)
+        ):
             grads = local_gradients(value, [by_id[child] for child in children], graph_values)
             if grads is not None:
                 entry["local_grads"] = [_number(grad, node_id, "local gradient") for grad in grads]
@@ -567,6 +658,8 @@ def _name(value_class: Any) -> str:
 def _how(node: Mapping) -> str:
     op = node.get("op", "value")
     children = ", ".join(child if isinstance(child, str) else repr(child) for child in node.get("children", ()))
+    if is_constant(node):
+        return f"a plain number, {node.get('data')!r}"
     if op == "value":
         return "a recorded node" if "children" in node else f"a leaf, Value({node.get('data')!r})"
     if op == "pow":

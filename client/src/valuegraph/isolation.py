@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NamedTuple
 
-from valuegraph.grading import ClassNotFound, GradeReport, GraphResult, fields_of, graded, named_graphs
+from valuegraph.grading import ClassNotFound, GradeReport, GraphResult, fields_of, graded, is_constant, named_graphs
 
 if TYPE_CHECKING:
     from valuegraph.client import Client
@@ -188,8 +188,9 @@ def _computed(
 
 
 def _well_formed(submitted: object, nodes: Sequence[Mapping], fields: Sequence[str]) -> bool:
-    """One entry per node, in order, with the node's id, each field asked for a number (local_grads
-    optional, one per child), and nothing else."""
+    """One entry per node but the constants, in order, with the node's id, each field asked for a number
+    (local_grads optional, one per child), and nothing else."""
+    nodes = [node for node in nodes if not is_constant(node)]
     if type(submitted) is not list or len(submitted) != len(nodes):
         return False
     allowed, numbers = {"id", *fields}, [name for name in ("data", "grad") if name in fields]
