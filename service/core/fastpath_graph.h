@@ -170,7 +170,6 @@ static volatile double MINUS_TWO = -2.0;
 /* Per node flags. */
 #define F_DATA_INT 1u
 #define F_GRAD_INT 2u
-#define F_USED 4u /* some node lists it as a child */
 
 /* An id: an int within 64 bits, or a string (its decoded UTF-8 bytes). "1" and 1 are different ids. */
 enum id_type {
@@ -636,20 +635,26 @@ static bool forward(graph *g) {
 }
 
 /* The output's position: the one named (`output`, when not NULL), or the one node no node lists as a
- * child; -1 if none (the reference refuses it). */
+ * child; -1 if none (the reference refuses it). Uses g->mark, and leaves it zero. */
 static int64_t choose_output(graph *g, const id_ref *output) {
     if (output != NULL) {
         int64_t found = id_find(g, output);
         return found >= 0 ? found : -1;
     }
+    uint8_t *used = g->mark;
+    for (size_t k = 0; k < g->child_count; k++)
+        used[g->child[k]] = 1;
     int64_t sink = -1;
     for (size_t i = 0; i < g->n; i++) {
-        if (!(g->flags[i] & F_USED)) {
-            if (sink >= 0)
-                return -1;
+        if (!used[i]) {
+            if (sink >= 0) {
+                sink = -1;
+                break;
+            }
             sink = (int64_t)i;
         }
     }
+    memset(used, 0, g->n);
     return sink;
 }
 
@@ -746,15 +751,7 @@ static bool backward(graph *g, uint32_t root) {
 /* Order, forward and backward from the output (`output` when named, else the one sink); the output's
  * position, or -1 where the reference refuses the graph, something is unusual, or past the deadline. */
 static int64_t evaluate_graph(graph *g, const id_ref *output) {
-    int64_t root = choose_output(g, output);
-    if (root < 0)
-        return -1;
     size_t n = g->n;
-    if (g->slot_capacity > 4096) { /* no more lookups: a big graph's table goes before its work arrays come */
-        free(g->slots);
-        g->slots = NULL;
-        g->slot_capacity = 0;
-    }
     if (n > g->work_capacity) {
         free(g->mark);
         free(g->grad);
@@ -771,7 +768,13 @@ static int64_t evaluate_graph(graph *g, const id_ref *output) {
         return -1;
     }
     memset(g->mark, 0, n);
-    if (!dependency_order(g) || !forward(g) || !backward(g, (uint32_t)root))
+    int64_t root = choose_output(g, output);
+    if (g->slot_capacity > 4096) { /* no more lookups: a big graph's table goes */
+        free(g->slots);
+        g->slots = NULL;
+        g->slot_capacity = 0;
+    }
+    if (root < 0 || !dependency_order(g) || !forward(g) || !backward(g, (uint32_t)root))
         return -1;
     return root;
 }

@@ -69,41 +69,69 @@ enum key {
 };
 
 static enum key key_named(const char *s, size_t length) {
-    static const struct {
-        const char *name;
-        enum key key;
-    } KEYS[] = {
-        {"id", KEY_ID},
-        {"op", KEY_OP},
-        {"data", KEY_DATA},
-        {"children", KEY_CHILDREN},
-        {"exponent", KEY_EXPONENT},
-        {"local_grads", KEY_LOCAL_GRADS},
-        {"label", KEY_LABEL},
-        {"nodes", KEY_NODES},
-        {"output", KEY_OUTPUT},
-        {"graphs", KEY_GRAPHS},
-    };
-    for (size_t k = 0; k < sizeof(KEYS) / sizeof(KEYS[0]); k++)
-        if (strlen(KEYS[k].name) == length && memcmp(KEYS[k].name, s, length) == 0)
-            return KEYS[k].key;
-    return KEY_OTHER;
+#define IS(name) (memcmp(s, name, sizeof(name) - 1) == 0)
+    switch (length) {
+    case 2:
+        return IS("id") ? KEY_ID : IS("op") ? KEY_OP : KEY_OTHER;
+    case 4:
+        return IS("data") ? KEY_DATA : KEY_OTHER;
+    case 5:
+        return IS("nodes") ? KEY_NODES : IS("label") ? KEY_LABEL : KEY_OTHER;
+    case 6:
+        return IS("output") ? KEY_OUTPUT : IS("graphs") ? KEY_GRAPHS : KEY_OTHER;
+    case 8:
+        return IS("children") ? KEY_CHILDREN : IS("exponent") ? KEY_EXPONENT : KEY_OTHER;
+    case 11:
+        return IS("local_grads") ? KEY_LOCAL_GRADS : KEY_OTHER;
+    default:
+        return KEY_OTHER;
+    }
+#undef IS
+}
+
+/* p at a string of at most 15 plain ASCII characters (no escape; the usual key or op name): true, its
+ * characters in [*start, *start + *length) and *next past it. False for anything else, which
+ * json_scan_string then reads. */
+static inline bool short_plain_string(const char *p, const char *end, const char **start, size_t *length,
+                                      const char **next) {
+    if (p >= end || *p != '"')
+        return false;
+    const char *q = p + 1, *limit = end - q > 16 ? q + 16 : end;
+    while (q < limit && *q != '"' && *q != '\\' && (unsigned char)(*q - 0x20) < 0x60)
+        q++;
+    if (q >= limit || *q != '"')
+        return false;
+    *start = p + 1;
+    *length = (size_t)(q - (p + 1));
+    *next = q + 1;
+    return true;
 }
 
 /* *s at an object's key: which key it is (compared decoded: "\u0069d" is id) and *s past its colon.
  * False for invalid JSON, and for a key too long to be one of ours once decoded. */
-static bool read_key(const char **s, const char *end, enum key *key) {
-    char decoded[16];
-    json_string name;
-    if (json_scan_string(*s, end, decoded, sizeof(decoded), &name, s) != JSON_OK)
-        return false;
-    *key = key_named(name.ptr, name.len);
-    return json_expect(*s, end, ':', s);
+static inline bool read_key(const char **s, const char *end, enum key *key) {
+    const char *name;
+    size_t length;
+    if (!short_plain_string(*s, end, &name, &length, s)) {
+        char decoded[16];
+        json_string text;
+        if (json_scan_string(*s, end, decoded, sizeof(decoded), &text, s) != JSON_OK)
+            return false;
+        name = text.ptr;
+        length = text.len;
+    }
+    *key = key_named(name, length);
+    const char *p = *s;
+    if (p < end && *p == ':') { /* the usual case: no space before the colon */
+        *s = p + 1;
+        return true;
+    }
+    return json_expect(p, end, ':', s);
 }
 
 /* After a member of an object or an item of an array: true and *s past the comma when another
  * follows; true and *more false, *s past the closing bracket, when it ends; false otherwise. */
-static bool read_separator(const char **s, const char *end, char closing, bool *more) {
+static inline bool read_separator(const char **s, const char *end, char closing, bool *more) {
     const char *p = json_skip_ws(*s, end);
     if (p < end && *p == ',') {
         *s = json_skip_ws(p + 1, end);
@@ -119,7 +147,7 @@ static bool read_separator(const char **s, const char *end, char closing, bool *
 }
 
 /* *s at an array or object: true and *s past the bracket if it is empty; else *s at its first member. */
-static bool opens(const char **s, const char *end, char opening, char closing, bool *empty) {
+static inline bool opens(const char **s, const char *end, char opening, char closing, bool *empty) {
     const char *p = json_skip_ws(*s, end);
     if (p >= end || *p != opening)
         return false;
@@ -184,16 +212,21 @@ static bool read_number(const char **s, const char *end, double *value) {
 
 /* *s at an op's name: one of the registry's (*op) or "value" (*op NULL). */
 static bool read_op(const char **s, const char *end, const struct operation **op) {
-    const char *p = json_skip_ws(*s, end);
+    const char *p = json_skip_ws(*s, end), *name;
+    size_t length;
     char decoded[16];
-    json_string name;
-    if (json_peek(p, end) != JSON_T_STRING || json_scan_string(p, end, decoded, sizeof(decoded), &name, s) != JSON_OK)
-        return false;
+    json_string text;
+    if (!short_plain_string(p, end, &name, &length, s)) {
+        if (json_peek(p, end) != JSON_T_STRING || json_scan_string(p, end, decoded, sizeof(decoded), &text, s) != JSON_OK)
+            return false;
+        name = text.ptr;
+        length = text.len;
+    }
     *op = NULL;
-    if (name.len == 5 && memcmp(name.ptr, "value", 5) == 0)
+    if (length == 5 && memcmp(name, "value", 5) == 0)
         return true;
     for (size_t k = 0; k < N_OPERATIONS; k++)
-        if (strlen(OPERATIONS[k].name) == name.len && memcmp(OPERATIONS[k].name, name.ptr, name.len) == 0) {
+        if (strlen(OPERATIONS[k].name) == length && memcmp(OPERATIONS[k].name, name, length) == 0) {
             *op = &OPERATIONS[k];
             return true;
         }
@@ -241,7 +274,6 @@ static bool read_children(graph *g, reader *r, const char **s, const char *end, 
             return false;
         if (found >= 0) {
             g->child[start + k] = (uint32_t)found;
-            g->flags[found] |= F_USED;
             r->arena_used = arena_used; /* its node's id holds the same bytes */
         } else if (!pend(r, &child, (uint32_t)(start + k))) {
             return false;
@@ -366,7 +398,6 @@ static bool resolve_pending(graph *g, reader *r) {
         if (found < 0)
             return false;
         g->child[r->pending[k].position] = (uint32_t)found;
-        g->flags[found] |= F_USED;
     }
     g->child_start[g->n] = (uint32_t)g->child_count;
     return true;
@@ -440,7 +471,8 @@ static json_status skip_item(const char **s, const char *end, int depth, size_t 
             if (depth + 2 > JSON_MAX_DEPTH)
                 return JSON_INVALID;
             *s = value;
-            opens(s, end, '[', ']', &items);
+            if (!opens(s, end, '[', ']', &items))
+                return JSON_INVALID;
             for (items = !items; items; count++) {
                 if ((status = json_skip_value(*s, end, depth + 2, s)) != JSON_OK)
                     return status;

@@ -132,7 +132,9 @@ static bool write_id(answer_buffer *b, const graph *g, size_t i) {
 /* {"output":ID,"nodes":[{"id":ID,"data":X,"grad":Y},...]}: every node in request order. False when
  * memory runs out, or past the deadline (g->past_deadline). */
 static bool write_answer(answer_buffer *b, graph *g, size_t root) {
-    if (!append(b, "{\"output\":", 10) || !write_id(b, g, root) || !append(b, ",\"nodes\":[", 10))
+    /* Room for about the whole answer at once (pages not written to cost no memory). */
+    if (!reserve(b, 80 * g->n + 64) || !append(b, "{\"output\":", 10) || !write_id(b, g, root) ||
+        !append(b, ",\"nodes\":[", 10))
         return false;
     for (size_t i = 0; i < g->n; i++) {
         if (!on_time(g) || !append(b, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6) || !write_id(b, g, i) ||
