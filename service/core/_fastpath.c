@@ -141,10 +141,12 @@ static PyObject *fastpath_evaluate(PyObject *module, PyObject *const *args, Py_s
     return result;
 }
 
-/* Appends the answered items written so far, one bytes object, to `parts`. */
+/* Appends the answered items written so far, one bytes object, to `parts`; the buffer is emptied. */
 static bool flush_answered(answer_buffer *answered, PyObject *parts) {
-    if (answered->used == 0)
+    if (answered->used == 0) {
+        answer_buffer_drop(answered);
         return true;
+    }
     PyObject *chunk = answer_buffer_finish(answered);
     if (chunk == NULL)
         return false;

@@ -112,8 +112,8 @@ static inline bool short_plain_string(const char *p, const char *end, const char
 static inline bool read_key(const char **s, const char *end, enum key *key) {
     const char *name;
     size_t length;
+    char decoded[16];
     if (!short_plain_string(*s, end, &name, &length, s)) {
-        char decoded[16];
         json_string text;
         if (json_scan_string(*s, end, decoded, sizeof(decoded), &text, s) != JSON_OK)
             return false;
@@ -370,7 +370,7 @@ static bool read_node(graph *g, reader *r, const char **s, const char *end) {
         g->data[i] = 0.0;
     } else if (!HAS(KEY_OP) && (HAS(KEY_CHILDREN) || HAS(KEY_LOCAL_GRADS))) { /* a recorded node */
         if (HAS(KEY_EXPONENT) || !HAS(KEY_CHILDREN) || !HAS(KEY_LOCAL_GRADS) || children != local_grads ||
-            !HAS(KEY_DATA))
+            !HAS(KEY_DATA) || !graph_reserve_local_grads(g))
             return false;
         g->kind[i] = KIND_RECORDED;
         g->data[i] = data;
@@ -410,8 +410,8 @@ static bool read_graph(graph *g, reader *r, const char **s, const char *end, id_
     bool more;
     unsigned seen = 0;
     *has_output = false;
-    if (!opens(s, end, '{', '}', &more) || more)
-        return false;
+    if (!graph_reserve_children(g, 1) || !opens(s, end, '{', '}', &more) || more)
+        return false; /* (the child array is never empty, so that every node's children have an address) */
     for (more = true; more;) {
         enum key key;
         if (!read_key(s, end, &key) || (key != KEY_NODES && key != KEY_OUTPUT) || (seen & (1u << key)))
