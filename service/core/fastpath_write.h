@@ -36,6 +36,8 @@ static inline char *write_literal(char *p, const char *s, size_t length) {
 }
 
 static inline bool append(answer_buffer *b, const char *s, size_t length) {
+    if (length == 0) /* (an empty buffer has no memory yet) */
+        return true;
     if (!reserve(b, length))
         return false;
     write_literal(b->start + b->used, s, length);
