@@ -77,7 +77,7 @@ ids = st.one_of(
 )
 BROKEN_FIELDS = {
     "id": st.one_of(st.none(), st.booleans(), st.floats(), st.just(""), st.just("x" * 257)),
-    "op": st.one_of(st.sampled_from(["Add", "sqrt", "", "value"]), st.integers(), st.none()),
+    "op": st.one_of(st.sampled_from(["Add", "sqrt", "", "value"]), st.integers(-(2**63), 2**64 - 1), st.none()),
     "data": st.one_of(st.none(), st.booleans(), st.just("2.0"), st.just([1.0])),
     "children": st.one_of(st.none(), st.just([]), st.lists(st.integers(0, 40), max_size=3), st.just("a")),
     "exponent": st.one_of(st.none(), st.booleans(), st.floats(-3, 3)),
