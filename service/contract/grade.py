@@ -5,6 +5,7 @@ valid request skips marshmallow's machinery; marshmallow runs only to explain a 
 """
 
 import math
+from functools import partial
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -14,6 +15,7 @@ from service.contract.graph import (
     Id,
     Number,
     StrictSchema,
+    all_hold,
     is_id,
     is_number,
     is_valid_request,
@@ -30,6 +32,7 @@ from service.core.grading import (
 )
 from service.core.mistakes import MISTAKES
 from service.core.ops import OPS
+from service.core.traversal import Checkpoint
 
 _SUBMITTED_KEYS = frozenset(("id", "data", "grad", "local_grads"))
 _TOLERANCE_KEYS = frozenset(("rtol", "atol"))
@@ -132,8 +135,11 @@ class GradeRequestSchema(GraphRequestSchema):
     )
 
 
-def is_valid_grade_request(document: object, max_nodes: int | None = None) -> bool:
-    """True exactly when GradeRequestSchema(max_nodes=max_nodes).load(document) would succeed."""
+def is_valid_grade_request(
+    document: object, max_nodes: int | None = None, checkpoint: Checkpoint | None = None
+) -> bool:
+    """True exactly when GradeRequestSchema(max_nodes=max_nodes).load(document) would succeed; `checkpoint`,
+    when given, is called as the entries and nodes are checked (a deadline raises there)."""
     if type(document) is not dict or not document.keys() <= _GRADE_KEYS:
         return False
     submitted, tolerance, required = (
@@ -143,25 +149,25 @@ def is_valid_grade_request(document: object, max_nodes: int | None = None) -> bo
     )
     return (
         type(submitted) is list
-        and all(map(_submitted_is_valid, submitted))
+        and all_hold(partial(_submitted_is_valid, checkpoint=checkpoint), submitted, checkpoint)
         and type(required) is list
         and all(type(name) is str and name in FIELDS for name in required)
         and len(set(required)) == len(required)
         and type(tolerance) is dict
         and tolerance.keys() <= _TOLERANCE_KEYS
         and all(is_number(x) and x >= 0 for x in tolerance.values())
-        and is_valid_request({key: document[key] for key in _GRAPH_KEYS if key in document}, max_nodes)
+        and is_valid_request({key: document[key] for key in _GRAPH_KEYS if key in document}, max_nodes, checkpoint)
     )
 
 
-def _submitted_is_valid(entry):
+def _submitted_is_valid(entry, checkpoint=None):
     if type(entry) is not dict or not entry.keys() <= _SUBMITTED_KEYS or not is_id(entry.get("id")):
         return False
     local_grads = entry.get("local_grads", [])
     return (
         all(is_submitted_number(entry[key]) for key in ("data", "grad") if key in entry)
         and type(local_grads) is list
-        and all(map(is_submitted_number, local_grads))
+        and all_hold(is_submitted_number, local_grads, checkpoint)
     )
 
 

@@ -12,10 +12,13 @@ read from their fields); tests/test_validation_differential.py proves the two eq
 """
 
 import traceback
+from collections.abc import Callable
+from functools import partial
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from service.core.ops import OPS
+from service.core.traversal import Checkpoint
 
 ID_MAX_LENGTH = 256
 #: A label is limited as an id is.
@@ -349,8 +352,25 @@ _RECORDED_KEYS = frozenset(RecordedNodeSchema().fields)
 _REQUEST_KEYS = frozenset(GraphRequestSchema().fields)
 
 
-def is_valid_request(document: object, max_nodes: int | None = None) -> bool:
-    """True exactly when GraphRequestSchema(max_nodes=max_nodes).load(document) would succeed."""
+#: How many items a fast validator checks between two calls of its checkpoint.
+CHECKED_PER_CHECKPOINT = 1 << 16
+
+
+def all_hold(predicate: Callable[[object], bool], items: list, checkpoint: Checkpoint | None = None) -> bool:
+    """all(map(predicate, items)), with `checkpoint` called every CHECKED_PER_CHECKPOINT items: a list a client
+    sized (a body's nodes, one node's children) is checked within the request's deadline."""
+    if checkpoint is None or len(items) <= CHECKED_PER_CHECKPOINT:
+        return all(map(predicate, items))
+    for start in range(0, len(items), CHECKED_PER_CHECKPOINT):
+        checkpoint()
+        if not all(map(predicate, items[start : start + CHECKED_PER_CHECKPOINT])):
+            return False
+    return True
+
+
+def is_valid_request(document: object, max_nodes: int | None = None, checkpoint: Checkpoint | None = None) -> bool:
+    """True exactly when GraphRequestSchema(max_nodes=max_nodes).load(document) would succeed; `checkpoint`,
+    when given, is called as the nodes are checked (a deadline raises there)."""
     if type(document) is not dict or not document.keys() <= _REQUEST_KEYS:
         return False
     nodes = document.get("nodes")
@@ -359,11 +379,11 @@ def is_valid_request(document: object, max_nodes: int | None = None) -> bool:
         and len(nodes) > 0
         and (max_nodes is None or len(nodes) <= max_nodes)
         and ("output" not in document or is_id(document["output"]))
-        and all(map(node_is_valid, nodes))
+        and all_hold(partial(node_is_valid, checkpoint=checkpoint) if checkpoint else node_is_valid, nodes, checkpoint)
     )
 
 
-def node_is_valid(node: object) -> bool:
+def node_is_valid(node: object, checkpoint: Checkpoint | None = None) -> bool:
     """True exactly when the node's schema would load it."""
     if type(node) is not dict or not is_id(node.get("id")):
         return False
@@ -391,7 +411,7 @@ def node_is_valid(node: object) -> bool:
             and type(children) is list
             and type(local_grads) is list
             and len(children) == len(local_grads)
-            and all(map(is_id, children))
-            and all(map(is_number, local_grads))
+            and all_hold(is_id, children, checkpoint)
+            and all_hold(is_number, local_grads, checkpoint)
         )
     return node.keys() <= _LEAF_KEYS and is_number(node.get("data"))

@@ -41,7 +41,7 @@ from service.core.mistakes import (
     reproduces,
 )
 from service.core.ops import OPS
-from service.core.traversal import Checkpoint, post_order
+from service.core.traversal import Checkpoint, checkpointed, post_order
 
 MATCH, MISMATCH, NOT_SUBMITTED, MISSING = "match", "mismatch", "not-submitted", "missing"
 VERDICTS = (MATCH, MISMATCH, NOT_SUBMITTED, MISSING)
@@ -192,25 +192,28 @@ class _Grading:
         self.nodes, self.values, self.tolerance = nodes, values, tolerance
         self.required, self.checkpoint = frozenset(required), checkpoint
         self.index = {node["id"]: i for i, node in enumerate(nodes)}
-        self.kids = [[self.index[c] for c in node.get("children", ())] for node in nodes]
+        self.kids = [[self.index[c] for c in node.get("children", ())] for node in checkpointed(nodes, checkpoint)]
+        checkpoint()
         self.order = forward_order(self.kids)
         self.rank = {i: r for r, i in enumerate(self.order)}
         self.output = self.index[output]
+        checkpoint()
         self.reachable = reachable_from(self.output, self.kids)
         self.users = [[] for _ in nodes]
-        for p in self.reachable:
+        for p in checkpointed(self.reachable, checkpoint):
             for k, c in enumerate(self.kids[p]):
                 self.users[c].append((p, k))
-        for users in self.users:
+        for users in checkpointed(self.users, checkpoint):
             users.sort(key=lambda use: (self.rank[use[0]], use[1]))
-        self.local = [self.reference_local_grads(i) for i in range(len(nodes))]
+        self.local = [self.reference_local_grads(i) for i in checkpointed(range(len(nodes)), checkpoint)]
         checkpoint()
         # The rounding bounds accept numbers without a tolerance, and, whatever the tolerance, tell a mistake
         # (which moves a number past them) from a reordering (which does not).
         self.rounding = rounding.bounds(nodes, values, self.kids, self.order, self.users, self.local, self.output)
+        checkpoint()
         self.entry = [None] * len(nodes)
         self._local_accepted = {}
-        for entry in submitted:
+        for entry in checkpointed(submitted, checkpoint):
             self.entry[self.index[entry["id"]]] = {
                 key: value
                 if key == "id"
@@ -282,7 +285,9 @@ class _Grading:
 
     def run(self):
         n = len(self.nodes)
-        verdicts = [{field: self.verdict(i, field) for field in FIELDS} for i in range(n)]
+        verdicts = [
+            {field: self.verdict(i, field) for field in FIELDS} for i in checkpointed(range(n), self.checkpoint)
+        ]
         known = {MATCH: MATCH, MISMATCH: MISMATCH}
         causes = root_cause_sites(
             self,
@@ -296,7 +301,7 @@ class _Grading:
         self.checkpoint()
         root_causes, not_listed = self.explained(causes, verdicts)
         counted = {field: {"checked": 0, "matched": 0, "missing": 0} for field in FIELDS}
-        for node_verdicts in verdicts:
+        for node_verdicts in checkpointed(verdicts, self.checkpoint):
             for field, verdict in node_verdicts.items():
                 if verdict != NOT_SUBMITTED:
                     counted[field]["checked"] += 1
@@ -305,12 +310,13 @@ class _Grading:
         checked = sum(c["checked"] for c in counted.values())
         matched = sum(c["matched"] for c in counted.values())
         results = []
-        for i, (node, value) in enumerate(zip(self.nodes, self.values)):
+        for i, (node, value) in enumerate(checkpointed(zip(self.nodes, self.values), self.checkpoint)):
             result = {"id": node["id"], "data": value.data, "grad": value.grad}
             if self.local[i] is not None:
                 result["local_grads"] = self.local[i]
             result["verdict"] = verdicts[i]
             results.append(result)
+        self.checkpoint()
         body = {
             "output": self.nodes[self.output]["id"],
             "passed": checked > 0 and checked == matched,

@@ -77,7 +77,7 @@ def reference_evaluation(document: object, checkpoint: Checkpoint, explain: bool
     batch whose answer has no room left, `explain` is false)."""
     request_graph = validated(
         document,
-        lambda document: is_valid_request(document, current_app.config["MAX_NODES"]),
+        lambda document: is_valid_request(document, current_app.config["MAX_NODES"], checkpoint),
         current_app.extensions["valuegraph.request_schema"],
         invalid_graph_request,
         None if explain else lambda: unexplained("invalid-graph"),

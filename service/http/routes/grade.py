@@ -41,7 +41,7 @@ def grade_body(document: object, checkpoint: Checkpoint, explain: bool = True) -
     refusal unexplained when, in a batch whose answer has no room left, `explain` is false)."""
     grade_request = validated(
         document,
-        lambda document: is_valid_grade_request(document, current_app.config["MAX_NODES"]),
+        lambda document: is_valid_grade_request(document, current_app.config["MAX_NODES"], checkpoint),
         current_app.extensions["valuegraph.grade_schema"],
         invalid_grade_request,
         None if explain else lambda: unexplained("invalid-graph"),
