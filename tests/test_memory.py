@@ -9,6 +9,7 @@ and the frames' callers hold the body and the document).
 import gc
 import types
 
+import orjson
 import pytest
 
 from service.runtime.memory import LEAST_RESERVE, RESERVES, MemoryBudget, OverBudget, Reserve, reserve_for
@@ -90,3 +91,21 @@ def test_a_body_is_admitted_for_its_endpoints_reserve():
     with pytest.raises(OverBudget) as refused:
         budget.refuse_if_never_fits(body, "/v1/evaluate")
     assert not refused.value.ever
+
+
+def test_the_gc_pause_starts_only_once_the_request_is_admitted(make_app):
+    """A request waiting for room in the budget does not keep the cyclic collector paused: the pause is
+    entered after admission, with the request's reserve already held."""
+    app = make_app()
+    budget, held_when_paused = app.extensions["valuegraph.memory_budget"], []
+    paused = app.extensions["valuegraph.gc_pause"]
+
+    def recording_pause():
+        held_when_paused.append(budget.admitted)
+        return paused()
+
+    app.extensions["valuegraph.gc_pause"] = recording_pause
+    body = orjson.dumps(SEED_GRAPH)
+    response = app.test_client().post("/v1/evaluate", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
+    assert held_when_paused == [RESERVES["/v1/evaluate"].bytes_for(len(body))]

@@ -353,7 +353,7 @@ _REQUEST_KEYS = frozenset(GraphRequestSchema().fields)
 
 
 #: How many items a fast validator checks between two calls of its checkpoint.
-CHECKED_PER_CHECKPOINT = 1 << 16
+CHECKED_PER_CHECKPOINT = 8192
 
 
 def all_hold(predicate: Callable[[object], bool], items: list, checkpoint: Checkpoint | None = None) -> bool:
