@@ -35,7 +35,7 @@ import yaml
 from bench.workloads import random_dag
 from service.runtime import observe
 from service.runtime.config import DEADLINE_SECONDS, MAX_BODY_BYTES, SETTINGS, tokens_file
-from service.runtime.memory import PEAK_BYTES_PER_BODY_BYTE
+from service.runtime.memory import RESERVES
 from tests.support import ROOT, SEED_GRAPH
 from tests.test_docker import (  # noqa: F401 (fixtures)
     BASE_IMAGE_SCRIPT,
@@ -457,9 +457,9 @@ def test_kubernetes_manifests_agree_with_each_other_and_the_service():
     limit = memory_bytes(container["resources"]["limits"]["memory"])
     assert limit == workers * budget + 512 * 2**20
     assert memory_bytes(container["resources"]["requests"]["memory"]) == limit
-    # The largest body fits the budget: admission reserves PEAK_BYTES_PER_BODY_BYTE per byte, so a
-    # larger limit would only let through bodies that get 413 for the budget anyway.
-    assert int(env["VALUEGRAPH_MAX_BODY_BYTES"]) * PEAK_BYTES_PER_BODY_BYTE <= budget
+    # The largest body fits the budget at /v1/evaluate: admission reserves its measured bytes per body byte,
+    # so a larger limit would only let through bodies that get 413 for the budget anyway.
+    assert RESERVES["/v1/evaluate"].bytes_for(int(env["VALUEGRAPH_MAX_BODY_BYTES"])) <= budget
     # One core per worker is what the autoscaler's utilization is measured against.
     assert float(container["resources"]["requests"]["cpu"]) == workers
 

@@ -214,7 +214,7 @@ WORST_SHAPES = (
     ("/v1/grade/batch", "one recorded node's local gradients"),
     ("/v1/expression", "large inputs map"),
     ("/v1/expression", "inputs map of invalid values"),
-    ("/v1/render?format=mermaid", "invalid data: long lists"),
+    ("/v1/render?format=mermaid", "too many edges"),
     ("/v1/render?format=dot", "too many edges"),
 )
 WORST_BODY_BYTES = 6_000_000

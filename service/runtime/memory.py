@@ -35,9 +35,9 @@ class Reserve:
 RESERVES: dict[str, Reserve] = {
     "/v1/evaluate": Reserve(30),
     "/v1/evaluate/batch": Reserve(30),
-    "/v1/grade": Reserve(30),
-    "/v1/grade/batch": Reserve(30),
-    "/v1/expression": Reserve(30),
+    "/v1/grade": Reserve(48, at_least=16 * 2**20),
+    "/v1/grade/batch": Reserve(48, at_least=16 * 2**20),
+    "/v1/expression": Reserve(24, at_least=8 * 2**20),
     "/v1/render": Reserve(30),
 }
 #: No more than any endpoint reserves: what a body sent to another path is checked against before it is read.
