@@ -51,6 +51,7 @@ def evaluation_body(body: bytes, deadline: Deadline) -> bytes:
             answer_bytes, nodes = answered
             note_graph_size(nodes)
             return answer_bytes
+    deadline.check()  # the fast path may have used it up: parsing cannot be stopped once begun
     return reference_evaluation(parse_json(body), deadline)
 
 
@@ -69,6 +70,7 @@ def evaluation_batch_body(body: bytes, deadline: Deadline) -> bytes:
             if nodes:
                 note_graph_size(nodes)
             return batch_body_of_parts(parts, body, reference_evaluation, b"evaluation", deadline)
+    deadline.check()
     return batch_body(parse_json(body), reference_evaluation, b"evaluation", deadline)
 
 
