@@ -44,8 +44,6 @@ RESERVES: dict[str, Reserve] = {
 LEAST_RESERVE = Reserve(
     min(reserve.per_body_byte for reserve in RESERVES.values()), min(reserve.at_least for reserve in RESERVES.values())
 )
-#: The most any endpoint reserves per body byte: what sizing a deployment's budget needs for its largest body.
-PEAK_BYTES_PER_BODY_BYTE = max(reserve.per_body_byte for reserve in RESERVES.values())
 
 
 def reserve_for(path: str) -> Reserve:
