@@ -101,3 +101,30 @@ def test_the_grading_bench_reports_every_class_and_mode(tmp_path):
     for mode in grading.MODES:
         assert f"| {mode} |" in text
     assert "Correct classes written differently" in text and "| Kahn's algorithm | grads only |" in text
+
+
+def run_bench(*args):
+    run = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def test_the_memory_bench_measures_each_shape_and_says_whether_the_reserve_covers_it():
+    table = run_bench("bench.memory", "--megabytes", "0.05", "--only", "/v1/expression", "--paths", "reference")
+    for shape in ("large inputs map (valid)", "inputs map of invalid values (refused)", "the longest expression"):
+        assert f"| `/v1/expression` | {shape}" in table
+    assert "- `/v1/expression`: worst " in table and "admission reserves 24 B per body byte" in table
+
+
+def test_the_deadline_bench_times_each_slowest_shape_on_both_paths():
+    table = run_bench("bench.deadline", "--megabytes", "0.05", "--only", "/v1/evaluate/batch chains")
+    assert table.count("| `/v1/evaluate/batch` | chains of adds (valid) |") == 2
+    assert "| fast |" in table and "| reference |" in table and "Longest: " in table
+
+
+def test_the_refusals_bench_compares_a_batch_with_one_graph():
+    table = run_bench("bench.refusals", "--megabytes", "0.2", "--repeat", "1")
+    assert table.count("| `/v1/evaluate/batch` | 10,000 graphs of ") == 2
+    assert table.count("| `/v1/evaluate` | one graph of the same ") == 2
