@@ -35,8 +35,8 @@ def test_the_slowest_shapes_are_stopped_at_the_deadline(make_app, bodies, shape)
     took = time.monotonic() - started
     if response.status_code == 504:
         assert response.get_json()["type"] == "/problems/deadline-exceeded"
-    else:  # answered within the deadline (the fast path's batches): nothing left to stop
-        assert response.status_code in (200, 422) and took <= DEADLINE_SECONDS * 2, (response.status_code, took)
+    else:  # answered before a check found the deadline passed: a refusal, or the fast path's quick work
+        assert response.status_code in (200, 422), response.status_code
     assert took < STOPPED_WITHIN_SECONDS, f"answered {response.status_code} after {took:.1f} s"
 
 
