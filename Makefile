@@ -3,6 +3,8 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+# pytest-xdist: one worker per core; the Docker tests share one worker (tests/conftest.py). PARALLEL= runs serially.
+PARALLEL ?= -n auto --dist loadgroup
 
 .PHONY: run test test-fast bench openapi lock clean contract-tools system-tools fastpath sanitize sanitize-run \
 	native-tests fuzz fuzz-run fuzz-tools fastpath-exhaustive fastpath-tables
@@ -27,11 +29,11 @@ test: $(VENV)/.dev fastpath sanitize contract-tools system-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest $(PARALLEL)
 
 # The fast set for the edit-run loop: no real server, Docker or benchmark.
 test-fast: $(VENV)/.dev fastpath
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" $(PARALLEL)
 
 # Prism, pinned in tools/contract/package-lock.json, for tests/test_contract_tools.py; without npm
 # those tests skip, and this says so.

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 from bench.report import machine, table
-from service.core import graphs
 from service.core.grading import grade
 from tools import students
 
@@ -75,24 +74,8 @@ def rates(module, keys, mode, graph_count, rng, passes=1):
         output, values = evaluated
         if students.relu_of_a_computed_zero(nodes, values):
             continue
-        position = {node["id"]: i for i, node in enumerate(nodes)}
         full = students.submission(module, nodes, output, MODES["full"], passes)
-        local = {
-            i: graphs.unit_flow(node, [values[position[c]].data for c in node["children"]], 1)
-            for i, node in enumerate(nodes)
-            if node.get("children")
-        }
-        shows = any(
-            students.differ(entry[field], getattr(values[position[entry["id"]]], field))
-            for entry in submitted
-            for field in ("data", "grad")
-            if field in entry
-        ) or any(
-            students.differ(s, r)
-            for entry in submitted
-            if "local_grads" in entry
-            for s, r in zip(entry["local_grads"], local[position[entry["id"]]])
-        )
+        shows = students.shows_a_difference(nodes, values, submitted)
         started = time.perf_counter()
         body = grade(nodes, output, values, submitted)
         times.append((time.perf_counter() - started) * 1000)

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from openapi_schema_validator import OAS30Validator
 
+import tests.property
 from service.core import fastpath
 from service.http.app import create_app
 from tests.support import ROOT
@@ -73,15 +74,21 @@ def live_server(tmp_path_factory):
         yield server.base
 
 
+def pytest_configure(config):
+    if "not slow" in (config.option.markexpr or ""):
+        tests.property.EXAMPLES_SHARE = 0.2
+
+
 #: Fixtures that start Docker: a test that takes one belongs to the slow set, never to `make test-fast`.
 DOCKER_FIXTURES = {"base_image", "build_image", "image", "nginx_image", "stack", "copy"}
 
 
 def pytest_collection_modifyitems(config, items):
-    unmarked = [
-        item.nodeid
-        for item in items
-        if DOCKER_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow")
-    ]
+    """Docker tests are slow, and run one after another in one xdist worker (`--dist loadgroup`): they
+    share the engine, its images and the machine's memory."""
+    docker = [item for item in items if DOCKER_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    unmarked = [item.nodeid for item in docker if not item.get_closest_marker("slow")]
     if unmarked:
         raise pytest.UsageError("these tests start Docker but are not marked slow: " + ", ".join(unmarked))
+    for item in docker:
+        item.add_marker(pytest.mark.xdist_group("docker"))

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from service.core import fastpath
 from service.core import graphs as graph_module
 from service.http.app import create_app
+from tests.property import examples
 from tests.strategies import graphs
 from tests.support import SEED_GRAPH, leaf, op
 from tools.reference_value import evaluate_with_seed
@@ -352,7 +353,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.one_of(
         graphs(), json_values.map(lambda value: (value, None)), st.binary(max_size=40).map(lambda raw: (raw, None))

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from service.core.engine import Value, topological_order
 from service.core.graphs import GraphError, evaluate
+from tests.property import examples
 from tests.strategies import graphs
 from tools.reference_value import Value as SeedValue
 from tools.reference_value import build_topo, evaluate_with_seed
@@ -121,7 +122,7 @@ def _seed_or_none(nodes, output):
     return None
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), suppress_health_check=[HealthCheck.too_slow])
 @given(graphs())
 def test_random_graphs_match_the_seed_or_are_refused_exactly_when_it_fails(graph):
     nodes, output = graph

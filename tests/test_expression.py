@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from service.core import arithmetic, expression
+from tests.property import examples
 from tools import reference_value as seed_value
 from tools.reference_value import Value
 
@@ -398,7 +399,7 @@ def source_text(depth):
     return st.recursive(atom, compound, max_leaves=depth)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(source_text(12))
 def test_the_deep_parser_builds_the_tree_cpython_builds(text):
     try:

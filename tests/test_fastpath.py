@@ -23,6 +23,7 @@ from service.core.deadline import Deadline, DeadlineExceeded
 from service.core.ops import OPS
 from service.http.app import create_app
 from service.runtime.config import ConfigError, from_environment
+from tests.property import examples
 from tests.support import leaf, op
 
 try:
@@ -142,7 +143,7 @@ def documents(draw, max_ops=14):
     return document
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents())
 @example({"nodes": [leaf("x", 0.0), op("r", "relu", "x")]})
 @example({"nodes": [leaf("x", -0.0), op("r", "relu", "x"), op("n", "neg", "r")]})
@@ -150,7 +151,7 @@ def test_whenever_the_fast_path_answers_it_is_the_reference_byte_for_byte(docume
     assert_agrees(document)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(documents(max_ops=30), st.integers(1, 40))
 def test_it_never_answers_over_the_node_limit(document, max_nodes):
     fast, _ = assert_agrees(document, max_nodes)
@@ -356,7 +357,7 @@ def json_text(draw, value) -> bytes:
     return (space() + write(value) + space()).encode()
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_json_written_any_way_is_read_as_orjson_reads_it(data):
     document = data.draw(documents(max_ops=8))
@@ -365,7 +366,7 @@ def test_json_written_any_way_is_read_as_orjson_reads_it(data):
     assert fast_answer is None or fast_answer == expected
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.data())
 def test_a_valid_graph_is_answered_however_its_json_is_written(data):
     from bench.workloads import small_graph
@@ -484,7 +485,7 @@ def batches(draw):
     return draw(json_text({"graphs": items}))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches(), st.sampled_from([(10_000, MAX_NODES, MAX_NODES), (3, 40, 10), (10, 15, 5)]))
 def test_a_batch_answered_in_one_call_is_the_reference_paths_answer(body, limits):
     answered = fast_batch(body, limits)

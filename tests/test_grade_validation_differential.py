@@ -8,6 +8,7 @@ from marshmallow import ValidationError
 
 from service.contract.batch import BatchRequestSchema, is_valid_batch
 from service.contract.grade import GradeRequestSchema, is_valid_grade_request
+from tests.property import examples
 from tests.test_validation_differential import ids, near_valid_node, numbers
 
 submitted_fields = {
@@ -48,7 +49,7 @@ def marshmallow_loads(schema, document):
         return False
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(
     st.lists(near_valid_node(), min_size=1, max_size=3),
     st.one_of(st.lists(submitted_entry(), max_size=3), submitted_entry()),

@@ -18,6 +18,7 @@ from openapi_spec_validator import validate
 from service.contract.graph import Node
 from service.core.ops import OPS
 from service.runtime.config import MAX_BODY_BYTES, MAX_NODES
+from tests.property import examples
 from tests.support import ROOT
 from tools.openapi import build_spec, node_shape_names
 
@@ -259,7 +260,7 @@ def breaks_only_the_one_local_grad_per_child_rule(node) -> bool:
 
 
 @pytest.mark.slow
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(nodes_near_each_shape())
 def test_the_spec_accepts_a_node_exactly_when_the_service_does(shape_validators, node):
     """Every node-level rule is in the schema, save one JSON Schema cannot state (the spec's text has it)."""

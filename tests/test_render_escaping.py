@@ -16,6 +16,7 @@ from service.core import graphs, render
 from service.core.dot import dot
 from service.core.mermaid import mermaid
 from tests.mermaid_syntax import parse_mermaid
+from tests.property import examples
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -110,7 +111,7 @@ def drawing(nodes):
     return render.picture(nodes, output, values)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graphs_with_names())
 @example(
     [

@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields
 from service.contract.expression import ExpressionRequestSchema, is_valid_expression_request
 from service.contract.graph import GraphRequestSchema, Id, Node, is_valid_request, node_is_valid
 from service.core.ops import OPS
+from tests.property import examples
 
 # Values as orjson gives them: integers it keeps as int lie within 64 bits.
 json_ints = st.integers(-(2**63), 2**64 - 1)
@@ -87,7 +88,7 @@ def schema_verdict(node):
         return error.messages
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(st.one_of(node_like(), near_valid_node()))
 def test_fast_check_accepts_exactly_what_the_node_schemas_accept(node):
     assert node_is_valid(node) == (schema_verdict(node) is None), schema_verdict(node)
@@ -109,14 +110,14 @@ def load_errors(schema, document):
         return error.messages
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.lists(st.one_of(near_valid_node(), node_like()), min_size=1, max_size=6), st.one_of(st.none(), ids))
 def test_the_request_schema_refuses_with_the_nested_schemas_messages(nodes, output):
     document = {"nodes": nodes} if output is None else {"nodes": nodes, "output": output}
     assert load_errors(GraphRequestSchema(), document) == load_errors(SlowGraphRequestSchema(), document)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     st.one_of(st.lists(st.one_of(near_valid_node(), node_like()), max_size=4), near_valid_node(), st.none()),
     st.one_of(st.none(), ids),
@@ -169,7 +170,7 @@ expression_documents = st.one_of(
 )
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(expression_documents)
 def test_the_expression_fast_path_accepts_exactly_what_marshmallow_loads(document):
     assert is_valid_expression_request(document) == (load_errors(ExpressionRequestSchema(), document) is None)

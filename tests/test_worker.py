@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from service.runtime.chunked import ChunkedBody
 from service.runtime.memory import MemoryBudget
 from service.runtime.worker import LoopSocket, Pace, ReceivedBody, RefusedBody, problem_bytes
+from tests.property import examples
 
 
 def loop_pair():
@@ -220,7 +221,7 @@ def chunked_bodies(draw):
     return raw
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(chunked_bodies(), st.integers(1, 64))
 def test_the_loop_decodes_chunked_bodies_as_gunicorn_does(raw, piece):
     expected = decoded_by_gunicorn(raw)

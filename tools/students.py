@@ -210,6 +210,22 @@ def differ(a, b):
     return abs(a - b) > 1e-9 * max(abs(a), abs(b)) + 1e-12
 
 
+def shows_a_difference(nodes, values, submitted) -> bool:
+    """Whether any submitted number differs from the reference's beyond rounding: a graph on which the
+    student's mistake does not show must pass, one on which it shows must not."""
+    position = {node["id"]: i for i, node in enumerate(nodes)}
+    for entry in submitted:
+        reference = values[position[entry["id"]]]
+        if any(differ(entry[field], getattr(reference, field)) for field in ("data", "grad") if field in entry):
+            return True
+        if "local_grads" in entry:
+            node = nodes[position[entry["id"]]]
+            local = graph_module.unit_flow(node, [values[position[c]].data for c in node["children"]], 1)
+            if any(differ(s, r) for s, r in zip(entry["local_grads"], local)):
+                return True
+    return False
+
+
 def mistake_site(module, nodes, output, submitted, values, passes=1):
     """(node, kind) where the student's mistake first shows, children first: a node the student builds
     wrong from the right children (forward, or local-gradient), else the first node whose grad is wrong
