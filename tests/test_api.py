@@ -118,14 +118,14 @@ def test_an_unknown_path_is_404_problem_json(client):
 
 # (body, the error expected first: (node, field, words in the message))
 INVALID_GRAPHS = {
-    "no nodes field": ({"output": "a"}, (None, "nodes", "Missing data for required field")),
+    "no nodes field": ({"output": "a"}, (None, "nodes", "Required, and missing")),
     "nodes not a list": ({"nodes": {"a": 1}}, (None, "nodes", "Not a valid list")),
     "no nodes at all": ({"nodes": []}, (None, "nodes", "Shorter than minimum length 1")),
-    "not an object": ([SEED_GRAPH], (None, None, "Invalid input type")),
+    "not an object": ([SEED_GRAPH], (None, None, "Not a JSON object")),
     "unknown top-level field": ({**SEED_GRAPH, "loss": "e"}, (None, "loss", "Unknown field")),
     "node not an object": ({"nodes": [leaf("a", 1.0), "b"]}, (None, None, "Not a valid node")),
-    "missing data": ({"nodes": [{"id": "a", "op": "value"}]}, ("a", "data", "Missing data for required field")),
-    "missing id": ({"nodes": [{"data": 1.0}]}, (None, "id", "Missing data for required field")),
+    "missing data": ({"nodes": [{"id": "a", "op": "value"}]}, ("a", "data", "Required, and missing")),
+    "missing id": ({"nodes": [{"data": 1.0}]}, (None, "id", "Required, and missing")),
     "unknown node field": ({"nodes": [{**leaf("a", 1.0), "grad": 0}]}, ("a", "grad", "Unknown field")),
     "string for a number": ({"nodes": [leaf("a", "2.0")]}, ("a", "data", "Not a valid number: '2.0';")),
     "true for a number": ({"nodes": [leaf("a", True)]}, ("a", "data", "Not a valid number: true;")),

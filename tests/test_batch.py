@@ -113,8 +113,8 @@ def test_a_grade_batch_answers_each_as_its_own_request(post):
 @pytest.mark.parametrize(
     "body, field, words",
     [
-        ([EXAMPLE_GRAPH], None, "Invalid input type"),
-        ({}, "graphs", "Missing data"),
+        ([EXAMPLE_GRAPH], None, "Not a JSON object"),
+        ({}, "graphs", "Required, and missing"),
         ({"graphs": EXAMPLE_GRAPH}, "graphs", "Not a valid list"),
         ({"graphs": []}, "graphs", "Shorter than minimum length 1"),
         ({"graphs": [EXAMPLE_GRAPH], "output": "e"}, "output", "Unknown field"),

@@ -320,8 +320,8 @@ def refused(post, body):
         ([{"id": "a", "grad": True}], "submitted[0].grad", "Not a valid number"),
         ([{"id": "e", "local_grads": [1.0, None]}], "submitted[0].local_grads[1]", "Field may not be null"),
         ([{"id": "a", "gard": 1.0}], "submitted[0].gard", "Unknown field"),
-        ([{"grad": 1.0}], "submitted[0].id", "Missing data"),
-        ([3], "submitted[0]", "Invalid input type"),
+        ([{"grad": 1.0}], "submitted[0].id", "Required, and missing"),
+        ([3], "submitted[0]", "Not a JSON object"),
     ],
 )
 def test_a_submitted_entry_that_does_not_fit_is_refused_by_index_and_field(post, submitted, field, words):

@@ -92,7 +92,7 @@ DESCRIPTION = "\n\n".join(
         f"(default {DEADLINE_SECONDS.default} s; past it, 504); the memory a worker's requests may hold at once, "
         f"`{MEMORY_BUDGET_BYTES.variable}` (default: from the machine's or container's memory; a body that could "
         "never fit, 413; one that does not fit now, 503 with `Retry-After`).",
-        "Any path not listed here answers 404 (`components.responses.NotFound`); a method a path does not take "
+        "Any path not listed here answers 404 as a problem (type `about:blank`); a method a path does not take "
         "answers 405, with an `Allow` header; any route can answer 500 if the server fails.",
         "Grading and batches: `POST /v1/grade` compares a submission with the reference node by node and names "
         "its root causes; `POST /v1/evaluate/batch` and `POST /v1/grade/batch` answer many requests at once, each "

@@ -55,11 +55,19 @@ def from_http_exception(error: HTTPException) -> Problem:
 # --- marshmallow's refusals ----------------------------------------------------------------------------
 
 
+#: marshmallow's own words, said in the contract's: "data" is a field of ours, and "input type" says
+#: nothing of what was wanted.
+MARSHMALLOW_WORDS = {
+    "Missing data for required field.": "Required, and missing.",
+    "Invalid input type.": "Not a JSON object: a JSON object is required here.",
+}
+
+
 def message_paths(messages: dict | list, path: Path = ()) -> list[tuple[Path, str]]:
     """marshmallow's nested messages as (path, message) pairs: the path is the keys and list indices
     that lead to the message (`("submitted", 3, "local_grads")`); marshmallow's `_schema` adds none."""
     if isinstance(messages, list):
-        return [(path, text) for text in messages]
+        return [(path, MARSHMALLOW_WORDS.get(text, text)) for text in messages]
     pairs = []
     for key, inner in messages.items():
         pairs += message_paths(inner, path if key == "_schema" else (*path, key))
