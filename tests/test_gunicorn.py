@@ -186,6 +186,12 @@ def test_malformed_chunked_framing_is_a_400_problem(server, chunks):
     assert "Traceback" not in server.stderr.read_text()
 
 
+def test_a_chunk_declared_larger_than_the_limit_is_a_413_at_once(server):
+    """Not a 408 once the client stalls (or a 400 for the body it cut short): the size line says it all."""
+    problem = assert_problem(exchange(port_of(server), post_head() + b"ffffffffffffffffffff\r\n{}"), 413)
+    assert "VALUEGRAPH_MAX_BODY_BYTES" in problem["detail"]
+
+
 def test_well_formed_chunked_body_is_served(server):
     chunks = b"".join(b"%x\r\n%b\r\n" % (len(piece), piece) for piece in (BODY[:10], BODY[10:])) + b"0\r\n\r\n"
     status, _, body = parse(exchange(port_of(server), post_head() + chunks))

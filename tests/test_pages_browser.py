@@ -106,6 +106,22 @@ def test_the_playground_shows_the_apis_numbers_for_the_reference_example(browser
     assert "2.302585092994046" in find(browser, "#summary").text
 
 
+def test_the_inputs_follow_the_names_an_expression_uses_and_only_those(browser, live_server):
+    """A row for each name the expression uses, none for an exponent's letter or an attribute."""
+    browser.get(live_server + "/playground")
+    type_into(find(browser, "#expression"), "2e3 * rate + log(x1) - 1.5E-2 * a.data")
+
+    def names(driver):
+        rows = find_all(driver, ".input-row .input-name")
+        return sorted(row.get_attribute("value") for row in rows)
+
+    expected = ["a", "b", "rate", "x1"]  # b keeps the value the example gave it
+    try:
+        wait(browser, lambda d: names(d) == expected)
+    finally:
+        assert names(browser) == expected
+
+
 def test_the_playground_draws_the_graph_or_says_why_it_cannot(browser, live_server, tmp_path):
     """The picture is Graphviz's SVG where the service draws one; else the page says it is unavailable
     and the table stays."""

@@ -563,7 +563,7 @@ class PacedThreadWorker(ThreadWorker):
             self.chunk_allowance -= conn.chunked.chunks - chunks
             if conn.chunked.paused:
                 self.paused_chunked.add(conn)
-            if len(conn.body) > self.max_body:
+            if len(conn.body) + conn.chunked.data_left > self.max_body:
                 self._cut_off(conn)
                 return True
             if not ended:
@@ -588,8 +588,9 @@ class PacedThreadWorker(ThreadWorker):
         conn.held = count
 
     def _cut_off(self, conn: LoopConn) -> None:
-        """A chunked body past the limit: dropped, and the request handed over as one that declares a body
-        over the limit, which the app refuses (413) from its length."""
+        """A chunked body past the limit, or a chunk whose declared size would take it past: dropped, and the
+        request handed over as one that declares a body over the limit, which the app refuses (413) from its
+        length."""
         request = conn.request
         request.headers = [(name, value) for name, value in request.headers if name != "TRANSFER-ENCODING"]
         request.headers.append(("CONTENT-LENGTH", str(self.max_body + 1)))

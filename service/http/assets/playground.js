@@ -190,7 +190,7 @@
 
   /** Adds a row for each name the expression uses that has none; drops empty rows of names it no longer uses. */
   function syncInputsWithExpression() {
-    const used = new Set((($("expression").value.match(/[A-Za-z_][A-Za-z0-9_]*/g)) || []).filter((name) => !FUNCTIONS.has(name)));
+    const used = new Set((($("expression").value.match(/(?<![\w.])[A-Za-z_][A-Za-z0-9_]*/g)) || []).filter((name) => !FUNCTIONS.has(name)));
     const have = new Set();
     for (const row of inputRows()) {
       const name = row.querySelector(".input-name").value.trim();
@@ -467,7 +467,6 @@
   async function drawPicture(graphText) {
     const picture = $("picture");
     picture.replaceChildren();
-    $("result-grid").classList.remove("no-picture");
     $("picture-caption").hidden = false;
     if (graphText === null) {
       unavailable("The picture is unavailable: this service's /v1/expression does not answer each node's op and children. The table has every number.");
@@ -500,7 +499,6 @@
   }
 
   function unavailable(message) {
-    $("result-grid").classList.add("no-picture");
     $("picture-caption").hidden = true;
     const note = document.createElement("p");
     note.className = "unavailable";
