@@ -18,7 +18,7 @@ ARG BASE_IMAGE=python:3.11-slim
 FROM ${BUILD_IMAGE} AS fastpath
 WORKDIR /build
 COPY setup.py ./
-COPY service/core/_fastpath.c service/core/
+COPY service/core/_fastpath.c service/core/*.h service/core/
 RUN set -eu; \
     python3 -m venv /tmp/build-venv; \
     /tmp/build-venv/bin/python setup.py -q build_ext --inplace; \

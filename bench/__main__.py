@@ -3,6 +3,7 @@ write results.md, results/<scale>.json and time_vs_size.png to --out (default: b
 
 import argparse
 import gc
+import os
 import random
 import sys
 import tempfile
@@ -40,6 +41,7 @@ def main(argv=None):
     scale = SCALES[args.scale]
     names = [args.only] if args.only else NAMES
     args.out.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="valuegraph-bench-") as log_dir:
         log_dir = Path(log_dir)
         workloads = large_workloads(scale, names)
@@ -58,6 +60,10 @@ def main(argv=None):
             plot_name = "time_vs_size.png"
             plot_time_vs_size(args.out / plot_name, scale, large, log_dir)
     text = report.render(large, small, f"{scale.gpt_repeats} runs (gpt-step) and {scale.large_repeats} (the others)")
+    text += (
+        f"\n\nThe machine's load average (1 min) was {load_before:.1f} before and {os.getloadavg()[0]:.1f} after "
+        f"the run, on {os.cpu_count()} cores."
+    )
     print(text)
     command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])
     report.write_markdown(args.out / "results.md", text, command, plot_name)

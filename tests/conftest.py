@@ -71,3 +71,17 @@ def live_server(tmp_path_factory):
     """The real server, two workers as on a two-core machine; yields its base URL."""
     with gunicorn_server(tmp_path_factory.mktemp("gunicorn"), WEB_CONCURRENCY="2") as server:
         yield server.base
+
+
+#: Fixtures that start Docker: a test that takes one belongs to the slow set, never to `make test-fast`.
+DOCKER_FIXTURES = {"base_image", "build_image", "image", "nginx_image", "stack", "copy"}
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [
+        item.nodeid
+        for item in items
+        if DOCKER_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow")
+    ]
+    if unmarked:
+        raise pytest.UsageError("these tests start Docker but are not marked slow: " + ", ".join(unmarked))

@@ -245,7 +245,8 @@ def read_gradescope(path):
 
 
 def read_junit(path):
-    """The JUnit XML: testsuites > testsuite > testcase, each with a failure or error when it did not pass."""
+    """The JUnit XML: testsuites > testsuite > testcase, each with a failure or error when it did not pass,
+    then what the class printed, if anything."""
     root = ElementTree.parse(path).getroot()
     assert root.tag == "testsuites"
     (suite,) = root
@@ -257,8 +258,10 @@ def read_junit(path):
     for counts in (root, suite):
         assert int(counts.get("tests")) == len(cases)
         assert (int(counts.get("failures")), int(counts.get("errors"))) == (len(failures), len(errors))
+    shapes = ([], ["failure"], ["error"], ["system-out"], ["failure", "system-out"], ["error", "system-out"])
+    assert all([element.tag for element in case] in shapes for case in cases)  # JUnit's order
     for case in failures + errors:
-        (problem,) = list(case)
+        problem = case[0]
         assert problem.get("message") and problem.get("type") and problem.text
     return suite, cases
 
@@ -337,8 +340,40 @@ def test_grade_a_class_that_raises_or_cannot_be_imported(run, tmp_path):
     suite, _ = read_junit(junit)
     assert suite.get("errors") == "3"
 
-    status, out, _ = run("grade", f"{no_exp}:Valeu", "--suite", "1")
-    assert status == 1 and f"{no_exp} has no Valeu." in out
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("STUDENT:Valeu", "STUDENT has no Valeu."),
+        ("no_such_student.py:Value", "There is no file no_such_student.py."),
+        ("no_such_package.autograd", "There is no module no_such_package.autograd."),
+    ],
+)
+def test_a_module_or_class_that_does_not_exist_is_a_usage_error_and_the_reports_are_still_written(
+    run, tmp_path, monkeypatch, spec, words
+):
+    """The grader's command names the class: a wrong name is exit status 2, one line, and no student's fault
+    to grade; the reports say why every graph was not graded."""
+    monkeypatch.chdir(tmp_path)
+    student = str(student_file(tmp_path))
+    spec, words = spec.replace("STUDENT", student), words.replace("STUDENT", student)
+    gradescope, junit = tmp_path / "results.json", tmp_path / "junit.xml"
+    status, out, err = run("grade", spec, "--suite", "3", "--gradescope", str(gradescope), "--junit", str(junit))
+    assert (status, out, err) == (2, "", f"valuegraph: {words}\n")
+    results = read_gradescope(gradescope)
+    assert results["score"] == 0 and all(test["output"] == words for test in results["tests"])
+    suite, _ = read_junit(junit)
+    assert suite.get("errors") == "3"
+
+
+@pytest.mark.slow
+def test_a_dotted_module_whose_own_import_fails_is_the_students_error(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "needs_numpy_two.py").write_text("import numpy_two\n")
+    status, out, err = run("grade", "needs_numpy_two", "--suite", "2")
+    assert status == 1 and err == ""
+    assert "Importing needs_numpy_two raised ModuleNotFoundError: No module named 'numpy_two'" in out
 
 
 @pytest.mark.slow

@@ -16,10 +16,11 @@ from micrograd.nn import MLP
 
 import valuegraph
 from service.core import engine
-from tests.support import SEED_GRAPH
+from tests.support import SEED_GRAPH, leaf, op
 from tools import reference_value as seed_value
 from tools.server import free_port, gunicorn_server
 from valuegraph import cli
+from valuegraph.client import BATCH_SECONDS_PER_GRAPH
 from valuegraph.graph import serialize
 
 
@@ -57,11 +58,30 @@ def micrograd_mlp_loss(seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_a_micrograd_mlp_loss_is_differentiated_bit_for_bit(remote, seed):
-    loss, model = micrograd_mlp_loss(seed)
-    values = assert_remote_equals_local(remote, loss)
-    assert len(values) > 100 and any(parameter.grad != 0 for parameter in model.parameters())
+def test_a_micrograd_mlp_loss_is_differentiated_bit_for_bit(remote):
+    """Every node's grad, on 50 networks: the service adds each grad's contributions in the order
+    micrograd's backward does on these Values."""
+    learning = 0
+    for seed in range(50):
+        loss, model = micrograd_mlp_loss(seed)
+        assert len(assert_remote_equals_local(remote, loss)) > 100
+        learning += any(parameter.grad != 0 for parameter in model.parameters())
+    assert learning > 40  # not every ReLU dead
+
+
+def test_micrograd_itself_differs_in_the_last_bits_from_one_build_of_a_network_to_the_next():
+    """Why the client's README says "on the same Values": micrograd's backward visits a node's children
+    in the order of the set `_prev`, which follows the objects' addresses, so two builds of one network
+    from one seed add some grads in other orders, and some parameters' grads differ in the last bits."""
+    builds = [(micrograd_mlp_loss(seed), micrograd_mlp_loss(seed)) for seed in range(30)]  # all alive at once
+    differing = 0
+    for (loss, model), (same_loss, same_model) in builds:
+        loss.backward()
+        same_loss.backward()
+        grads = [(p.grad, q.grad) for p, q in zip(model.parameters(), same_model.parameters())]
+        assert all(abs(a - b) <= 1e-12 * max(1.0, abs(a)) for a, b in grads)
+        differing += any(bits(a) != bits(b) for a, b in grads)
+    assert differing > 0
 
 
 @pytest.mark.slow
@@ -235,6 +255,77 @@ def test_grade(live_server, remote):
         pytest.skip("POST /v1/grade is not in this service yet (issue 8)")
     answer = remote.grade(SEED_GRAPH, [{"id": "a", "grad": 0.2}])
     assert answer["passed"] is False and answer["root_causes"][0]["node"] == "a"
+
+
+@pytest.mark.slow
+def test_a_graph_with_a_constant_sent_directly_is_sent_without_the_mark(remote):
+    """Grading's `"constant": true` (a plain number of a student's program, in the suites' graphs) is not the
+    service's: every method that sends a graph strips it, and the service answers the leaf it is."""
+    nodes = [leaf("k", 2.0), leaf("x", 3.0), op("n", "sub", "k", "x"), op("m", "mul", "n", "x")]
+    graph = {"nodes": [{**nodes[0], "constant": True}, *nodes[1:]]}
+    plain = {"nodes": nodes}
+    with pytest.raises(valuegraph.ProblemError) as refused:
+        remote.post("/v1/evaluate", graph)
+    assert refused.value.status == 422 and "constant" in json.dumps(refused.value.errors)
+    assert remote.evaluate(graph) == remote.evaluate(plain)
+    assert remote.evaluate_batch([graph, plain]) == remote.evaluate_batch([plain, plain])
+    assert remote.render(graph) == remote.render(plain)
+    submitted = [{"id": "x", "data": 3.0, "grad": -4.0}, {"id": "n", "data": -1.0, "grad": 3.0}]  # m = (2 - x) * x
+    assert remote.grade(graph, submitted)["passed"]
+    assert remote.grade(graph, submitted) == remote.grade(plain, submitted)
+    assert remote.grade_batch([{**graph, "submitted": submitted}]) == remote.grade_batch(
+        [{**plain, "submitted": submitted}]
+    )
+    assert graph["nodes"][0]["constant"] is True  # the caller's graph is left as it was
+
+
+def chain(length):
+    """x, then x * x1, ... : a graph whose grade takes long enough to pass a short deadline alone."""
+    return {"nodes": [leaf(0, 0.5)] + [op(i, "mul", i - 1, 0) for i in range(1, length)]}
+
+
+@pytest.mark.slow
+def test_a_batch_past_the_services_deadline_is_sent_again_in_halves_keeping_each_graphs_result(live_server, tmp_path):
+    """With a 0.3 s deadline a batch of 200 graphs gets 504; its halves, and theirs, are answered; the one
+    graph that is too slow alone has its own 504 as its result, and the others the answers they get alone."""
+    graphs = list(valuegraph.suite(200, variant=1).values())
+    submitted = [{"id": node["id"], "data": 1.0} for node in graphs[0]["nodes"]]
+    bodies = [{**graph, "submitted": submitted if k == 0 else []} for k, graph in enumerate(graphs)]
+    bodies.insert(100, {**chain(60_000), "submitted": [{"id": 0, "grad": 1.0}]})
+    with valuegraph.Client(live_server) as normal:
+        expected = normal.grade_batch(bodies[:100] + bodies[101:])["results"]
+    statuses = []
+    with (
+        gunicorn_server(tmp_path, VALUEGRAPH_DEADLINE_SECONDS="0.3") as server,
+        valuegraph.Client(server.base) as short,
+    ):
+        short.session.hooks["response"].append(lambda response, **_: statuses.append(response.status_code))
+        results = short.grade_batch(bodies)["results"]
+    assert statuses[0] == 504 and statuses.count(504) >= 2 and statuses.count(200) >= 2
+    too_slow = results.pop(100)
+    assert too_slow["status"] == 504 and too_slow["problem"]["type"] == "/problems/deadline-exceeded"
+    assert results == expected and results[0]["grade"]["passed"] is False
+
+
+class RecordingSession(requests.Session):
+    """A session that records each request's timeout."""
+
+    def __init__(self):
+        super().__init__()
+        self.timeouts = []
+
+    def request(self, method, url, **kwargs):
+        self.timeouts.append(kwargs.get("timeout"))
+        return super().request(method, url, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_batch_request_waits_longer_the_more_graphs_it_carries(live_server):
+    session = RecordingSession()
+    with valuegraph.Client(live_server, timeout=20, batch_graphs=300, session=session) as client:
+        client.evaluate(SEED_GRAPH)
+        client.evaluate_batch([SEED_GRAPH] * 500)
+    assert session.timeouts == [20, 20 + 300 * BATCH_SECONDS_PER_GRAPH, 20 + 200 * BATCH_SECONDS_PER_GRAPH]
 
 
 # Retries, against a stand-in server that answers what each test scripts.

@@ -42,10 +42,12 @@ def test_the_wheel_has_the_package_its_typing_marker_its_command_and_its_readme(
     modules = {
         "__init__",
         "__main__",
+        "child",
         "cli",
         "client",
         "grading",
         "graph",
+        "isolation",
         "problems",
         "reports",
         "suites",

@@ -15,8 +15,18 @@ from micrograd.engine import Value as MicrogradValue
 import valuegraph
 from tests.test_grading_broken import ASSIGNMENT, FORWARD_MUTATIONS, LOCAL_MUTATIONS, broken_copy
 from tools import reference_value as seed_value
+from tools import students
 from valuegraph.client import batches
-from valuegraph.grading import GraphNotBuilt, StudentError, build, local_gradients, run_backward, submission
+from valuegraph.grading import (
+    GraphNotBuilt,
+    StudentError,
+    build,
+    for_service,
+    is_constant,
+    local_gradients,
+    run_backward,
+    submission,
+)
 from valuegraph.suites import KINDS
 
 ISSUE_14 = "needs the grade API of issue 14"
@@ -111,8 +121,14 @@ class Value:
     def __radd__(self, other):
         return self + other
 
+    def __rsub__(self, other):
+        return other + (-self)
+
     def __rmul__(self, other):
         return self * other
+
+    def __rtruediv__(self, other):
+        return other * self**-1
 """
 
 
@@ -154,6 +170,11 @@ def leaf(node_id, data):
     return {"id": node_id, "data": data}
 
 
+def number(node_id, data):
+    """A leaf that is a plain number of the student's program, not a Value."""
+    return {"id": node_id, "data": data, "constant": True}
+
+
 def op(node_id, name, *children, **extra):
     return {"id": node_id, "op": name, "children": list(children), **extra}
 
@@ -174,15 +195,29 @@ def test_the_reference_class_passes_every_graph_of_a_suite(service, graphs, mode
     assert [result.name for result in report.results] == list(graphs)
     assert report.fields == valuegraph.grading.MODES[mode]
     checked = sum(result.score["checked"] for result in report.results)
-    nodes = sum(len(graph["nodes"]) for graph in graphs.values())
-    with_local_grads = sum(  # all but x - x and x / x, whose two uses of x nothing tells apart
-        1
-        for graph in graphs.values()
-        for node in graph["nodes"]
-        if node.get("children") and not (node.get("op") in ("sub", "div") and len(set(node["children"])) == 1)
+    nodes = sum(len(values_of(graph)) for graph in graphs.values())
+    with_local_grads = (
+        sum(  # all but x - x and x / x, whose two uses of x nothing tells apart, and those using a number
+            1
+            for graph in graphs.values()
+            for node in values_of(graph)
+            if node.get("children")
+            and not (node.get("op") in ("sub", "div") and len(set(node["children"])) == 1)
+            and not set(node["children"]) & constants_of(graph)
+        )
     )
     assert checked == {"full": 2 * nodes + with_local_grads, "data-and-grads": 2 * nodes, "grads": nodes}[mode]
     assert service.requests == 1
+    assert any(constants_of(graph) for graph in graphs.values())
+
+
+def constants_of(graph):
+    return {node["id"] for node in graph["nodes"] if is_constant(node)}
+
+
+def values_of(graph):
+    """The nodes that are Values of the student's program: all but the constants."""
+    return [node for node in graph["nodes"] if not is_constant(node)]
 
 
 def test_graphs_without_names_are_numbered(service, graphs):
@@ -263,7 +298,7 @@ def test_local_gradients_follow_the_students_own_hidden_values():
 def test_a_class_that_records_no_local_gradients_is_graded_on_data_and_grads(service, graphs):
     report = valuegraph.grade_class(service, micrograd_style().Value, graphs)
     assert report.fields == ("data", "grad") and report.mode == "full"
-    assert all(result.score["checked"] == 2 * len(graphs[result.name]["nodes"]) for result in report.results)
+    assert all(result.score["checked"] == 2 * len(values_of(graphs[result.name])) for result in report.results)
     if report.results[0].exercised is not None:
         assert report.passed, [result.message for result in report.failures]
         return
@@ -315,6 +350,35 @@ def test_a_recorded_node_needs_a_class_that_takes_local_grads():
         (graph_of([leaf("a", 1.0), op("b", "pow", "a")]), "pow needs a number as its exponent"),
         (graph_of([leaf("a", 1.0), leaf("a", 2.0)]), "same id"),
         (graph_of([leaf("a", 1.0), leaf("b", 2.0)]), "2 nodes that no other node uses"),
+        (
+            graph_of([number("k", 2.0), number("j", 3.0), op("n", "sub", "k", "j")]),
+            r"Node 'n' \(sub\(k, j\)\) has only plain numbers \(constant\) as its children: Python's float",
+        ),
+        (
+            graph_of([number("k", 2.0), op("n", "add", "k", "k")]),
+            r"Node 'n' \(add\(k, k\)\) has only plain numbers",
+        ),
+        (
+            graph_of([number("k", 2.0), op("n", "pow", "k", exponent=2)]),
+            r"Node 'n' \(pow\(k, 2\)\) has only plain numbers",
+        ),
+        (graph_of([number("k", 2.0), op("n", "log", "k")]), r"Node 'n' \(log\(k\)\) has only plain numbers"),
+        (
+            graph_of(
+                [
+                    number("k", 2.0),
+                    leaf("x", 1.0),
+                    {"id": "r", "data": 3.0, "children": ["k", "x"], "local_grads": [1, 1]},
+                ]
+            ),
+            "Node 'r' is recorded with its children, and its child 'k' is a plain number",
+        ),
+        (graph_of([leaf("x", 1.0), {**op("n", "neg", "x"), "constant": True}]), "only a leaf"),
+        (graph_of([{**leaf("k", 2.0), "constant": 1}, leaf("x", 1.0), op("n", "mul", "k", "x")]), "true or false"),
+        (
+            graph_of([number("k", 2.0), leaf("x", 1.0), op("n", "mul", "k", "x")], output="k"),
+            "The output 'k' is a plain number",
+        ),
     ],
 )
 def test_a_graph_that_cannot_be_built_says_why(graph, words):
@@ -347,6 +411,16 @@ def test_a_students_exception_fails_that_graph_only(service, graphs):
     )
     assert [result.message for result in report.results] == ["backward() raised RecursionError: too deep", ""]
     assert [result.passed for result in report.results] == [False, True]
+
+
+def test_a_students_sys_exit_is_that_graphs_error_in_process_too(service, graphs):
+    report = valuegraph.grade_class(
+        service, broken_copy("        topo = build_topo(self)\n", "        raise SystemExit(0)\n").Value, graphs
+    )
+    assert report.counts["not_graded"] == len(graphs)
+    assert {(result.error_kind, result.error) for result in report.results} == {
+        ("student-error", "backward() raised SystemExit: 0")
+    }
 
 
 def test_a_grad_that_is_not_a_number_fails_the_graph():
@@ -385,6 +459,167 @@ def test_assignment_for_accumulation_is_named_at_the_node_used_twice(service, gr
     assert not twice.passed
     assert (twice.root_causes[0]["node"], twice.root_causes[0]["kind"]) == ("x1", "accumulation")
     assert "+=" in twice.message
+
+
+# Plain numbers: the reflected and mixed operators, graded through the suite's constants.
+
+#: Students whose operators with a plain number are wrong, each as (old, new) in the reference class's
+#: module, and the graphs of the default suite each fails (by the start of their names): the graphs of
+#: the plain-number kinds whose operators call the broken one, and no other.
+WITH_A_NUMBER_MISTAKES = {
+    "__rsub__ as self - other": (
+        ("        return other + (-self)\n", "        return self + (-other)\n"),
+        {"a number - x (__rsub__)"},
+    ),
+    "__rtruediv__ as self / other": (
+        ("        return other * self**-1\n", "        return self * other**-1\n"),
+        {"a number / x (__rtruediv__)"},
+    ),
+    "__add__ that does not wrap a number": (
+        (
+            "    def __add__(self, other):\n        other = other if isinstance(other, Value) else Value(other)\n",
+            "    def __add__(self, other):\n",
+        ),
+        {
+            "a number + x (__radd__)",
+            "x + a number (__add__ of a number)",
+            "a number - x (__rsub__)",  # other + (-self): (-self).__radd__(other)
+            "x - a number (__sub__ of a number)",  # self + (-other), -other a number
+        },
+    ),
+    "__rmul__ as other * self": (
+        (
+            "    def __rmul__(self, other):\n        return self * other\n",
+            "    def __rmul__(self, other):\n        return other * self\n",
+        ),
+        {"a number * x (__rmul__)", "a number / x (__rtruediv__)"},  # other * self**-1 calls __rmul__
+    ),
+    "__rmul__ that adds": (
+        (
+            "    def __rmul__(self, other):\n        return self * other\n",
+            "    def __rmul__(self, other):\n        return self + other\n",
+        ),
+        {"a number * x (__rmul__)", "a number / x (__rtruediv__)"},
+    ),
+}
+
+
+#: The default suite's graphs with a plain number.
+WITH_NUMBERS = {name: graph for name, graph in valuegraph.suite().items() if "a number" in name}
+
+
+def kind_of(name):
+    return name.rsplit(" (graph ", 1)[0]
+
+
+@pytest.mark.parametrize("mistake", list(WITH_A_NUMBER_MISTAKES))
+def test_a_wrong_operator_with_a_plain_number_fails_the_graphs_named_after_it(service, mistake):
+    mutation, failing = WITH_A_NUMBER_MISTAKES[mistake]
+    report = valuegraph.grade_class(service, broken_copy(*mutation).Value, valuegraph.suite())
+    assert {kind_of(result.name) for result in report.failures} == failing
+    raises = mistake in ("__add__ that does not wrap a number", "__rmul__ as other * self")
+    for result in report.failures:
+        if raises:
+            assert result.error_kind == "student-error"
+            error = (
+                "AttributeError: 'float' object has no attribute 'data'" if "__add__" in mistake else "RecursionError"
+            )
+            assert error in result.message and "Building node 'n1'" in result.message
+        else:
+            assert result.error is None
+            assert any(cause["node"] == "n1" and cause["kind"] == "forward" for cause in result.root_causes)
+
+
+@pytest.mark.parametrize("mode", ["grads", "data-and-grads"])
+def test_a_wrong_reflected_operator_fails_in_every_mode(service, mode):
+    for mistake in ("__rsub__ as self - other", "__rtruediv__ as self / other", "__rmul__ that adds"):
+        mutation, failing = WITH_A_NUMBER_MISTAKES[mistake]
+        report = valuegraph.grade_class(service, broken_copy(*mutation).Value, valuegraph.suite(), mode=mode)
+        assert {kind_of(result.name) for result in report.failures} == failing, mistake
+        assert all(result.error is None and result.root_causes for result in report.failures)
+
+
+@pytest.mark.parametrize("mode", ["full", "grads"])
+def test_correct_classes_written_differently_pass_every_graph_with_a_plain_number(service, mode):
+    """tools/students.py's correct classes, micrograd's own Value and one in its style pass the default suite
+    (micrograd's, which has no log or exp, its graphs with a plain number)."""
+    suite = valuegraph.suite()
+    for variant, edits in students.CORRECT.items():
+        report = valuegraph.grade_class(service, students.student(edits).Value, suite, mode=mode)
+        assert report.passed, (variant, [(result.name, result.message) for result in report.failures])
+    assert valuegraph.grade_class(service, micrograd_style().Value, suite, mode=mode).passed
+    assert valuegraph.grade_class(service, MicrogradValue, WITH_NUMBERS, mode=mode).passed
+
+
+class Recording:
+    """A grade_batch that keeps every body it is given, then grades them on the app."""
+
+    def __init__(self, service):
+        self.service, self.bodies = service, []
+
+    def grade_batch(self, bodies):
+        bodies = list(bodies)
+        self.bodies.extend(bodies)
+        return self.service.grade_batch(bodies)
+
+
+@pytest.mark.parametrize("mode", ["full", "data-and-grads", "grads"])
+def test_the_service_never_sees_a_constant_and_nothing_is_submitted_for_it(service, mode):
+    recording = Recording(service)
+    report = valuegraph.grade_class(recording, seed_value.Value, WITH_NUMBERS, mode=mode)
+    assert report.passed and len(recording.bodies) == len(WITH_NUMBERS) == 8
+    for body, graph, result in zip(recording.bodies, WITH_NUMBERS.values(), report.results):
+        assert all("constant" not in node for node in body["nodes"])
+        assert [
+            {**node, "constant": True} if node["id"] in constants_of(graph) else node for node in body["nodes"]
+        ] == (graph["nodes"])
+        (constant,) = constants_of(graph)
+        assert [entry["id"] for entry in body["submitted"]] == [node["id"] for node in values_of(graph)]
+        user = next(node for node in graph["nodes"] if constant in node.get("children", ()))
+        assert all("local_grads" not in entry for entry in body["submitted"] if entry["id"] == user["id"])
+        verdicts = {node["id"]: node["verdict"] for node in result.answer["nodes"]}
+        assert set(verdicts[constant].values()) == {"not-submitted"}
+        assert verdicts[user["id"]]["local_grads"] == "not-submitted"
+        assert result.score["fields"]["local_grads"]["checked"] == (1 if mode == "full" else 0)  # the product above
+
+
+def test_required_fields_are_not_required_of_a_constant(service):
+    """The reference class passes with every field required; a class that records no local gradients
+    fails, as on every other graph."""
+    everything = ["data", "grad", "local_grads"]
+    recording = Recording(service)
+    report = valuegraph.grade_class(recording, seed_value.Value, WITH_NUMBERS, required=everything)
+    assert report.passed, [result.message for result in report.failures]
+    assert [body["required"] for body in recording.bodies] == [[]] * 8
+    for result in report.results:
+        assert "missing" not in {verdict for node in result.answer["nodes"] for verdict in node["verdict"].values()}
+    no_local_grads = valuegraph.grade_class(service, micrograd_style().Value, WITH_NUMBERS, required=everything)
+    assert no_local_grads.counts == {"graphs": 8, "passed": 0, "failed": 8, "not_graded": 0}
+    assert all(result.score["fields"]["local_grads"]["missing"] for result in no_local_grads.results)
+    assert valuegraph.grade_class(service, micrograd_style().Value, WITH_NUMBERS, required=["data", "grad"]).passed
+    only_grads = valuegraph.grade_class(service, seed_value.Value, WITH_NUMBERS, mode="grads", required=["data"])
+    assert only_grads.counts["failed"] == 8  # data is required and not submitted: as on any graph
+
+
+def test_for_service_strips_the_mark_and_leaves_the_callers_graph_as_it_was():
+    marked = graph_of([number("k", 2.0), leaf("x", 3.0), op("n", "div", "k", "x")], output="n")
+    stripped = for_service(marked)
+    assert stripped == graph_of([leaf("k", 2.0), leaf("x", 3.0), op("n", "div", "k", "x")], output="n")
+    assert marked["nodes"][0] == number("k", 2.0) and stripped["nodes"][1] is marked["nodes"][1]
+    plain = graph_of([leaf("x", 3.0)])
+    assert for_service(plain) is plain
+    assert for_service([1, 2]) == [1, 2] and for_service({"nodes": "none"}) == {"nodes": "none"}
+
+
+def test_a_submission_leaves_out_the_constants():
+    graph = graph_of([number("k", 2.0), leaf("x", 3.0), op("n", "sub", "k", "x"), op("m", "mul", "n", "x")])
+    values, output = build(seed_value.Value, graph)
+    assert values["k"] == 2.0 and type(values["k"]) is float and values["n"].data == -1.0
+    run_backward(values[output])
+    submitted = submission(values, graph["nodes"])
+    assert [entry["id"] for entry in submitted] == ["x", "n", "m"]
+    assert "local_grads" not in submitted[1] and submitted[2]["local_grads"] == [3.0, -1.0]
+    assert submission([values[node["id"]] for node in graph["nodes"]], graph["nodes"]) == submitted
 
 
 # The submission helper.

@@ -76,7 +76,9 @@ def test_the_installed_command(fresh_venv, live_server, tmp_path):
     (tmp_path / "seed.json").write_text(json.dumps(SEED_GRAPH))
     render = valuegraph("render", "seed.json")
     assert render.returncode == 0 and render.stdout.startswith("flowchart BT\n")
-    assert '    e(["e = log(d) (2.302585092994046)<br/>grad = 1"]):::output' in render.stdout
+    assert (
+        '    n4["e = log(d)<br/>data 2.303, grad 1"]:::op' in render.stdout and "    class n4 output" in render.stdout
+    )
 
     (tmp_path / "bad.json").write_text(json.dumps({"nodes": [{"id": "x", "op": "log", "children": ["nowhere"]}]}))
     refused = valuegraph("evaluate", "bad.json")
@@ -87,7 +89,15 @@ def test_the_installed_command(fresh_venv, live_server, tmp_path):
     version = valuegraph("--version")
     assert (version.returncode, version.stdout) == (0, f"valuegraph {VERSION}\n")
     assert list(venv.glob("lib/python*/site-packages/valuegraph/py.typed"))
-    shutil.copy(ROOT / "tests" / "seed_value.py", tmp_path / "student.py")
+    shutil.copy(ROOT / "tools" / "reference_value.py", tmp_path / "student.py")
     grade = valuegraph("grade", "student.py:Value", "--suite", "8", "--junit", "junit.xml")
     assert grade.returncode == 0, grade.stdout + grade.stderr
     assert grade.stdout.endswith("\n8 of 8 graphs passed.\n") and (tmp_path / "junit.xml").exists()
+
+    source = (ROOT / "tools" / "reference_value.py").read_text()
+    exits = "        topo = build_topo(self)\n", "        print('done here')\n        raise SystemExit(0)\n"
+    (tmp_path / "leaves.py").write_text(source.replace(*exits))
+    leaves = valuegraph("grade", "leaves.py", "--suite", "2", "--gradescope", "results.json")
+    assert leaves.returncode == 1 and leaves.stderr == "", leaves.stdout + leaves.stderr
+    assert "ERROR: add (graph 1)\n  backward() raised SystemExit: 0\n  It printed:\n  | done here\n" in leaves.stdout
+    assert json.loads((tmp_path / "results.json").read_text())["score"] == 0

@@ -4,11 +4,12 @@ root_causes_not_listed) are shown where present."""
 
 import json
 import xml.etree.ElementTree as ElementTree
+from decimal import Decimal
 
 import pytest
 
 from valuegraph import reports
-from valuegraph.grading import GradeReport, GraphResult
+from valuegraph.grading import ERROR_KINDS, GradeReport, GraphResult
 
 
 def cause(node, kind, message):
@@ -96,3 +97,56 @@ def test_an_empty_report_does_not_pass():
     empty = GradeReport([])
     assert not empty.passed and reports.gradescope(empty)["score"] == 0
     assert ElementTree.fromstring(reports.junit_xml(empty)).find("testsuite").get("tests") == "0"
+
+
+@pytest.mark.parametrize("max_score, count", [(50, 28), (60, 30), (10, 7), (1, 3), (7.5, 4), (100, 27), (0.05, 7)])
+def test_the_points_are_shared_in_hundredths_and_add_up_to_max_score_exactly(max_score, count):
+    report = GradeReport([GraphResult(f"graph {k}", True) for k in range(count)])
+    results = json.loads(json.dumps(reports.gradescope(report, max_score=max_score)))
+    points = [Decimal(repr(test["max_score"])) for test in results["tests"]]
+    assert sum(points) == Decimal(repr(float(max_score))) and results["score"] == max_score
+    assert all(point == point.quantize(Decimal("0.01")) for point in points)
+    assert max(points) - min(points) <= Decimal("0.01") and points == sorted(points, reverse=True)
+
+
+def test_fifty_points_among_28_graphs():
+    """The grader's case: 50 / 28 was 1.7857142857142858 a test and 49.999999999999986 in all."""
+    report = GradeReport([GraphResult(f"graph {k}", k != 3) for k in range(28)])
+    results = reports.gradescope(report, max_score=50)
+    assert [test["max_score"] for test in results["tests"]] == [1.79] * 16 + [1.78] * 12
+    assert results["score"] == 48.21  # every graph but the fourth (1.79)
+
+
+def test_what_the_class_printed_goes_with_its_graph(report):
+    report.results[1].output = "debug: topo has 7 nodes\n"
+    report.results[0].output = "passing graphs print too\n"
+    text = reports.text(report)
+    assert (
+        'FAILED: x + x (graph 2)\n  use += <not => & "quotes"\n  (4 more root causes in this graph; fix this one first.)\n  It printed:\n  | debug: topo has 7 nodes\n'
+        in text
+    )
+    assert "passing graphs" not in text
+    tests = reports.gradescope(report)["tests"]
+    assert (
+        tests[1]["output"].endswith("\n\nIt printed:\ndebug: topo has 7 nodes\n") and "print" not in tests[0]["output"]
+    )
+    cases = ElementTree.fromstring(reports.junit_xml(report)).find("testsuite").findall("testcase")
+    assert [element.tag for element in cases[0]] == ["system-out"] and cases[0][0].text == "passing graphs print too\n"
+    assert [element.tag for element in cases[1]] == ["failure", "system-out"]
+    assert [element.tag for element in cases[2]] == ["error"]
+
+
+def test_a_long_output_shows_its_first_lines_in_the_text_report(report):
+    report.results[2].output = "".join(f"line {k}\n" for k in range(25))
+    text = reports.text(report)
+    assert (
+        "  It printed (25 lines):\n" + "".join(f"  | line {k}\n" for k in range(reports.PRINTED_LINES)) + "\n" in text
+    )
+    assert "line 10" not in text
+
+
+@pytest.mark.parametrize("kind", sorted(ERROR_KINDS))
+def test_every_kind_of_error_has_a_heading_and_counts_as_not_graded(kind):
+    report = GradeReport([GraphResult("g", False, error="why", error_kind=kind)])
+    assert reports.HEADINGS[kind] in ("ERROR", "NOT GRADED")
+    assert report.counts["not_graded"] == 1 and reports.text(report).split("\n")[2] == f"{reports.HEADINGS[kind]}: g"

@@ -1,15 +1,20 @@
 """The graph suites (valuegraph.suite): the same for the same variant, every graph a valid request that the
 service and the reference class evaluate alike, and between them every op, exponent and backward rule
 the issue lists: relu at exactly 0, nodes used two and three times, x op x, chains hundreds deep,
-composites."""
+composites; and each binary op with a plain number (a constant) on either side, which the service
+answers, as a leaf, bit for bit as the reference class computes `2.0 - x`."""
 
+import hashlib
+import json
 import math
+import random
 from collections import Counter
 
 import pytest
 
 import valuegraph
 from tools import reference_value as seed_value
+from valuegraph.grading import build, for_service, is_constant, run_backward
 from valuegraph.suites import CHAIN_DEPTH, EXPONENTS, KINDS
 
 
@@ -32,19 +37,121 @@ def test_names_say_what_each_graph_exercises(graphs):
     assert all(name.endswith(f"(graph {i + 1})") for i, name in enumerate(names))
 
 
+def test_the_kinds_added_last_leave_every_other_graph_as_it_was():
+    """The graphs of every kind but those with a plain number, and the random ones past them, are the
+    ones the suite had before those kinds were added (their digest, names included, taken then)."""
+    items = list(valuegraph.suite(60, variant=4).items())
+    kept = items[:27] + items[len(KINDS) :]
+    digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+    assert digest == "6410d8bfb0311e61dd4fe0d0b2b26c9a5484933e7533e3860ca8f40d52401218"
+    assert all("constant" not in json.dumps(graph) for _, graph in kept)
+
+
 def test_every_graph_is_valid_and_the_service_and_the_reference_class_agree(client, graphs):
+    """The service's answer, on the graph without its constant marks, is the reference class's, both with
+    each constant as the leaf Value(k) and with it as the plain number k the graders build (every other node)."""
     for name, graph in graphs.items():
-        response = client.post("/v1/evaluate", json=graph)
+        response = client.post("/v1/evaluate", json=for_service(graph))
         assert response.status_code == 200, (name, response.get_json())
         answer = response.get_json()
         local = seed_value.evaluate_with_seed(graph["nodes"], graph["output"])
+        values, output = build(seed_value.Value, graph)
+        run_backward(values[output])
+        constants = {node["id"] for node in graph["nodes"] if is_constant(node)}
         for node in answer["nodes"]:
             data, grad = local[node["id"]]
-            assert (float(node["data"]).hex(), float(node["grad"]).hex()) == (float(data).hex(), float(grad).hex())
+            assert (bits(node["data"]), bits(node["grad"])) == (bits(data), bits(grad))
+            if node["id"] in constants:
+                assert values[node["id"]] == node["data"] and type(values[node["id"]]) is float
+            else:
+                assert (bits(node["data"]), bits(node["grad"])) == (
+                    bits(values[node["id"]].data),
+                    bits(values[node["id"]].grad),
+                )
+
+
+def bits(number):
+    return float(number).hex()
+
+
+#: Each binary op with a plain number k, as a student's program writes it with the reference class.
+WITH_A_NUMBER = {
+    ("add", True): lambda k, x: k + x,
+    ("add", False): lambda k, x: x + k,
+    ("sub", True): lambda k, x: k - x,
+    ("sub", False): lambda k, x: x - k,
+    ("mul", True): lambda k, x: k * x,
+    ("mul", False): lambda k, x: x * k,
+    ("div", True): lambda k, x: k / x,
+    ("div", False): lambda k, x: x / k,
+}
+
+
+@pytest.mark.parametrize("name, number_first", list(WITH_A_NUMBER), ids=lambda x: str(x))
+def test_a_plain_number_gives_the_services_numbers_for_a_leaf_bit_for_bit(client, name, number_first):
+    """`2.0 - x` by the reference class (its __rsub__: 2.0 + (-x)), `2.0 / x` (its __rtruediv__: 2.0 * x**-1),
+    and the others, against the service's sub(k, x), div(k, x), ... with k the leaf 2.0, and with random k
+    and x: data and grad of x, of the node and of the product that scales it, bit for bit."""
+    rng = random.Random(f"{name} {number_first}")
+    pairs = [(2.0, 3.0), (2.0, -0.7), (2.0, 0.1)] + [
+        (rng.choice((-1, 1)) * rng.uniform(0.01, 100), rng.choice((-1, 1)) * rng.uniform(0.01, 100)) for _ in range(300)
+    ]
+    graphs = []
+    for k, x in pairs:
+        children = ["k", "x"] if number_first else ["x", "k"]
+        nodes = [
+            {"id": "k", "data": k},
+            {"id": "x", "data": x},
+            {"id": "n", "op": name, "children": children},
+            {"id": "s", "data": 0.37},
+            {"id": "out", "op": "mul", "children": ["n", "s"]},
+        ]
+        graphs.append({"nodes": nodes, "output": "out"})
+    response = client.post("/v1/evaluate/batch", json={"graphs": graphs})
+    assert response.status_code == 200
+    for (k, x_data), result in zip(pairs, response.get_json()["results"]):
+        answer = {node["id"]: node for node in result["evaluation"]["nodes"]}
+        x, s = seed_value.Value(x_data), seed_value.Value(0.37)
+        n = WITH_A_NUMBER[name, number_first](k, x)
+        out = n * s
+        out.backward()
+        for node_id, value in (("x", x), ("n", n), ("s", s), ("out", out)):
+            assert (bits(answer[node_id]["data"]), bits(answer[node_id]["grad"])) == (
+                bits(value.data),
+                bits(value.grad),
+            ), (
+                k,
+                x_data,
+                node_id,
+            )
+
+
+def test_each_binary_op_has_a_plain_number_on_either_side_and_a_factor_other_than_1_above_it():
+    graphs = valuegraph.suite(len(KINDS), variant=7)
+    seen = set()
+    for graph_name, graph in graphs.items():
+        by_id = {node["id"]: node for node in graph["nodes"]}
+        constants = [node for node in graph["nodes"] if is_constant(node)]
+        if not constants:
+            continue
+        (constant,) = constants
+        assert abs(constant["data"]) >= 1.5 and type(constant["data"]) is float
+        (user,) = [node for node in graph["nodes"] if constant["id"] in node.get("children", ())]
+        (operand,) = [child for child in user["children"] if child != constant["id"]]
+        assert not is_constant(by_id[operand]) and "op" not in by_id[operand]
+        number_first = user["children"][0] == constant["id"]
+        seen.add((user["op"], number_first))
+        symbol = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[user["op"]]
+        assert graph_name.startswith(f"a number {symbol} x (__r" if number_first else f"x {symbol} a number (__")
+        output = by_id[graph["output"]]
+        assert output["op"] == "mul" and output["children"][0] == user["id"]
+        factor = by_id[output["children"][1]]["data"]
+        assert factor != 1 and not is_constant(by_id[output["children"][1]])
+    assert seen == set(WITH_A_NUMBER)
 
 
 def evaluated(graph):
-    """{id: data} by the reference class."""
+    """{id: data} by the reference class (a constant as its leaf Value)."""
     return {
         node_id: data for node_id, (data, _) in seed_value.evaluate_with_seed(graph["nodes"], graph["output"]).items()
     }

@@ -763,6 +763,7 @@ def test_ten_thousand_item_batches_answer_through_nginx_with_a_small_head(stack)
     assert results[-1]["evaluation"]["nodes"] == seed_answer()
 
 
+@pytest.mark.slow
 def test_compose_serves_through_nginx_from_both_replicas(stack):
     replicas = stack.running_replicas()
     assert len(replicas) == 2

@@ -96,3 +96,45 @@ def test_console_examples_print_as_shown(live_server, monkeypatch, tmp_path, ses
         assert out.getvalue() == expected, line
         failed = "refused" in expected or re.search(r"^(FAILED|ERROR|NOT GRADED): ", expected, re.M)
         assert status == (1 if failed else 0), line
+
+
+#: The `valuegraph` command lines of the top README, as printed there.
+README_COMMANDS = [
+    line
+    for block in re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    for line in block.splitlines()
+    if line.startswith("valuegraph ")
+]
+#: The command lines the console sessions above run (and check the output of).
+CONSOLE_COMMANDS = [line[2:] for session in CONSOLE for line in session.splitlines() if line.startswith("$ ")]
+
+
+#: The README's lines no console session runs: run here.
+RUN_HERE = [line for line in README_COMMANDS if line not in CONSOLE_COMMANDS]
+
+
+def test_each_of_the_readmes_commands_is_run_by_a_test():
+    """`valuegraph expr` is a console session's line (test_console_examples_print_as_shown checks what it
+    prints); `valuegraph grade ... --gradescope` writes a file, and runs here."""
+    assert [shlex.split(line)[1] for line in README_COMMANDS] == ["expr", "grade"]
+    assert README_COMMANDS[0] in CONSOLE_COMMANDS
+    assert [README_COMMANDS[1]] == RUN_HERE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("line", RUN_HERE)
+def test_the_readmes_grade_command_runs_as_printed(live_server, monkeypatch, tmp_path, line):
+    """With the reference class as student.py: every graph passes, and the Gradescope file has every point."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VALUEGRAPH_URL", live_server)
+    (tmp_path / "student.py").write_text((ROOT / "tools" / "reference_value.py").read_text())
+    argv = shlex.split(line)
+    out, err = io.StringIO(), io.StringIO()
+    status = cli.main(argv[1:], out, err)
+    assert (status, err.getvalue()) == (0, ""), out.getvalue()
+    graphs = int(argv[argv.index("--suite") + 1])
+    assert out.getvalue().endswith(f"{graphs} of {graphs} graphs passed.\n")
+    results = json.loads((tmp_path / argv[argv.index("--gradescope") + 1]).read_text())
+    assert results["score"] == graphs and len(results["tests"]) == graphs
+    assert {test["status"] for test in results["tests"]} == {"passed"}
+    assert any("a number - x (__rsub__)" in test["name"] for test in results["tests"])

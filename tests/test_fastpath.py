@@ -4,26 +4,24 @@ hypothesis, on graphs aimed at the places where bit-identity is hard (Python int
 the seed's hidden Values of sub, div and neg, pow's special cases, exp and log at their edges,
 orjson's number and string formatting); and on the bench's four workloads."""
 
-import functools
 import math
 import random
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from marshmallow import ValidationError
 
 from service.contract.examples import EXAMPLE_GRAPH as SEED_GRAPH
-from service.contract.graph import GraphRequestSchema
-from service.core import fastpath, graphs
+from service.core import fastpath
+from service.core.deadline import Deadline, DeadlineExceeded
 from service.core.ops import OPS
 from service.http.app import create_app
-from service.http.routes.evaluate import evaluation_json
 from service.runtime.config import ConfigError, from_environment
 from tests.support import leaf, op
 
@@ -34,37 +32,23 @@ except ImportError as error:
         f"the fast path's C extension is not built ({error}); `make fastpath` builds it", allow_module_level=True
     )
 
-MAX_NODES = 1_000_000
+from tests.fastpath_reference import MAX_NODES, fast, fast_batch, reference, reference_batch
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@functools.cache
-def request_schema(max_nodes):
-    return GraphRequestSchema(max_nodes=max_nodes)
-
-
-def reference(document, max_nodes=MAX_NODES):
-    """The reference path's 200 body, or None where it refuses (what POST /v1/evaluate answers 4xx)."""
-    try:
-        request_graph = request_schema(max_nodes).load(document)
-        output, values = graphs.evaluate(request_graph["nodes"], request_graph.get("output"))
-    except (ValidationError, graphs.GraphError):
-        return None
-    return evaluation_json(output, request_graph["nodes"], values)
-
-
 def both(document, max_nodes=MAX_NODES):
-    """(fast, reference) on the document as the service would see it: orjson's objects, parsed twice."""
+    """(fast, reference) on the document's bytes as a client sends them."""
     body = orjson.dumps(document)
-    return _fastpath.evaluate(orjson.loads(body), max_nodes), reference(orjson.loads(body), max_nodes)
+    return fast(body, max_nodes), reference(body, max_nodes)
 
 
 def assert_agrees(document, max_nodes=MAX_NODES):
-    fast, expected = both(document, max_nodes)
-    if fast is not None:
+    fast_answer, expected = both(document, max_nodes)
+    if fast_answer is not None:
         assert expected is not None, "the fast path answered where the reference path refuses"
-        assert fast == expected
-    return fast, expected
+        assert fast_answer == expected
+    return fast_answer, expected
 
 
 # --- the graphs -----------------------------------------------------------------------------------
@@ -93,7 +77,7 @@ ids = st.one_of(
 )
 BROKEN_FIELDS = {
     "id": st.one_of(st.none(), st.booleans(), st.floats(), st.just(""), st.just("x" * 257)),
-    "op": st.one_of(st.sampled_from(["Add", "sqrt", "", "value"]), st.integers(), st.none()),
+    "op": st.one_of(st.sampled_from(["Add", "sqrt", "", "value"]), st.integers(-(2**63), 2**64 - 1), st.none()),
     "data": st.one_of(st.none(), st.booleans(), st.just("2.0"), st.just([1.0])),
     "children": st.one_of(st.none(), st.just([]), st.lists(st.integers(0, 40), max_size=3), st.just("a")),
     "exponent": st.one_of(st.none(), st.booleans(), st.floats(-3, 3)),
@@ -271,15 +255,19 @@ def test_consecutive_int_ids_are_found_by_position(first, child):
         "as a string": str(first + 1),
         "past the end": first + 3,
         "before the start": first - 1,
-        "big": first + 2**64,
+        "big": first + 2**64,  # past 64 bits orjson reads a float, which is no id
     }[child]
-    nodes.append(op(first + 3, "add", first + 2, wanted) if first + 3 < 2**63 else op(-1, "add", first + 2, wanted))
-    document = {"nodes": nodes, "output": nodes[-1]["id"]}
-    if isinstance(wanted, int) and not -(2**63) <= wanted < 2**64:
-        assert _fastpath.evaluate(document, MAX_NODES) is None
-        return
-    fast, expected = assert_agrees(document)
-    assert (fast is None) == (expected is None) == (child != "previous")
+    last = first + 3 if first + 3 < 2**63 else -1
+    wanted_json = orjson.dumps(wanted) if isinstance(wanted, str) else str(wanted).encode()  # orjson: 64 bits
+    body = orjson.dumps({"nodes": nodes})[:-2] + b',{"id":%d,"op":"add","children":[%d,%b]}],"output":%d}' % (
+        last,
+        first + 2,
+        wanted_json,
+        last,
+    )
+    fast_answer, expected = fast(body), reference(body)
+    assert fast_answer is None or fast_answer == expected
+    assert (fast_answer is None) == (expected is None) == (child != "previous")
 
 
 def test_sub_and_div_fold_their_hidden_values_with_the_seeds_roundings():
@@ -309,6 +297,231 @@ def test_numbers_and_strings_are_formatted_as_orjson_formats_them():
         answered({"nodes": nodes, "output": output})
 
 
+# --- the request's bytes: JSON as RFC 8259 and orjson read it ------------------------------------------
+
+
+@st.composite
+def json_text(draw, value) -> bytes:
+    """`value` as JSON written any way RFC 8259 allows: whitespace anywhere, keys in any order, any character
+    of a string escaped (surrogate pairs included), numbers in other forms that read as the same double."""
+
+    def space():
+        return draw(st.sampled_from(["", "", "", " ", "\n", "\t", "\r\n  "]))
+
+    def string(text):
+        out = []
+        for character in text:
+            code = ord(character)
+            if draw(st.integers(0, 5)) == 0:  # escaped
+                if code > 0xFFFF:
+                    high, low = 0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)
+                    out.append(f"\\u{high:04x}\\u{low:04X}")
+                else:
+                    out.append(draw(st.sampled_from([f"\\u{code:04x}", f"\\u{code:04X}"])))
+            elif character in '"\\':
+                out.append("\\" + character)
+            elif code < 0x20:
+                out.append(
+                    {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b", "\f": "\\f"}.get(character, f"\\u{code:04x}")
+                )
+            elif character == "/" and draw(st.booleans()):
+                out.append("\\/")
+            else:
+                out.append(character)
+        return '"' + "".join(out) + '"'
+
+    def write(value):
+        if isinstance(value, dict):
+            members = list(value.items())
+            if draw(st.booleans()):
+                members = draw(st.permutations(members))
+            inner = ",".join(
+                f"{space()}{string(key)}{space()}:{space()}{write(item)}{space()}" for key, item in members
+            )
+            return "{" + (inner or space()) + "}"
+        if isinstance(value, list):
+            return "[" + (",".join(space() + write(item) + space() for item in value) or space()) + "]"
+        if isinstance(value, str):
+            return string(value)
+        if isinstance(value, float) and math.isfinite(value):
+            return draw(
+                st.sampled_from([repr(value), f"{value:.17e}", f"{value:.17E}".replace("E+", "E"), f"{value:.25e}"])
+            )
+        if value is True or value is False or value is None:
+            return orjson.dumps(value).decode()
+        if isinstance(value, int):
+            return "-0" if value == 0 and draw(st.booleans()) else str(value)
+        return orjson.dumps(value).decode()
+
+    return (space() + write(value) + space()).encode()
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_json_written_any_way_is_read_as_orjson_reads_it(data):
+    document = data.draw(documents(max_ops=8))
+    body = data.draw(json_text(document))
+    fast_answer, expected = fast(body), reference(body)
+    assert fast_answer is None or fast_answer == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_a_valid_graph_is_answered_however_its_json_is_written(data):
+    from bench.workloads import small_graph
+
+    document = {"nodes": small_graph(), **data.draw(st.sampled_from([{}, {"output": "j"}]))}
+    body = data.draw(json_text(document))
+    assert fast(body) == reference(body) == orjson.dumps(orjson.loads(reference(orjson.dumps(document))))
+
+
+def test_every_cut_of_a_request_is_declined_or_answered_as_the_reference_answers_it():
+    body = b' {"output" : "e" , "nodes":[' + orjson.dumps(SEED_GRAPH)[10:-2] + b"] } \n"
+    for end in range(len(body) + 1):
+        cut = body[:end]
+        fast_answer, expected = fast(cut), reference(cut)
+        assert fast_answer is None or fast_answer == expected
+        assert (fast_answer is not None) == (end >= len(body.rstrip())), cut
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b'{"nodes":[{"id":"a","id":"b","data":1.0}]}', "a repeated key (orjson keeps the last)"),
+        (b'{"nodes":[{"id":"a","data":1.0}],"nodes":[{"id":"b","data":1.0}]}', "a repeated key"),
+        (b'{"nodes":[{"id":1.0,"data":1.0}]}', "a float id"),
+        (b'{"nodes":[{"id":18446744073709551616,"data":1.0}]}', "an int past 64 bits (orjson: a float)"),
+        (b'{"nodes":[{"id":"","data":1.0}]}', "an empty id"),
+        (b'{"nodes":[{"id":"a","data":true}]}', "a boolean"),
+        (b'{"nodes":[]}', "no nodes"),
+        (b'{"nodes":[{"id":"a","data":1.0}],"label":"x"}', "an unknown key"),
+    ],
+)
+def test_what_the_fast_path_leaves_to_the_reference_path(body, why):
+    assert fast(body) is None, why
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"nodes":[{"id":"\\ud800","data":1.0}]}',  # a lone surrogate
+        b'{"nodes":[{"id":"\\udc00\\ud800","data":1.0}]}',
+        b'{"nodes":[{"id":"\\x41","data":1.0}]}',  # no such escape
+        b'{"nodes":[{"id":"a","data":1e400}]}',  # past the largest double
+        b'{"nodes":[{"id":"a","data":01}]}',
+        b'{"nodes":[{"id":"a","data":1.0},]}',
+        b'{"nodes":[{"id":"a","data":1.0}]}x',
+        b'\xef\xbb\xbf{"nodes":[{"id":"a","data":1.0}]}',
+        b'{"nodes":[{"id":"\xed\xa0\x80","data":1.0}]}',  # an encoded surrogate: not UTF-8
+        b'{"nodes":[{"id":"a\x01","data":1.0}]}',  # a raw control character
+    ],
+)
+def test_what_orjson_refuses_the_fast_path_declines(body):
+    assert reference(body) is None and fast(body) is None
+
+
+def test_an_id_is_its_decoded_characters_and_1_is_not_1():
+    body = b'{"nodes":[{"id":"\\u00e9\\ud83d\\ude42","data":2.0},{"id":1,"data":3.0},{"id":"1","data":4.0},'
+    body += (
+        b'{"id":"o","op":"mul","children":["\xc3\xa9\xf0\x9f\x99\x82",1]},{"id":"p","op":"add","children":["o","1"]}]}'
+    )
+    answer = fast(body)
+    assert answer is not None and answer == reference(body)
+    assert b'"id":"\xc3\xa9\xf0\x9f\x99\x82","data":2.0,"grad":3.0' in answer  # written as orjson writes it
+    assert b'{"id":1,"data":3.0,"grad":2.0},{"id":"1","data":4.0,"grad":1}' in answer
+
+
+def test_labels_are_read_past_when_the_contract_has_them():
+    labelled = b'{"nodes":[{"id":"a","data":2.0,"label":"the input \\u00e9"},{"id":"b","op":"exp","children":["a"],"label":"%b"}]}'
+    plain = b'{"nodes":[{"id":"a","data":2.0},{"id":"b","op":"exp","children":["a"]}]}'
+    assert fast(labelled % (b"x" * 256), labels=True) == reference(plain)
+    assert fast(labelled % ("\U0001f642" * 256).encode(), labels=True) == reference(plain)
+    for bad in (b"", b"x" * 257, ("\U0001f642" * 257).encode()):
+        assert fast(labelled % bad, labels=True) is None
+    assert fast(labelled.replace(b'"label":"%b"', b'"label":1'), labels=True) is None
+    assert fast(labelled % b"x", labels=False) is None  # the contract refuses an unknown key
+
+
+# --- the deadline -----------------------------------------------------------------------------------
+
+
+def chain_body(n):
+    return orjson.dumps({"nodes": [leaf(0, 0.5)] + [op(k, "neg", k - 1) for k in range(1, n)]})
+
+
+def test_past_its_deadline_the_fast_path_stops_as_the_reference_path_does():
+    body = chain_body(100_000)
+    with pytest.raises(_fastpath.PastDeadline):
+        _fastpath.evaluate(body, MAX_NODES, time.monotonic() - 1, False)
+    with pytest.raises(DeadlineExceeded):
+        fastpath.evaluate(body, MAX_NODES, Deadline(-1.0))
+    batch = b'{"graphs":[%b]}' % b",".join([orjson.dumps(SEED_GRAPH)] * 3)
+    with pytest.raises(DeadlineExceeded):
+        fastpath.evaluate_batch(batch, (b"", b""), (10, 100, 100), Deadline(-1.0))
+    assert fastpath.evaluate(body, MAX_NODES, Deadline(60.0)) is not None
+
+
+def test_a_deadline_shorter_than_the_work_is_a_504_on_the_fast_path():
+    client = create_app({"TESTING": True, "DEADLINE_SECONDS": 0.01}).test_client()
+    response = client.post("/v1/evaluate", data=chain_body(300_000), content_type="application/json")
+    assert response.status_code == 504 and response.get_json()["type"] == "/problems/deadline-exceeded"
+    assert "fastpath" in response.headers["Server-Timing"] and "parse" not in response.headers["Server-Timing"]
+
+
+# --- batches in one call ------------------------------------------------------------------------------
+
+
+@st.composite
+def batches(draw):
+    """A batch of requests (valid, refused or not graphs at all), its JSON written any way."""
+    items = draw(
+        st.lists(
+            st.one_of(documents(max_ops=6), documents(max_ops=6), st.just(SEED_GRAPH), st.integers(), st.just({})),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    return draw(json_text({"graphs": items}))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches(), st.sampled_from([(10_000, MAX_NODES, MAX_NODES), (3, 40, 10), (10, 15, 5)]))
+def test_a_batch_answered_in_one_call_is_the_reference_paths_answer(body, limits):
+    answered = fast_batch(body, limits)
+    assert answered is None or answered == reference_batch(body, limits)
+
+
+def test_a_batch_leaves_to_the_reference_path_only_the_items_it_declines():
+    valid, refused = (
+        orjson.dumps(SEED_GRAPH),
+        b'{"nodes":[{"id":"x","data":-1.0},{"id":"y","op":"log","children":["x"]}]}',
+    )
+    body = b'{"graphs":[%b, %b ,%b,%b,[1,{"a":2}], "x"]}' % (valid, valid, refused, valid)
+    parts, nodes = _fastpath.evaluate_batch(body, b"<", b">", 100, 1000, 100, math.inf, False)
+    assert nodes == 15
+    assert parts[0] == b"<%b>,<%b>" % (fast(valid), fast(valid))
+    assert [body[start:end] for start, end in parts[1:4:2]] == [refused, b'[1,{"a":2}]']
+    assert parts[2] == b"<%b>" % fast(valid) and body[slice(*parts[4])] == b'"x"' and len(parts) == 5
+    assert fast_batch(body) == reference_batch(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"graphs":[]}',
+        b'{"graphs":[%b],"graphs":[%b]}',
+        b'{"graphs":[%b],"x":1}',
+        b'{"graphs":{}}',
+        b'{"graphs":[%b,%b,%b,%b]}',  # past max_graphs
+        b'{"graphs":[%b,{"nodes":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}',  # past max_batch_nodes
+        b'{"graphs":[%b,{"nodes":[1]]}',  # not JSON
+    ],
+)
+def test_a_batch_the_reference_path_refuses_is_left_to_it_whole(body):
+    body = body.replace(b"%b", orjson.dumps(SEED_GRAPH))
+    assert _fastpath.evaluate_batch(body, b"", b"", 3, 20, 100, math.inf, False) is None
+
+
 # --- the bench's workloads --------------------------------------------------------------------------
 
 
@@ -321,9 +534,9 @@ def workload_documents(scale_name):
 
 
 def assert_takes_the_fast_path(body):
-    fast = _fastpath.evaluate(orjson.loads(body), MAX_NODES)
-    assert fast is not None, "the fast path declined"
-    assert fast == reference(orjson.loads(body))
+    fast_answer = fast(body)
+    assert fast_answer is not None, "the fast path declined"
+    assert fast_answer == reference(body)
 
 
 @pytest.mark.parametrize(("name", "body"), workload_documents("tiny"))

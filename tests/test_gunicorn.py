@@ -837,3 +837,22 @@ def test_the_chain_answer_is_the_seed_classs():
     depth its recursion reaches."""
     expected = evaluate_with_seed(chain(300, 1.0), 299)
     assert {node["id"]: (node["data"], node["grad"]) for node in chain_answer(300, 1.0)} == expected
+
+
+def test_the_server_serves_a_plain_flask_app_as_the_bench_peer_does(tmp_path):
+    """gunicorn.conf.py's worker with an app that has none of the service's settings (the bench's bare
+    Flask peer): it takes the body limit from the environment's defaults and serves on one connection."""
+    from tools.server import Gunicorn
+
+    class BareApp(Gunicorn):
+        ready_path = "/healthz"
+
+    (tmp_path / "answer.json").write_bytes(b'{"bare": true}')
+    env = {"BENCH_BARE_BODY": str(tmp_path / "answer.json")}
+    with BareApp(tmp_path, env=env, args=("bench.bare_app:app",)) as server, requests.Session() as session:
+        pids = server.worker_pids()
+        for _ in range(3):
+            response = session.post(server.base + EVALUATE, json=SEED_GRAPH, timeout=10)
+            assert response.status_code == 200 and response.json() == {"bare": True}
+        assert server.worker_pids() == pids
+        assert "Traceback" not in server.stderr.read_text()

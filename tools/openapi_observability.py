@@ -22,8 +22,9 @@ REQUEST_ID_HEADER = {
 }
 SERVER_TIMING_HEADER = {
     "description": "Where the time went, in milliseconds, by phase, in the order they ran: read (receiving "
-    "the body), parse (the JSON), fastpath (the compiled path: the whole evaluation and answer of a graph it "
-    "takes; when it declines, the reference path's phases follow), validate (the contract's checks, and the "
+    "the body), fastpath (the compiled path, on the body's bytes: the whole parse, evaluation and answer of a "
+    "graph it takes, and of a batch's items it takes; when it declines, the reference path's phases follow), "
+    "parse (the JSON), validate (the contract's checks, and the schemas' explanation of a "
     "schemas' explanation of a refusal), build (the forward pass), backward, grade (comparing a submission), "
     "write (the answer's JSON). A batch sums each phase over its items; a refusal lists the phases it reached.",
     "schema": {"type": "string"},

@@ -110,6 +110,9 @@ MISTAKES = {
 #: backward passes, the graph built again for the second (as a training loop does).
 LOOP_MISTAKES = {"grads not reset between two passes": ({"leaf-grads-not-reset-twice"}, 2)}
 
+#: A plain number on the right taken as the reference class's `__add__` and `__mul__` take it (`x - 2.0`).
+WRAPPED = "other = other if isinstance(other, Value) else Value(other)\n        "
+
 #: Correct classes written differently from the reference: each must pass every graph.
 CORRECT = {
     "the reference class": [],
@@ -119,10 +122,10 @@ CORRECT = {
     "Kahn's algorithm": [(SEED_BACKWARD, KAHN_BACKWARD)],
     "a post-order of children in reverse": [("for child in v._children:", "for child in reversed(v._children):")],
     "sub and div computed at once": [
-        ("return self + (-other)", "return Value(self.data - other.data, (self, other), (1, -1))"),
+        ("return self + (-other)", f"{WRAPPED}return Value(self.data - other.data, (self, other), (1, -1))"),
         (
             "return self * other**-1",
-            "return Value(self.data / other.data, (self, other), (1 / other.data, -self.data / other.data**2))",
+            f"{WRAPPED}return Value(self.data / other.data, (self, other), (1 / other.data, -self.data / other.data**2))",
         ),
     ],
 }

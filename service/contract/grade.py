@@ -126,7 +126,8 @@ class GradeRequestSchema(GraphRequestSchema):
     required = RequiredFields(
         metadata={
             "description": "Fields the submission must give for every node: a node without one gets the "
-            'verdict "missing" there, which fails the grade (local_grads: only nodes with children).'
+            'verdict "missing" there, which fails the grade (local_grads: only nodes with children).',
+            "uniqueItems": True,
         }
     )
 

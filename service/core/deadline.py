@@ -10,7 +10,8 @@ class DeadlineExceeded(Exception):
 
 
 class Deadline:
-    """Ends `seconds` from now; `check` raises DeadlineExceeded once it has passed."""
+    """Ends `seconds` from now (`ends`, on time.monotonic's clock); `check`, or calling it, raises
+    DeadlineExceeded once it has passed: it is the Checkpoint of the loops that do a request's work."""
 
     def __init__(self, seconds: float):
         self.seconds = seconds
@@ -19,3 +20,5 @@ class Deadline:
     def check(self) -> None:
         if time.monotonic() > self.ends:
             raise DeadlineExceeded(self.seconds)
+
+    __call__ = check

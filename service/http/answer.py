@@ -21,7 +21,8 @@ from service.core.traversal import Checkpoint
 from service.http.body import check_media_type, declared_length, read_body
 from service.http.problems import Problem
 
-AnswerBytes = Callable[[object, Checkpoint], bytes]
+#: A route's answer from the parsed document, given the request's deadline (a Checkpoint, and its end for the fast path).
+AnswerBytes = Callable[[object, Deadline], bytes]
 #: A batch item's answer: like AnswerBytes, and told whether its refusal may still be explained.
 ItemAnswer = Callable[[object, Checkpoint, bool], bytes]
 
@@ -35,7 +36,7 @@ def answer(
     deadline = Deadline(current_app.config["DEADLINE_SECONDS"])
     with admitted_body() as body, current_app.extensions["valuegraph.gc_pause"]():
         document = (parse or parse_json)(body)
-        return current_app.response_class(body_of(document, deadline.check), mimetype=mimetype)
+        return current_app.response_class(body_of(document, deadline), mimetype=mimetype)
 
 
 @contextmanager

@@ -1,11 +1,15 @@
 """A batch, {"graphs": [...]}: each item answered on its own, in order, as its own request would be;
 only a bad envelope refuses it all. Used by POST /v1/evaluate/batch and POST /v1/grade/batch."""
 
+from collections.abc import Iterable
+
 import orjson
 from flask import current_app
 
 from service.contract.batch import is_valid_batch
+from service.core.fastpath import ItemBytes
 from service.core.graphs import GraphError
+from service.core.record import phase
 from service.core.traversal import Checkpoint
 from service.http.answer import ItemAnswer, validated
 from service.http.problem_types import title
@@ -26,16 +30,49 @@ def batch_body(document: object, answer_item: ItemAnswer, member: bytes, checkpo
         current_app.extensions["valuegraph.batch_schema"],
         invalid_batch,
     )["graphs"]
+    return results_json(graphs, answer_item, member, checkpoint)
+
+
+def batch_body_of_parts(
+    parts: list[bytes | ItemBytes], body: bytes, answer_item: ItemAnswer, member: bytes, checkpoint: Checkpoint
+) -> bytes:
+    """The answer of a batch whose items the fast path answered in `parts` (fastpath.evaluate_batch), but
+    for those it left, given as where their bytes are in `body`: each of those parsed and answered here,
+    in its place, as batch_body answers it."""
+
+    def items():
+        for part in parts:
+            if type(part) is bytes:
+                yield part
+            else:
+                with phase("parse"):
+                    item = orjson.loads(memoryview(body)[part[0] : part[1]])
+                yield item
+
+    return results_json(items(), answer_item, member, checkpoint)
+
+
+def results_json(items: Iterable[object], answer_item: ItemAnswer, member: bytes, checkpoint: Checkpoint) -> bytes:
+    """{"results": [...]} of the items, in order; an item already answered comes as its result's bytes."""
     results, entries_left = [], MAX_BATCH_ENTRIES
-    for item in graphs:
+    for item in items:
+        if type(item) is bytes:
+            results.append(item)
+            continue
         checkpoint()
         status, body = item_result(answer_item, item, checkpoint, explain=entries_left > 0)
         if status != 200:
             listed = len(body.get("errors", ()))
             body, entries_left = (body, entries_left - listed) if listed <= entries_left else (without_entries(body), 0)
             body = orjson.dumps(body)
-        results.append(b'{"status":%d,"%b":%b}' % (status, member if status == 200 else b"problem", body))
+        before, after = item_framing(status, member if status == 200 else b"problem")
+        results.append(before + body + after)
     return b'{"results":[%b]}' % b",".join(results)
+
+
+def item_framing(status: int, member: bytes) -> tuple[bytes, bytes]:
+    """What goes before and after an item's answer (its 200 body or its problem) among the results."""
+    return b'{"status":%d,"%b":' % (status, member), b"}"
 
 
 def invalid_batch(error) -> Problem:

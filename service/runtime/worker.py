@@ -283,7 +283,8 @@ class PacedThreadWorker(ThreadWorker):
     def load_wsgi(self):
         """The app's body limit and memory budget, which the loop applies while a body arrives."""
         super().load_wsgi()
-        self.max_body = (getattr(self.wsgi, "config", None) or from_environment())["MAX_CONTENT_LENGTH"]
+        limit = (getattr(self.wsgi, "config", None) or {}).get("MAX_CONTENT_LENGTH")
+        self.max_body = limit if limit is not None else from_environment()["MAX_CONTENT_LENGTH"]
         budget = getattr(self.wsgi, "extensions", {}).get("valuegraph.memory_budget")
         if budget is not None:
             self.memory_budget = budget
@@ -407,6 +408,15 @@ class PacedThreadWorker(ThreadWorker):
         self._await_head(conn)
 
     def _on_event(self, conn: LoopConn, _fileobj) -> None:
+        """One connection's event; a fault in handling it closes that connection, never the loop that
+        serves every other one."""
+        try:
+            self._dispatch(conn)
+        except Exception:
+            self.log.exception("Closing a connection whose event could not be handled")
+            self._close(conn, reset=True)
+
+    def _dispatch(self, conn: LoopConn) -> None:
         if conn.state == "write":
             self._write(conn)
         elif conn.state == "body":

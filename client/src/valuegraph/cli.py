@@ -1,19 +1,21 @@
 """The `valuegraph` command: evaluate graphs, differentiate a formula, draw a graph, grade a Value class.
 
 Exit status: 0 on success (for grade: every graph passed); 1 when the service refuses the request (its
-problem is printed) or, for grade and batch, when a graph did not pass; 2 on a usage error or when the
-service cannot be reached or its answer cannot be read.
+problem is printed) or, for grade and batch, when a graph did not pass; 2 on a usage error (for grade,
+a student's module or class that does not exist too) or when the service cannot be reached or its
+answer cannot be read.
+
+`valuegraph grade` runs the student's code in a child process (valuegraph.isolation), so that nothing
+it does (loop, exit, print, patch valuegraph) reaches this one, whose reports are always written.
 """
 
 import argparse
-import importlib
-import importlib.util
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,7 +23,8 @@ import requests
 
 from valuegraph import __version__, reports
 from valuegraph.client import DEFAULT_URL, Client, ProblemError
-from valuegraph.grading import MODES, GradeReport, GraphResult
+from valuegraph.grading import MODES, ClassNotFound, GradeReport, GraphResult
+from valuegraph.isolation import MEMORY_LIMIT, TIMEOUT_PER_GRAPH, ChildNotStarted
 from valuegraph.suites import KINDS, suite
 from valuegraph.transport import describe, nothing_arrived
 
@@ -86,7 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="a bearer token, for a service that requires one (default: $VALUEGRAPH_TOKEN)",
     )
-    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds per request (default 60)")
+    common.add_argument(
+        "--timeout",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="seconds to wait for the service's answer (default 60), and 0.01 s more per graph of a batch",
+    )
     common.add_argument(
         "--retries",
         type=int,
@@ -151,8 +159,9 @@ def _parser() -> argparse.ArgumentParser:
         "grade",
         parents=[common],
         help="grade a student's Value class",
-        description="Build each graph with a student's Value class (its own operators and backward), then grade "
-        "what it computed on the service. Exit status 0 when every graph passed, 1 when one did not.",
+        description="Build each graph with a student's Value class (its own operators and backward), in a child "
+        "process within time and memory limits, then grade what it computed on the service. Exit status 0 when "
+        "every graph passed, 1 when one did not, 2 when there is no such module or class.",
     )
     grade.add_argument(
         "value_class",
@@ -177,11 +186,35 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--atol", type=_tolerance, default=None, help="absolute tolerance (default: the service's)")
     grade.add_argument("--gradescope", metavar="FILE", help="also write Gradescope's results.json here")
     grade.add_argument(
-        "--max-score", type=float, default=None, help="Gradescope's points for all graphs (default 1 each)"
+        "--max-score",
+        type=float,
+        default=None,
+        help="Gradescope's points for all graphs, shared in hundredths (default 1 each)",
     )
     grade.add_argument("--junit", metavar="FILE", help="also write the report as JUnit XML here")
     grade.add_argument("--json", action="store_true", help="print the report as JSON")
     grade.add_argument("--batch-size", type=_positive, default=None, help="graphs per request (default 1000)")
+    grade.add_argument(
+        "--timeout-per-graph",
+        type=_seconds,
+        default=TIMEOUT_PER_GRAPH,
+        metavar="SECONDS",
+        help=f"the most time the class may take for one graph, and to be imported (default {TIMEOUT_PER_GRAPH:g})",
+    )
+    grade.add_argument(
+        "--timeout-total",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="the most time the class may take for all the graphs; those left are not run (default: no limit)",
+    )
+    grade.add_argument(
+        "--memory-limit",
+        type=_whole,
+        default=MEMORY_LIMIT // 2**20,
+        metavar="MIB",
+        help=f"the most memory the class's process may take, in MiB; 0 for no limit (default {MEMORY_LIMIT // 2**20})",
+    )
     grade.set_defaults(run=_grade)
 
     write_suite = commands.add_parser(
@@ -203,6 +236,22 @@ def _positive(text: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
     return number
+
+
+def _seconds(text: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not number > 0 or math.isinf(number):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return number
+
+
+def _whole(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
 
 
 def _tolerance(text: str) -> float:
@@ -293,19 +342,24 @@ def _grade(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     tolerance = {key: value for key, value in (("rtol", args.rtol), ("atol", args.atol)) if value is not None}
     started = time.monotonic()
     try:
-        value_class = load_class(args.value_class)
-    except ClassNotLoaded as error:
+        report = client.grade_isolated(
+            args.value_class,
+            graphs,
+            mode=args.mode,
+            tolerance=tolerance or None,
+            timeout_per_graph=args.timeout_per_graph,
+            timeout_total=args.timeout_total,
+            memory_limit=None if args.memory_limit == 0 else args.memory_limit * 2**20,
+        )
+    except ClassNotFound as error:
         report = GradeReport(
             [GraphResult(name, False, error=str(error), error_kind="not-loaded") for name in graphs], args.mode
         )
-    else:
-        report = client.grade_class(value_class, graphs, mode=args.mode, tolerance=tolerance or None)
-    elapsed = time.monotonic() - started
-    if args.gradescope:
-        _write(args.gradescope, json.dumps(reports.gradescope(report, args.max_score, elapsed), indent=1) + "\n")
-    if args.junit:
-        name = f"valuegraph grade {args.value_class}"
-        _write(args.junit, reports.junit_xml(report, name, _classname(args.value_class), elapsed))
+        _write_reports(report, args, time.monotonic() - started)
+        raise UsageError(str(error)) from None
+    except ChildNotStarted as error:
+        raise UsageError(str(error)) from None
+    _write_reports(report, args, time.monotonic() - started)
     if args.json:
         print(json.dumps(report.to_dict()), file=out)
     else:
@@ -313,46 +367,12 @@ def _grade(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     return 0 if report.passed else 1
 
 
-class ClassNotLoaded(Exception):
-    """The student's module could not be imported, or holds no such class."""
-
-
-def load_class(spec: str) -> Callable[..., Any]:
-    """The class named by MODULE:CLASS, MODULE a dotted module (found from the current directory too)
-    or the path of a .py file, CLASS "Value" when left out. Raises ClassNotLoaded saying why."""
-    module_name, _, class_name = spec.rpartition(":") if ":" in spec else (spec, "", "Value")
-    class_name = class_name or "Value"
-    try:
-        if module_name.endswith(".py") or os.sep in module_name or "/" in module_name:
-            module = _module_from_file(Path(module_name))
-        else:
-            if "" not in sys.path and os.getcwd() not in sys.path:
-                sys.path.insert(0, os.getcwd())
-            module = importlib.import_module(module_name)
-    except ClassNotLoaded:
-        raise
-    except (Exception, SystemExit) as error:
-        raise ClassNotLoaded(f"Importing {module_name} raised {type(error).__name__}: {error}") from error
-    try:
-        return getattr(module, class_name)
-    except AttributeError:
-        raise ClassNotLoaded(f"{module_name} has no {class_name}.") from None
-
-
-def _module_from_file(path: Path) -> Any:
-    if not path.is_file():
-        raise ClassNotLoaded(f"There is no file {path}.")
-    directory = str(path.resolve().parent)
-    if directory not in sys.path:  # the student's module may import its neighbours
-        sys.path.insert(0, directory)
-    name = path.stem if path.stem not in sys.modules else f"valuegraph_student_{path.stem}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise ClassNotLoaded(f"{path} is not a Python module.")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module  # as an import would: dataclasses and pickle look the module up there
-    module_spec.loader.exec_module(module)
-    return module
+def _write_reports(report: GradeReport, args: argparse.Namespace, elapsed: float) -> None:
+    if args.gradescope:
+        _write(args.gradescope, json.dumps(reports.gradescope(report, args.max_score, elapsed), indent=1) + "\n")
+    if args.junit:
+        name = f"valuegraph grade {args.value_class}"
+        _write(args.junit, reports.junit_xml(report, name, _classname(args.value_class), elapsed))
 
 
 def _classname(spec: str) -> str:

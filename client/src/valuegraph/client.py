@@ -9,18 +9,32 @@ from typing import Any
 
 import requests
 
-from valuegraph.grading import GradeReport, grade_class
+from valuegraph.grading import GradeReport, for_service, grade_class
 from valuegraph.graph import cyclic_gc_paused, serialize
+from valuegraph.isolation import MEMORY_LIMIT, TIMEOUT_PER_GRAPH, grade_isolated
 from valuegraph.problems import ProblemError
 from valuegraph.transport import AnswerAwareAdapter, nothing_arrived
 
-__all__ = ["BATCH_GRAPHS", "BATCH_NODES", "DEFAULT_URL", "Client", "ProblemError", "batches", "retry_after"]
+__all__ = [
+    "BATCH_GRAPHS",
+    "BATCH_NODES",
+    "BATCH_SECONDS_PER_GRAPH",
+    "DEFAULT_URL",
+    "Client",
+    "ProblemError",
+    "batches",
+    "retry_after",
+]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: The graphs and nodes the client sends in one batch request at most. The service's own limits
 #: (VALUEGRAPH_MAX_BATCH_GRAPHS, VALUEGRAPH_MAX_BATCH_NODES) are 10,000 and 1,000,000 by default.
 BATCH_GRAPHS = 1_000
 BATCH_NODES = 1_000_000
+#: A batch request waits the client's `timeout` plus this many seconds per graph it carries (a
+#: 1,000-graph batch 70 s by default): past the service's own deadline (60 s by default), so that
+#: its 504 arrives, and the batch is sent again in halves.
+BATCH_SECONDS_PER_GRAPH = 0.01
 
 
 class Client:
@@ -35,7 +49,13 @@ class Client:
     (`valuegraph.transport.describe` says it in a few words).
 
     `batch_graphs` and `batch_nodes` cap what one batch request carries: `evaluate_batch`,
-    `grade_batch` and `grade_class` send longer lists as several requests.
+    `grade_batch` and `grade_class` send longer lists as several requests. A batch request waits
+    `timeout` plus BATCH_SECONDS_PER_GRAPH per graph; one the service stops at its deadline (504) is
+    sent again as two halves, down to single graphs, whose 504 is that graph's result.
+
+    A graph's nodes may carry grading's `"constant": true` (a plain number of a student's program, as
+    `valuegraph.suite` writes some leaves): every method that sends a graph strips the mark, which the
+    service does not know, and the service takes the number as the leaf it is (`Value(2.0)`).
     """
 
     def __init__(
@@ -82,7 +102,7 @@ class Client:
 
     def evaluate(self, body: Mapping) -> dict:
         """POST /v1/evaluate: {"output": id, "nodes": [{"id", "data", "grad"}, ...]}."""
-        return self.post("/v1/evaluate", body).json()
+        return self.post("/v1/evaluate", for_service(body)).json()
 
     def evaluate_batch(self, bodies: Iterable[Mapping]) -> dict:
         """POST /v1/evaluate/batch: {"results": [{"status": 200, "evaluation": ...} | {"status", "problem"}]},
@@ -100,7 +120,7 @@ class Client:
         node: {"id", "data", "grad", "local_grads"}); the verdicts and root causes. `tolerance`
         ({"rtol", "atol"}) and `required` (fields every node must have, e.g. ["data", "grad"]) are
         sent when given."""
-        request = dict(body)
+        request = dict(for_service(body))
         if submitted is not None:
             request["submitted"] = submitted
         if tolerance is not None:
@@ -120,7 +140,7 @@ class Client:
 
     def render(self, body: Mapping, format: str = "mermaid") -> str:
         """POST /v1/render: the evaluated graph as Mermaid (`flowchart BT`) or Graphviz dot text."""
-        return self.post("/v1/render", body, params={"format": format}).text
+        return self.post("/v1/render", for_service(body), params={"format": format}).text
 
     # Value graphs.
 
@@ -146,13 +166,42 @@ class Client:
         tolerance: Mapping | None = None,
         required: Sequence[str] | None = None,
     ) -> GradeReport:
-        """Grade a student's Value class on `graphs`: valuegraph.grading.grade_class with this client."""
+        """Grade a student's Value class on `graphs` in this process: valuegraph.grading.grade_class."""
         return grade_class(self, value_class, graphs, mode=mode, tolerance=tolerance, required=required)
+
+    def grade_isolated(
+        self,
+        class_spec: str,
+        graphs: Mapping[str, Mapping] | Iterable[Mapping],
+        mode: str = "full",
+        tolerance: Mapping | None = None,
+        required: Sequence[str] | None = None,
+        *,
+        timeout_per_graph: float = TIMEOUT_PER_GRAPH,
+        timeout_total: float | None = None,
+        memory_limit: int | None = MEMORY_LIMIT,
+    ) -> GradeReport:
+        """Grade the class `class_spec` names ("student.py:Value") in a child process, within time and
+        memory limits: valuegraph.isolation.grade_isolated with this client."""
+        return grade_isolated(
+            self,
+            class_spec,
+            graphs,
+            mode=mode,
+            tolerance=tolerance,
+            required=required,
+            timeout_per_graph=timeout_per_graph,
+            timeout_total=timeout_total,
+            memory_limit=memory_limit,
+        )
 
     # The transport.
 
-    def post(self, path: str, body: Any, params: Mapping | None = None) -> requests.Response:
-        """POST JSON to `path`; retried as the class says; a 4xx or 5xx raises ProblemError."""
+    def post(
+        self, path: str, body: Any, params: Mapping | None = None, timeout: float | None = None
+    ) -> requests.Response:
+        """POST JSON to `path`, waiting `timeout` seconds (the client's when None); retried as the class
+        says; a 4xx or 5xx raises ProblemError."""
         data = json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
         url = self.base_url + path
         for attempt in range(self.retries + 1):
@@ -163,7 +212,7 @@ class Client:
                     data=data,
                     params=params,
                     headers={"Content-Type": "application/json"},
-                    timeout=self.timeout,
+                    timeout=self.timeout if timeout is None else timeout,
                 )
             except requests.RequestException as error:
                 if last or not nothing_arrived(error):
@@ -182,12 +231,26 @@ class Client:
 
     def _batched(self, path: str, bodies: Iterable[Mapping]) -> list[dict]:
         results: list[dict] = []
-        for batch in batches(bodies, self.batch_graphs, self.batch_nodes):
-            answer = self.post(path, {"graphs": batch}).json()
-            if len(answer["results"]) != len(batch):
-                raise ValueError(f"The service answered {len(answer['results'])} results for {len(batch)} graphs.")
-            results.extend(answer["results"])
+        for batch in batches(map(for_service, bodies), self.batch_graphs, self.batch_nodes):
+            results.extend(self._batch(path, batch))
         return results
+
+    def _batch(self, path: str, batch: list[Mapping]) -> list[dict]:
+        """One batch's results; a batch the service stopped at its deadline, as its two halves'."""
+        try:
+            response = self.post(path, {"graphs": batch}, timeout=self.timeout + BATCH_SECONDS_PER_GRAPH * len(batch))
+        except ProblemError as problem:
+            if problem.status != 504:
+                raise
+            if len(batch) == 1:
+                details = {"status": 504, "title": problem.title, "detail": problem.detail}
+                return [{"status": 504, "problem": problem.body if isinstance(problem.body, dict) else details}]
+            half = len(batch) // 2
+            return self._batch(path, batch[:half]) + self._batch(path, batch[half:])
+        answer = response.json()
+        if len(answer["results"]) != len(batch):
+            raise ValueError(f"The service answered {len(answer['results'])} results for {len(batch)} graphs.")
+        return answer["results"]
 
 
 def batches(bodies: Iterable[Mapping], max_graphs: int, max_nodes: int) -> Iterator[list[Mapping]]:

@@ -11,6 +11,15 @@ child per unit of the node's grad. The reference class builds `a - b` as `a + (b
 as `a * b**-1`: the node's own `_local_grads` belong to those hidden Values, and sending them would
 fail a correct student. `local_gradients` walks from the node through the student's own hidden Values
 to each child and multiplies the local gradients on the way, as the student's backward does.
+
+A leaf marked `"constant": true` is a plain number of the student's program, not a Value: `sub(k, x)`
+is built as `2.0 - x`, so that the class's reflected and mixed operators (`__rsub__`, `__rtruediv__`,
+`__rmul__`, `__radd__`, and `x + 2.0` wrapping the number) are graded too. The service has no such
+mark: `for_service` strips it, and the service takes the number as the leaf `Value(2.0)` the reference
+class wraps it in, which gives every other node the same data and grad, bit for bit (IEEE addition and
+multiplication commute; the reference class's `2.0 - x` is `2.0 + (-x)`, its `2.0 / x` is `2.0 * x**-1`).
+A constant has no Value, so nothing is submitted for it, and no local gradients for a node that uses
+one (the contract takes one per child, and the student's Values hold none for a plain number).
 """
 
 import math
@@ -50,7 +59,29 @@ MAX_HIDDEN_DEPTH = 8
 #: How many hidden Values are searched to find which of a Value's children leads to a listed child.
 MAX_HIDDEN_SEARCH = 64
 
+#: What a student's code may raise that is that graph's error: any exception, and sys.exit (a
+#: student's exit is never the grader's). KeyboardInterrupt is left to stop the grader.
+STUDENT_EXCEPTIONS = (Exception, SystemExit)
+
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+#: Why a graph was not graded (GraphResult.error_kind): the student's code failed on it, or the grader could
+#: not grade it. Every one counts in GradeReport.counts["not_graded"] and scores nothing.
+ERROR_KINDS = {
+    "student-error": "the class raised (sys.exit included) or computed something that is not a number",
+    "timed-out": "the class took longer than the time allowed for one graph",
+    "crashed": "the process running the class ended (os._exit, a crash, the memory limit) or spoke out of turn",
+    "not-run": "the time allowed for all of the class's graphs ran out before this one",
+    "not-loaded": "the student's module could not be imported, or has no such class",
+    "not-built": "the graph cannot be built with this class (a recorded node it cannot take, a malformed graph)",
+    "refused": "the service refused the graph",
+}
+
+
+class ClassNotFound(LookupError):
+    """The student's module does not exist, or has no such class: a mistake in the grader's command,
+    not the student's (a module that exists but raises when imported is the student's)."""
 
 
 class NotGraded(Exception):
@@ -71,13 +102,34 @@ class GraphNotBuilt(NotGraded):
     kind = "not-built"
 
 
+def is_constant(node: Mapping) -> bool:
+    """The node is a plain number of the student's program (`"constant": true`), not a Value."""
+    return node.get("constant") is True
+
+
+def for_service(body: Any) -> Any:
+    """`body` (a graph, grade or render request) as the service takes it: without the `constant` mark of
+    its nodes, which the service's schemas do not know; the number is a leaf there. `body` itself when no
+    node has the mark."""
+    nodes = body.get("nodes") if isinstance(body, Mapping) else None
+    if not isinstance(nodes, list) or not any(isinstance(node, Mapping) and "constant" in node for node in nodes):
+        return body
+    unmarked = [
+        {key: value for key, value in node.items() if key != "constant"}
+        if isinstance(node, Mapping) and "constant" in node
+        else node
+        for node in nodes
+    ]
+    return {**body, "nodes": unmarked}
+
+
 @dataclass
 class GraphResult:
     """One graph's grade: `passed`, the service's `score` and `root_causes` (the first is the first
     thing to fix), the rules the graph `exercised` (where the service says), and the whole `answer`.
-    A graph that could not be graded has `error` (why, in words) and `error_kind`: "student-error"
-    (the class raised or computed no number), "not-built" (the class cannot build this graph) or
-    "refused" (the service refused the request)."""
+    A graph that could not be graded has `error` (why, in words) and `error_kind` (ERROR_KINDS).
+    `output` is what the student's code printed while this graph was built and differentiated, when it
+    ran in a child process (valuegraph.isolation) and printed anything: its first characters."""
 
     name: str
     passed: bool
@@ -87,6 +139,7 @@ class GraphResult:
     error: str | None = None
     error_kind: str | None = None
     answer: dict | None = None
+    output: str | None = None
 
     @property
     def message(self) -> str:
@@ -111,6 +164,7 @@ class GraphResult:
             "error": self.error,
             "error_kind": self.error_kind,
             "answer": self.answer,
+            "output": self.output,
         }
 
 
@@ -165,40 +219,100 @@ def grade_class(
     required: Sequence[str] | None = None,
 ) -> GradeReport:
     """Grade `value_class` on `graphs` (graph requests as the API takes them; a mapping names them,
-    else they are "graph 1", "graph 2", ...). Each graph is built with the class's own operators,
-    differentiated by its own backward, and what it computed (`mode`: "full", "data-and-grads" or
-    "grads", see MODES) is graded on the service in batches (the client's batch_graphs and
-    batch_nodes). A graph the class fails on (an exception, a result that is not a number) or cannot
-    build is that graph's failure, with the reason; the other graphs are graded all the same."""
+    else they are "graph 1", "graph 2", ...), in this process. Each graph is built with the class's
+    own operators, differentiated by its own backward, and what it computed (`mode`: "full",
+    "data-and-grads" or "grads", see MODES) is graded on the service in batches (the client's
+    batch_graphs and batch_nodes). A graph the class raises on (sys.exit included) or computes no
+    number for, or cannot build, is not graded, with the reason; the other graphs are graded all the
+    same. The student's code runs here, unguarded: `valuegraph.isolation.grade_isolated` runs it in
+    a child process, within time and memory limits."""
+    fields = fields_of(mode)
+    named = named_graphs(graphs)
+    outcomes: list[list[dict] | GraphResult] = []
+    for name, graph in named:
+        try:
+            outcomes.append(computed(value_class, graph, fields))
+        except NotGraded as error:
+            outcomes.append(GraphResult(name, False, error=str(error), error_kind=error.kind))
+    return graded(client, named, outcomes, mode, tolerance, required)
+
+
+def fields_of(mode: str) -> tuple[str, ...]:
+    """MODES[mode], or ValueError naming the modes."""
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}; the modes are {', '.join(MODES)}.")
-    named = (
-        list(graphs.items()) if isinstance(graphs, Mapping) else [(f"graph {i + 1}", g) for i, g in enumerate(graphs)]
-    )
+    return MODES[mode]
+
+
+def named_graphs(graphs: Mapping[str, Mapping] | Iterable[Mapping]) -> list[tuple[str, Mapping]]:
+    """The graphs with their names: a mapping's keys, else "graph 1", "graph 2", ..."""
+    if isinstance(graphs, Mapping):
+        return list(graphs.items())
+    return [(f"graph {i + 1}", graph) for i, graph in enumerate(graphs)]
+
+
+def computed(value_class: Callable[..., Any], graph: Mapping, fields: Sequence[str]) -> list[dict]:
+    """What `value_class` computes on `graph`, as `submitted`: the graph built with its operators, its
+    backward run from the output, `fields` collected. Raises NotGraded saying why it cannot be."""
+    values, output = build(value_class, graph)
+    run_backward(values[output])
+    nodes = graph["nodes"]
+    try:
+        return submission([values[node["id"]] for node in nodes], nodes, fields)
+    except NotGraded:
+        raise
+    except STUDENT_EXCEPTIONS as error:
+        raise StudentError(f"Reading what the class computed raised {_exception(error)}") from error
+
+
+def graded(
+    client: "Client",
+    named: Sequence[tuple[str, Mapping]],
+    outcomes: Sequence[list[dict] | GraphResult],
+    mode: str,
+    tolerance: Mapping | None = None,
+    required: Sequence[str] | None = None,
+) -> GradeReport:
+    """The report of `named` graphs, given each one's outcome: what the class submitted, graded here on
+    the service in batches, or the GraphResult of a graph that could not be graded."""
     results: list[GraphResult | None] = [None] * len(named)
     pending: list[tuple[int, dict]] = []
-    records_local_grads = False
-    for i, (name, graph) in enumerate(named):
-        try:
-            values, output = build(value_class, graph)
-            run_backward(values[output])
-            nodes = graph["nodes"]
-            submitted = submission([values[node["id"]] for node in nodes], nodes, MODES[mode])
-        except NotGraded as error:
-            results[i] = GraphResult(name, False, error=str(error), error_kind=error.kind)
+    for i, ((_, graph), outcome) in enumerate(zip(named, outcomes)):
+        if isinstance(outcome, GraphResult):
+            results[i] = outcome
             continue
-        records_local_grads = records_local_grads or any("local_grads" in entry for entry in submitted)
-        body = {**graph, "submitted": submitted}
+        body = {**for_service(graph), "submitted": outcome}
         if tolerance is not None:
             body["tolerance"] = dict(tolerance)
         if required is not None:
-            body["required"] = list(required)
+            body["required"] = _required(graph["nodes"], outcome, required)
         pending.append((i, body))
     answers = client.grade_batch(body for _, body in pending)["results"] if pending else []
     for (i, body), answer in zip(pending, answers):
         results[i] = _result(named[i][0], answer, body["submitted"])
+    records_local_grads = any("local_grads" in entry for _, body in pending for entry in body["submitted"])
     fields = tuple(name for name in MODES[mode] if name != "local_grads" or records_local_grads)
     return GradeReport([result for result in results if result is not None], mode, fields)
+
+
+def _required(nodes: Sequence[Mapping], submitted: Sequence[Mapping], required: Sequence[str]) -> list[str]:
+    """`required` as sent with a graph. The service requires a field of every node; a constant has no
+    Value and a node using one no local gradients that could be sent, so in a graph with constants a
+    field is sent only when a node it applies to lacks it: the graph then fails as it should, and
+    otherwise no constant fails it."""
+    constants = {node["id"] for node in nodes if is_constant(node)}
+    if not constants:
+        return list(required)
+    entries = {entry["id"]: entry for entry in submitted}
+
+    def lacks(node: Mapping, name: str) -> bool:
+        if name == "local_grads":
+            children = node.get("children") or ()
+            if not children or any(child in constants for child in children):
+                return False
+        return name not in entries.get(node["id"], {})
+
+    return [name for name in required if any(lacks(node, name) for node in nodes if node["id"] not in constants)]
 
 
 def _result(name: str, answer: Mapping, submitted: list[dict]) -> GraphResult:
@@ -237,9 +351,11 @@ def _as_list(field: Any) -> list:
 
 def build(value_class: Callable[..., Any], graph: Mapping) -> tuple[dict[Any, Any], Any]:
     """The student's Value of every node of `graph` (by id), built with the class's own operators in
-    dependency order, and the output's id. A leaf is `value_class(data)`; a node recorded by another
-    program (children and local_grads, no op) is `value_class(data, children, local_grads)`, where the
-    class takes that. Raises StudentError when the class raises, GraphNotBuilt when the graph cannot be built."""
+    dependency order, and the output's id. A leaf is `value_class(data)`, a constant the number itself
+    (`float(data)`); a node recorded by another program (children and local_grads, no op) is
+    `value_class(data, children, local_grads)`, where the class takes that. Raises StudentError when
+    the class raises, GraphNotBuilt when the graph cannot be built (a node whose children are all
+    constants, which float arithmetic would compute, among them)."""
     nodes = graph.get("nodes") if isinstance(graph, Mapping) else None
     if not isinstance(nodes, list) or not all(isinstance(node, Mapping) and "id" in node for node in nodes):
         raise GraphNotBuilt("The graph is not a graph request: it needs a list of nodes, each with an id.")
@@ -249,12 +365,13 @@ def build(value_class: Callable[..., Any], graph: Mapping) -> tuple[dict[Any, An
     values: dict[Any, Any] = {}
     for node_id in dependency_order(nodes, by_id):
         node = by_id[node_id]
+        _check_constants(node, by_id)
         children = [values[child] for child in node.get("children", ())]
         try:
             values[node_id] = _build_node(value_class, node, children)
         except NotGraded:
             raise
-        except Exception as error:
+        except STUDENT_EXCEPTIONS as error:
             raise StudentError(f"Building node {node_id!r} ({_how(node)}) raised {_exception(error)}") from error
     return values, _output(graph, nodes, by_id)
 
@@ -263,7 +380,7 @@ def run_backward(output: Any) -> None:
     """The student's own backward pass from `output`; StudentError when it raises."""
     try:
         output.backward()
-    except Exception as error:
+    except STUDENT_EXCEPTIONS as error:
         raise StudentError(f"backward() raised {_exception(error)}") from error
 
 
@@ -296,6 +413,8 @@ def dependency_order(nodes: Sequence[Mapping], by_id: Mapping[Any, Mapping]) -> 
 def _build_node(value_class: Callable[..., Any], node: Mapping, children: list[Any]) -> Any:
     _check_shape(node, len(children))
     op = node.get("op", "value")
+    if is_constant(node):
+        return float(node["data"])
     if op == "value" and not children and "local_grads" not in node:
         return value_class(float(node["data"]))
     if op == "value":
@@ -324,6 +443,30 @@ def _check_shape(node: Mapping, arity: int) -> None:
         raise GraphNotBuilt(f"Node {node_id!r}: pow needs a number as its exponent.")
 
 
+def _check_constants(node: Mapping, by_id: Mapping[Any, Mapping]) -> None:
+    """A constant is a leaf; a node may take one as one operand of add, sub, mul or div, never as all of
+    its children (Python would compute it, not the class) nor as a recorded node's child (a Value's)."""
+    node_id, children = node["id"], node.get("children", ())
+    if "constant" in node:
+        if type(node["constant"]) is not bool:
+            raise GraphNotBuilt(f"Node {node_id!r}: constant must be true or false.")
+        if node["constant"] and (node.get("op", "value") != "value" or "children" in node or "local_grads" in node):
+            raise GraphNotBuilt(f"Node {node_id!r} is marked constant, and only a leaf (an id and its data) can be.")
+    constants = [child for child in children if is_constant(by_id[child])]
+    if not constants:
+        return
+    if node.get("op", "value") == "value":
+        raise GraphNotBuilt(
+            f"Node {node_id!r} is recorded with its children, and its child {constants[0]!r} is a plain number "
+            "(constant): a recorded node's children are Values."
+        )
+    if len(constants) == len(children):
+        raise GraphNotBuilt(
+            f"Node {node_id!r} ({_how(node)}) has only plain numbers (constant) as its children: Python's float "
+            "arithmetic would compute it, not the class, so this graph cannot be built."
+        )
+
+
 def _is_number(thing: Any) -> bool:
     return type(thing) in (int, float) and math.isfinite(thing)
 
@@ -350,12 +493,16 @@ def _output(graph: Mapping, nodes: Sequence[Mapping], by_id: Mapping[Any, Mappin
     if graph.get("output") is not None:
         if graph["output"] not in by_id:
             raise GraphNotBuilt(f"The output {graph['output']!r} is no node of the graph.")
-        return graph["output"]
-    used = {child for node in nodes for child in node.get("children", ())}
-    sinks = [node["id"] for node in nodes if node["id"] not in used]
-    if len(sinks) != 1:
-        raise GraphNotBuilt(f"The graph has {len(sinks)} nodes that no other node uses; name its output.")
-    return sinks[0]
+        output = graph["output"]
+    else:
+        used = {child for node in nodes for child in node.get("children", ())}
+        sinks = [node["id"] for node in nodes if node["id"] not in used]
+        if len(sinks) != 1:
+            raise GraphNotBuilt(f"The graph has {len(sinks)} nodes that no other node uses; name its output.")
+        output = sinks[0]
+    if is_constant(by_id[output]):
+        raise GraphNotBuilt(f"The output {output!r} is a plain number (constant): it has no backward.")
+    return output
 
 
 # A student's Values as a submission.
@@ -371,9 +518,11 @@ def submission(
     request's nodes; the entries come in their order). `fields` picks among data, grad and local_grads; local gradients are sent for
     the nodes with children, when `nodes` is given and the class records them (`_children` and
     `_local_grads`), per unit of the node's grad through the student's own hidden Values (see
-    `local_gradients`). A number that is not finite is sent as the string "NaN", "Infinity" or
-    "-Infinity"; something that is not a number raises StudentError."""
+    `local_gradients`). A node of `nodes` marked constant (a plain number, not a Value) gets no entry,
+    and a node using one no local gradients. A number that is not finite is sent as the string "NaN",
+    "Infinity" or "-Infinity"; something that is not a number raises StudentError."""
     fields = tuple(fields)
+    constants = {node["id"] for node in nodes if is_constant(node)} if nodes is not None else set()
     if isinstance(values, Mapping):
         if nodes is None:
             ids = list(values)
@@ -394,12 +543,18 @@ def submission(
     graph_values = {id(value) for value in objects}
     submitted = []
     for k, (node_id, value) in enumerate(zip(ids, objects)):
+        if node_id in constants:
+            continue
         entry: dict[str, Any] = {"id": node_id}
         for name in ("data", "grad"):
             if name in fields:
                 entry[name] = _number(getattr(value, name, None), node_id, name)
         children = nodes[k].get("children") if nodes is not None else None
-        if "local_grads" in fields and children and all(child in by_id for child in children):
+        if (
+            "local_grads" in fields
+            and children
+            and all(child in by_id and child not in constants for child in children)
+        ):
             grads = local_gradients(value, [by_id[child] for child in children], graph_values)
             if grads is not None:
                 entry["local_grads"] = [_number(grad, node_id, "local gradient") for grad in grads]
@@ -488,8 +643,11 @@ def _shown(thing: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _exception(error: Exception) -> str:
-    text = str(error)
+def _exception(error: BaseException) -> str:
+    try:
+        text = str(error)
+    except Exception:  # the student's own __str__
+        text = ""
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
@@ -500,6 +658,8 @@ def _name(value_class: Any) -> str:
 def _how(node: Mapping) -> str:
     op = node.get("op", "value")
     children = ", ".join(child if isinstance(child, str) else repr(child) for child in node.get("children", ()))
+    if is_constant(node):
+        return f"a plain number, {node.get('data')!r}"
     if op == "value":
         return "a recorded node" if "children" in node else f"a leaf, Value({node.get('data')!r})"
     if op == "pow":

@@ -6,7 +6,9 @@ Two styles of Value are read, node by node:
 - micrograd's (`data`, `grad`, `_prev`, `_op`): each node is sent as the op it names, its children
   in `_prev`'s iteration order. micrograd's backward visits `_prev` (a set) in that order, and the
   service visits children in the order listed, so both accumulate every grad in the same order and
-  the bits agree. A set holds `a` once for `a * a` and `a + a`; the node gets its two children back.
+  the bits agree. That order follows these Values' addresses: another build of the same network has
+  others, and micrograd's own grads for it can differ in the last bits. A set holds `a` once for
+  `a * a` and `a + a`; the node gets its two children back.
 
 The walk is iterative (a graph a million deep works) and the ids are the positions 0, 1, 2, ... of
 the nodes, children first, so the same graph always gives the same body. A Value's `label` (micrograd's

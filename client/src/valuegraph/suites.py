@@ -4,7 +4,11 @@
 are one of each kind below, in this order; past them, random mixes and deep chains. So any suite of
 at least `len(KINDS)` graphs exercises every op (each pow exponent among them), relu at exactly 0,
 nodes used two and three times, `x op x` for each binary op, a chain hundreds deep, the composites
-(sub, div and neg, which the reference class builds from mul, add and pow) and mixes of them all.
+(sub, div and neg, which the reference class builds from mul, add and pow), mixes of them all, and
+each of add, sub, mul and div with a plain number of the student's program (a leaf marked
+`"constant": true`, see valuegraph.grading) on the left and on the right: the class's `__radd__`,
+`__rsub__`, `__rmul__`, `__rtruediv__`, and its `+ - * /` taking a number. The kinds added last come
+last, so that a suite of a variant keeps its other graphs.
 
 Most graphs end in a product with a leaf other than 1, so that the grads below the output are not 1
 and a backward pass that forgets the chain rule's factor is seen. The data keep every op defined with room to
@@ -31,7 +35,7 @@ class _Graph:
 
     def __init__(self, rng: random.Random):
         self.rng, self.nodes, self.data = rng, [], {}
-        self.leaves = self.ops = 0
+        self.leaves = self.ops = self.constants = 0
 
     def leaf(self, value: float | None = None, low: float = 0.5, high: float = 2.0, signed: bool = True) -> str:
         if value is None:
@@ -41,6 +45,15 @@ class _Graph:
         self.leaves += 1
         node_id = f"x{self.leaves}"
         self.nodes.append({"id": node_id, "data": value})
+        self.data[node_id] = value
+        return node_id
+
+    def constant(self) -> str:
+        """A plain number of the student's program, neither 0 nor ±1 (so that a wrong operator shows)."""
+        value = round(self.rng.uniform(1.5, 3.0), 3) * self.rng.choice((1, -1))
+        self.constants += 1
+        node_id = f"k{self.constants}"
+        self.nodes.append({"id": node_id, "data": value, "constant": True})
         self.data[node_id] = value
         return node_id
 
@@ -211,6 +224,15 @@ def _chain(depth: int) -> Callable[[_Graph], str]:
     return make
 
 
+def _with_a_number(name: str, number_first: bool) -> Callable[[_Graph], str]:
+    def make(graph: _Graph) -> str:
+        """`2.5 - x` (or `x - 2.5`) times a leaf: x's grad reaches it through the operator's factor."""
+        number, x = graph.constant(), graph.leaf()
+        return graph.scaled(graph.op(name, *((number, x) if number_first else (x, number))))
+
+    return make
+
+
 def _mix(graph: _Graph) -> str:
     """A random graph of 10 to 40 ops drawn from all of them, over 3 to 6 leaves, recent nodes reused."""
     pool = [graph.leaf() for _ in range(graph.rng.randint(3, 6))]
@@ -250,6 +272,14 @@ KINDS: list[tuple[str, Callable[[_Graph], str]]] = [
     ("a layer of relu neurons", _neuron_layer),
     (f"a chain {CHAIN_DEPTH} deep", _chain(CHAIN_DEPTH)),
     ("a random mix of ops", _mix),
+    ("a number + x (__radd__)", _with_a_number("add", number_first=True)),
+    ("x + a number (__add__ of a number)", _with_a_number("add", number_first=False)),
+    ("a number - x (__rsub__)", _with_a_number("sub", number_first=True)),
+    ("x - a number (__sub__ of a number)", _with_a_number("sub", number_first=False)),
+    ("a number * x (__rmul__)", _with_a_number("mul", number_first=True)),
+    ("x * a number (__mul__ of a number)", _with_a_number("mul", number_first=False)),
+    ("a number / x (__rtruediv__)", _with_a_number("div", number_first=True)),
+    ("x / a number (__truediv__ of a number)", _with_a_number("div", number_first=False)),
 ]
 
 
