@@ -51,9 +51,9 @@ from pathlib import Path
 import orjson
 import requests
 
-from bench.compose_stack import ROOT, ComposeUp, Stack, StackError, memory
+from bench.compose_stack import ROOT, ComposeUp, Stack, StackError, memory, natural_key
 from bench.slow_clients import STALLED_HEAD, TINY_CHUNKS_HEAD, Peers, chunk_flood, large_graph, request_bytes
-from bench.soak_traffic import InProcess, expect, mix, same, send, send_raw, shown
+from bench.soak_traffic import InProcess, expect, mix, no_answer, send, send_raw, shown, wrong_answer
 
 REPORT = ROOT / "bench/soak_results.md"
 SOAK_BODY_LIMIT = 16 * 2**20
@@ -79,6 +79,7 @@ class Record:
     started: float
     ended: float
     failure: str | None
+    failure_kind: str | None = None
 
 
 @dataclass
@@ -141,13 +142,17 @@ class Traffic:
                 exchange, expected = kind.exchanges[variant], kind.answers[variant]
                 request_id = f"soak-{self.run_id}-{next(self.numbers)}"
                 started = self.clock.now()
+                failure = None
                 try:
                     answer = send(session, self.base, exchange, request_id)
-                    failure = None if same(answer, expected) else f"expected {shown(expected)}; got {shown(answer)}"
+                    if (failure_kind := wrong_answer(answer, expected)) is not None:
+                        failure = f"expected {shown(expected)}; got {shown(answer)}"
                 except (requests.RequestException, OSError, http.client.HTTPException) as error:
-                    failure = f"{type(error).__name__}: {error}"
+                    failure, failure_kind = f"{type(error).__name__}: {error}", no_answer(error)
                 self.records.append(
-                    Record(exchange.kind, exchange.category, request_id, started, self.clock.now(), failure)
+                    Record(
+                        exchange.kind, exchange.category, request_id, started, self.clock.now(), failure, failure_kind
+                    )
                 )
 
 
@@ -422,6 +427,23 @@ def flatness(series: list[Sample]) -> dict:
     }
 
 
+def start_middle_end(samples: list[Sample]) -> dict[str, dict]:
+    """Each container's working set (MiB) at the samples nearest the soak's start, middle and end,
+    whichever life they fall in, and how many lives it had."""
+    if not samples:
+        return {}
+    end = max(sample.at for sample in samples)
+    marks = {}
+    for container in sorted({sample.container for sample in samples}, key=natural_key):
+        own = [sample for sample in samples if sample.container == container]
+        marks[container] = {
+            mark: mib(min(own, key=lambda sample: abs(sample.at - at)).working_set)
+            for mark, at in (("start", 0.0), ("middle", end / 2), ("end", end))
+        }
+        marks[container]["lives"] = len({sample.life for sample in own})
+    return marks
+
+
 def mib(size: float) -> float:
     return round(size / 2**20, 1)
 
@@ -492,6 +514,8 @@ def analyse(traffic: Traffic, killer: Killer | None, sampler: MemorySampler | No
         "requests_by_category": dict(categories),
         "failed": len(failures),
         "failed_in_flight_on_a_killed_replica": len(in_flight),
+        "failures_by_kind": dict(Counter(entry["failure_kind"] for entry in failures).most_common()),
+        "in_flight_failures_by_kind": dict(Counter(entry["failure_kind"] for entry in in_flight).most_common()),
         "failures": failures[:200],
         "in_flight_failures": in_flight[:200],
         "by_kind": by_kind,
@@ -499,6 +523,7 @@ def analyse(traffic: Traffic, killer: Killer | None, sampler: MemorySampler | No
         "retried_by_nginx": retries(nginx_lines, records, kills) if stack else None,
         "soak_requests_nginx_logged": len(nginx_lines),
         "slow_clients_in_nginx_log": slow_client_lines(access) if stack else None,
+        "memory_start_middle_end": start_middle_end(sampler.samples) if sampler else {},
         "memory": {
             f"{container} life {life}": flatness(series)
             for (container, life), series in sorted(lives(sampler.samples).items())
@@ -533,6 +558,12 @@ def markdown(result: dict) -> str:
         "but those: a request fails when its answer is not its own (another status, a 5xx, other bytes) "
         "or it gets none.",
     ]
+    for title, counted in (
+        ("Failures by kind", figures["failures_by_kind"]),
+        ("Failed in flight on a killed replica, by kind", figures["in_flight_failures_by_kind"]),
+    ):
+        if counted:
+            lines += ["", f"{title}: " + ", ".join(f"{count:,} {kind}" for kind, count in counted.items()) + "."]
     if result["expectation_errors"]:
         lines += ["", "Before the soak, the stack did not answer as this tree's app does:", ""]
         lines += [f"- {error}" for error in result["expectation_errors"]]
@@ -647,7 +678,17 @@ def memory_section(result: dict) -> list[str]:
         "Each container's working set (the cgroup's usage less its inactive file cache, as `docker stats` "
         f"shows it), sampled every {result['setup']['sample_seconds']:g} s; a life ends when the replica is killed "
         f"(a restart begins the next from scratch). Flat: the line fitted to a life's last two thirds grows by less "
-        f"than {FLAT_SHARE:.0%} of its median; a life under {JUDGED_LIFE_SECONDS} s is not judged.",
+        f"than {FLAT_SHARE:.0%} of its median; a life under {JUDGED_LIFE_SECONDS} s is not judged. Start, middle "
+        "and end: the samples nearest those times of the soak, whichever life they fall in.",
+        "",
+        "| container | lives | start | middle | end |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {short(name)} | {row['lives']} | {row['start']} MiB | {row['middle']} MiB | {row['end']} MiB |"
+            for name, row in result["figures"]["memory_start_middle_end"].items()
+        ),
+        "",
+        "Each life of each container:",
         "",
         "| container, life | seconds | first | peak | last | slope, last two thirds | growth, last two thirds | verdict |",
         "|---|---|---|---|---|---|---|---|",
@@ -747,6 +788,17 @@ def commit() -> str:
         ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     return result.stdout.strip() or "unknown"
+
+
+def passed(expectation_errors: list[str], figures: dict) -> bool:
+    """The stack answered as this tree does, every category was sent, and nothing failed but requests in
+    flight on a killed replica."""
+    return (
+        not expectation_errors
+        and figures["failed"] == 0
+        and figures["requests"] > 0
+        and set(figures["requests_by_category"]) == {"valid", "invalid", "hostile"}
+    )
 
 
 def stop_on_sigterm(signum, frame) -> None:
@@ -851,12 +903,7 @@ def main(argv: list[str] | None = None) -> int:
         "slow_clients": slow.summary(),
         "samples": [asdict(sample) for sample in sampler.samples] if sampler else [],
     }
-    result["passed"] = (
-        not expectation_errors
-        and figures["failed"] == 0
-        and figures["requests"] > 0
-        and set(figures["requests_by_category"]) == {"valid", "invalid", "hostile"}
-    )
+    result["passed"] = passed(expectation_errors, figures)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     chart_path = args.report.with_name(args.report.stem + "_memory.png")
     if result["samples"] and chart(result, chart_path):

@@ -108,6 +108,27 @@ def same(answer: Answer, expected: Answer) -> bool:
     return answer.body == expected.body
 
 
+def wrong_answer(answer: Answer, expected: Answer) -> str | None:
+    """The kind of failure an answer is, as the report counts them; None when it is the expected one."""
+    if same(answer, expected):
+        return None
+    if answer.status != expected.status:
+        return "5xx" if answer.status >= 500 else "another status"
+    if answer.content_type != expected.content_type:
+        return "another media type"
+    return "another body"
+
+
+def no_answer(error: Exception) -> str:
+    """The kind of failure a request that got no whole answer is: a timeout, an answer cut off in its
+    body, or none at all (refused, reset or closed before the status line)."""
+    if isinstance(error, (requests.Timeout, TimeoutError)):
+        return "timeout"
+    if isinstance(error, (requests.exceptions.ChunkedEncodingError, http.client.IncompleteRead)):
+        return "cut answer"
+    return "no answer"
+
+
 def without_request_id(body: bytes) -> dict:
     problem = orjson.loads(body)
     problem.pop("request_id", None)
