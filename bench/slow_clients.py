@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -203,10 +204,22 @@ def stalled_upload(port: int, limit: float = 40.0) -> float:
 
 class Peers:
     """`count` hostile clients, each reconnecting once the server lets go of it, until stopped: so that
-    `count` of them are connected whenever normal requests are measured. They never read."""
+    `count` of them are connected whenever normal requests are measured. They never read.
 
-    def __init__(self, port: int, count: int, send: bytes, receive_buffer: int | None = None):
-        self.port, self.send, self.receive_buffer = port, send, receive_buffer
+    `released(sock, seconds_held)` says when a peer stops holding its connection and reconnects; by
+    default, once the server on this machine's loopback closes its end (`held_by_server`)."""
+
+    def __init__(
+        self,
+        port: int,
+        count: int,
+        send: bytes,
+        receive_buffer: int | None = None,
+        host: str = "127.0.0.1",
+        released: Callable[[socket.socket, float], bool] | None = None,
+    ):
+        self.port, self.send, self.receive_buffer, self.host = port, send, receive_buffer, host
+        self.released = released or self._released_by_server
         self.stop, self.connections = threading.Event(), 0
         self.threads = [threading.Thread(target=self._peer, daemon=True) for _ in range(count)]
 
@@ -220,16 +233,19 @@ class Peers:
         for thread in self.threads:
             thread.join(timeout=30)
 
+    def _released_by_server(self, sock: socket.socket, seconds_held: float) -> bool:
+        return not held_by_server(self.port, sock.getsockname()[1])
+
     def _peer(self):
         while not self.stop.is_set():
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                with socket.create_connection((self.host, self.port), timeout=2) as sock:
                     if self.receive_buffer:
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
                     self.connections += 1
                     threading.Thread(target=_send_quietly, args=(sock, self.send), daemon=True).start()
-                    client_port = sock.getsockname()[1]
-                    while not self.stop.wait(0.25) and held_by_server(self.port, client_port):
+                    start = time.monotonic()
+                    while not self.stop.wait(0.25) and not self.released(sock, time.monotonic() - start):
                         pass
             except OSError:
                 self.stop.wait(0.1)
@@ -298,24 +314,36 @@ def non_readers(port: int, peers: int = 30, seconds: float = 15.0) -> dict:
     return {**result, "non_reader_connections": readers.connections}
 
 
+TINY_CHUNKS_HEAD = (
+    b"POST /v1/evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def chunk_flood(
+    port: int, stop: threading.Event, host: str = "127.0.0.1", pause: float = 0.0, head: bytes = TINY_CHUNKS_HEAD
+) -> int:
+    """One client sending a chunked body (after `head`) of 1-byte chunks, 10,000 a write with `pause`
+    seconds between writes (none: as fast as it can), reconnecting whenever it is cut off, until `stop`
+    is set; returns how many connections it made."""
+    chunks = b"1\r\n \r\n" * 10_000
+    connections = 0
+    while not stop.is_set():
+        with suppress(OSError), socket.create_connection((host, port), timeout=5) as sock:
+            connections += 1
+            sock.sendall(head)
+            while not stop.is_set():
+                sock.sendall(chunks)
+                if pause:
+                    stop.wait(pause)
+    return connections
+
+
 def tiny_chunks(port: int, peers: int = 30, seconds: float = 15.0) -> dict:
     """Normal requests while `peers` clients send chunked bodies of 1-byte chunks as fast as they can
     (each reconnecting when cut off): the decoding work a client can make the event loop do."""
     stop = threading.Event()
-    head = (
-        b"POST /v1/evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n"
-    )
-    chunks = b"1\r\n \r\n" * 10_000
-
-    def flood():
-        while not stop.is_set():
-            with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                sock.sendall(head)
-                while not stop.is_set():
-                    sock.sendall(chunks)
-
-    threads = [threading.Thread(target=flood, daemon=True) for _ in range(peers)]
+    threads = [threading.Thread(target=chunk_flood, args=(port, stop), daemon=True) for _ in range(peers)]
     for thread in threads:
         thread.start()
     time.sleep(1)

@@ -1114,3 +1114,42 @@ def test_with_no_replica_left_nginx_answers_a_problem(stack):
         assert response.headers["Content-Type"] == "application/problem+json"
         assert response.headers["Retry-After"] == "1"
         assert response.json()["status"] == response.status_code
+
+
+@pytest.mark.slow
+def test_a_short_soak_fails_nothing_but_requests_in_flight_on_a_killed_replica(request, nginx_image, tmp_path):
+    """`python -m bench.soak` for 45 s, as documented (docs/operations.md, Reliability): it brings up its
+    own compose stack, sends its mix (every endpoint; valid, invalid, hostile; slow clients throughout)
+    while a replica is killed and started again, and takes the stack down. No request fails but those in
+    flight on a killed replica, every kill is followed by the replica's return, and nothing is left."""
+    request.getfixturevalue("build_image")
+    report, figures = tmp_path / "soak.md", tmp_path / "soak.json"
+    command = ["--seconds", "45", "--kill-every", "15", "--report", str(report), "--json", str(figures)]
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.soak", *command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    print(result.stderr[-2000:])
+    soak = orjson.loads(figures.read_bytes())
+    counted = soak["figures"]
+    assert not soak["expectation_errors"], soak["expectation_errors"]
+    assert counted["failed"] == 0, counted["failures"][:5]
+    assert result.returncode == 0 and soak["passed"], result.stderr[-2000:]
+    assert set(counted["requests_by_category"]) == {"valid", "invalid", "hostile"}
+    assert counted["kills"] and all(kill["back_at"] and not kill["error"] for kill in counted["kills"])
+    assert soak["samples"] and "PASS" in report.read_text()
+    left = run(
+        [
+            "docker",
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            f"label=com.docker.compose.project={soak['setup']['project']}",
+        ],
+        timeout=60,
+    )
+    assert left.stdout.strip() == "", "the soak left containers behind"
