@@ -427,13 +427,19 @@ class _Grading:
 
     def common_site(self, candidates, i, field):
         """The one place every candidate shows near this root cause (the node itself, a node that uses
-        it, or a child of one), or None."""
+        it, or a child of one) that can explain it, or None. A grad is made by its users' local gradients,
+        never by the node's own or a sibling's: those cannot explain a wrong grad."""
+        users = {p for p, _ in self.users[i]}
         near = [i, *(p for p, _ in self.users[i]), *(c for p, _ in self.users[i] for c in self.kids[p])]
+
+        def explains(site):
+            return field != "grad" or site[1] != "local_grads" or site[0] in users
+
         places = set()
         for fit in candidates:
             if fit.sites is None:
                 fit.sites = self.sites(fit.prediction)
-            site = next((s for node in near for s in fit.sites if s[0] == node), None)
+            site = next((s for node in near for s in fit.sites if s[0] == node and explains(s)), None)
             if site is None:
                 return None
             places.add(site)
@@ -547,11 +553,18 @@ class _Grading:
         rule = f"the derivative rule of {node['op']}" if "op" in node else "the recorded local gradients"
         if submitted is None:
             j = origin[0]
+            own_grad = self.verdict(i, "grad")
+            while_grad = (
+                f"while {self.name(i)}'s grad matches"
+                if own_grad == MATCH
+                else f"while {self.name(i)}'s grad is wrong too"
+                if own_grad == MISMATCH
+                else f"({self.name(i)}'s grad was not submitted)"
+            )
             message = (
                 f"{self.describe(i)}: its local gradients were not submitted, but "
                 f"{self.name(j)} gets grad {_shown(self.entry[j].get('grad'))!r} instead of {self.values[j].grad!r} "
-                f"while {self.name(i)}'s grad matches: {rule} is the likely place: its local gradients should be "
-                f"{expected!r}."
+                f"{while_grad}: {rule} is the likely place: its local gradients should be {expected!r}."
             )
             return message + (self.diagnosis(i, candidates) if candidates else "")
         wrong = [k for k, ok in enumerate(self.local_accepted(i)) if not ok]
