@@ -767,3 +767,16 @@ def test_required_fields_are_sent(live_server, graphs):
             MicrogradValue, {"add": graphs["add (graph 1)"]}, required=["data", "grad", "local_grads"]
         )
     assert not report.passed  # micrograd's class records no local gradients, which were required
+
+
+@pytest.mark.parametrize("walk", ["a breadth-first backward", "a pre-order backward, not reversed"])
+def test_the_default_suite_catches_a_backward_pass_without_a_topological_order(service, walk):
+    """Nodes computed by an op and used at several depths (graphs 22 and 23, the softmax, the mix): a walk
+    that is not topological fails each, and the message names the walk among what fits."""
+    edits, keys = students.MISTAKES[walk]
+    report = valuegraph.grade_class(service, students.student(edits).Value, valuegraph.suite())
+    failed = [result.name for result in report.failures]
+    assert len(failed) >= 4, failed
+    assert {"a node used three times (graph 22)", "sub, div and neg together (graph 23)"} <= set(failed)
+    for result in report.failures:
+        assert keys & {candidate["mistake"] for candidate in result.root_causes[0]["candidates"]}, result.message
