@@ -154,13 +154,15 @@ class GraphResult:
         return ""
 
     def to_dict(self) -> dict:
-        """The result as JSON-ready data (the service's whole answer under "answer")."""
+        """The result as JSON-ready data, under the names of its attributes (the service's whole answer
+        under "answer")."""
         return {
             "name": self.name,
             "passed": self.passed,
             "score": self.score,
             "root_causes": self.root_causes,
             "exercised": self.exercised,
+            "message": self.message,
             "error": self.error,
             "error_kind": self.error_kind,
             "answer": self.answer,
@@ -200,13 +202,13 @@ class GradeReport:
         return [result for result in self.results if not result.passed]
 
     def to_dict(self) -> dict:
-        """The report as JSON-ready data."""
+        """The report as JSON-ready data, under the names of its attributes."""
         return {
             "passed": self.passed,
             "counts": self.counts,
             "mode": self.mode,
             "fields": list(self.fields),
-            "graphs": [result.to_dict() for result in self.results],
+            "results": [result.to_dict() for result in self.results],
         }
 
 
