@@ -538,13 +538,19 @@ class _Grading:
 
     def forward_message(self, i, submitted, candidates):
         node, expected = self.nodes[i], self.values[i].data
-        head = f"{self.describe(i)}: data should be {expected!r}, {_submission_has(submitted)}"
+        head = (
+            f"{self.describe(i)}: data should be {expected!r}, {_submission_has(submitted)}"
+            if submitted is not None
+            else f"{self.describe(i)}: its data were not submitted, but the grads that depend on them show a wrong "
+            f"value (it should be {expected!r})"
+        )
         if not self.kids[i]:
             return f"{head}. A leaf's data is the graph's input: the submission holds a different value for it."
         if "op" not in node:
             return f"{head}. The node's data is recorded in the graph; the submission holds another value."
         children = ", ".join(f"{self.name(c)} = {self.values[c].data!r}" for c in self.kids[i])
-        message = f"{head}, while its children's data match ({children})."
+        agree = "while its children's data match" if submitted is not None else "from its children"
+        message = f"{head}, {agree} ({children})."
         if candidates:
             return message + self.diagnosis(i, candidates)
         message += f" The forward rule of {node['op']} is wrong here."
