@@ -168,6 +168,7 @@ def main(argv=None) -> int:
             percent(t["right place"], t["shows"]) if mode == "full" else "",
             percent(t["named alone"] + t["named among"], t["shows"]),
             percent(t["named alone"], t["shows"]),
+            percent(t["named among"], t["shows"]),
             str(t["wrong alone"]),
         ]
         for mode, t in totals.items()
@@ -202,6 +203,7 @@ def main(argv=None) -> int:
                     "right node and kind",
                     "real mistake named",
                     "named alone",
+                    "named among several",
                     "wrong one named alone",
                 ],
                 summary,

@@ -6,8 +6,10 @@ import inspect
 import io
 import json
 import math
+import re
 import shutil
 import xml.etree.ElementTree as ElementTree
+from pathlib import Path
 
 import pytest
 
@@ -390,7 +392,34 @@ def test_grade_a_dotted_module_on_graphs_from_a_file(run, tmp_path, monkeypatch)
         status, out, _ = run("grade", "coursework.autograd", "--graphs", file, "--mode", "grads", "--json")
         report = json.loads(out)
         assert status == 0 and report["passed"] and report["fields"] == ["grad"]
-        assert [graph["name"] for graph in report["graphs"]] == [f"graph {k}" for k in range(1, 6)]
+        assert [graph["name"] for graph in report["results"]] == [f"graph {k}" for k in range(1, 6)]
+
+
+def documented_json_names():
+    """The names the client's README gives for `to_dict()`: (the report's, each result's)."""
+    text = " ".join(cli_readme_path().read_text().split())
+    paragraph = text.split("`to_dict()` is the same as JSON, under the same names", 1)[1].split("###", 1)[0]
+    names = re.compile(r"`(\w+)`")
+    report_part = paragraph.split("the report's", 1)[1].split("(", 1)[0]
+    return names.findall(report_part), names.findall(paragraph.split("each result's", 1)[1])
+
+
+def cli_readme_path():
+    return Path(__file__).resolve().parents[1] / "client" / "README.md"
+
+
+@pytest.mark.slow
+def test_grade_json_has_every_name_the_readme_gives_each_result_its_message(run, tmp_path):
+    report_names, result_names = documented_json_names()
+    assert report_names == ["passed", "counts", "mode", "fields", "results"]
+    assert "message" in result_names and "root_causes" in result_names and len(result_names) == 10
+    student = student_file(tmp_path, ASSIGNMENT)
+    status, out, _ = run("grade", f"{student}:Value", "--suite", "22", "--json")
+    report = json.loads(out)
+    assert status == 1 and set(report) == set(report_names)
+    failed = [result for result in report["results"] if not result["passed"]]
+    assert failed and all(set(result) == set(result_names) for result in report["results"])
+    assert all(result["message"] == result["root_causes"][0]["message"] for result in failed)
 
 
 # valuegraph batch

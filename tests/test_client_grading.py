@@ -295,6 +295,34 @@ def test_local_gradients_follow_the_students_own_hidden_values():
     assert local_gradients(reference * reference, [reference, reference]) == [1.5, 1.5]
 
 
+class DetachedNeg(seed_value.Value):
+    """A student whose `-x` is a new Value with no children: its backward never reaches x through it."""
+
+    __slots__ = ()
+
+    def __neg__(self):
+        return DetachedNeg(-self.data)
+
+
+def test_no_local_gradients_are_made_up_for_a_child_used_twice_that_one_use_does_not_reach(client):
+    """`x - x` with -x detached is x + Value(-x): only the first use reaches x, and which listed use that is,
+    nothing in the Values says; the client must not send the first use's local gradient for both."""
+    x = DetachedNeg(0.973)
+    assert local_gradients(x - x, [x, x]) is None
+    assert local_gradients(x + x, [x, x]) == [1, 1]
+    graph = valuegraph.suite(35)["x - x (graph 19)"]
+    assert graph["nodes"][1] == {"id": "n1", "op": "sub", "children": ["x1", "x1"]}
+    values, output = build(DetachedNeg, graph)
+    run_backward(values[output])
+    submitted = submission(values, graph["nodes"])
+    assert "local_grads" not in submitted[1] and "local_grads" in submitted[3]
+    answer = grade_one(client, graph, submitted)
+    assert not answer["passed"]
+    first = answer["root_causes"][0]
+    assert (first["node"], first["kind"]) == ("n1", "local-gradient")
+    assert [candidate["mistake"] for candidate in first["candidates"]] == ["neg-detached"], first["message"]
+
+
 def test_a_class_that_records_no_local_gradients_is_graded_on_data_and_grads(service, graphs):
     report = valuegraph.grade_class(service, micrograd_style().Value, graphs)
     assert report.fields == ("data", "grad") and report.mode == "full"
@@ -739,3 +767,16 @@ def test_required_fields_are_sent(live_server, graphs):
             MicrogradValue, {"add": graphs["add (graph 1)"]}, required=["data", "grad", "local_grads"]
         )
     assert not report.passed  # micrograd's class records no local gradients, which were required
+
+
+@pytest.mark.parametrize("walk", ["a breadth-first backward", "a pre-order backward, not reversed"])
+def test_the_default_suite_catches_a_backward_pass_without_a_topological_order(service, walk):
+    """Nodes computed by an op and used at several depths (graphs 22 and 23, the softmax, the mix): a walk
+    that is not topological fails each, and the message names the walk among what fits."""
+    edits, keys = students.MISTAKES[walk]
+    report = valuegraph.grade_class(service, students.student(edits).Value, valuegraph.suite())
+    failed = [result.name for result in report.failures]
+    assert len(failed) >= 4, failed
+    assert {"a node used three times (graph 22)", "sub, div and neg together (graph 23)"} <= set(failed)
+    for result in report.failures:
+        assert keys & {candidate["mistake"] for candidate in result.root_causes[0]["candidates"]}, result.message

@@ -67,7 +67,7 @@ def grade(run, tmp_path, student, *options):
         "grade", f"{student}:Value", "--json", "--gradescope", str(gradescope), "--junit", str(junit), *options
     )
     report = json.loads(out)  # what the student printed is not in it
-    results = {result["name"]: result for result in report["graphs"]}
+    results = {result["name"]: result for result in report["results"]}
     scores = read_gradescope(gradescope)
     assert [test["status"] == "passed" for test in scores["tests"]] == [result["passed"] for result in results.values()]
     _, cases = read_junit(junit)

@@ -39,11 +39,13 @@ def test_names_say_what_each_graph_exercises(graphs):
 
 def test_the_kinds_added_last_leave_every_other_graph_as_it_was():
     """The graphs of every kind but those with a plain number, and the random ones past them, are the
-    ones the suite had before those kinds were added (their digest, names included, taken then)."""
+    ones the suite had before those kinds were added (their digest, names included, taken then); but
+    for graphs 22 and 23, reshaped since so that a node computed by an op is used at several depths (a
+    backward pass without a topological order shows there), each graph drawing from its own generator."""
     items = list(valuegraph.suite(60, variant=4).items())
-    kept = items[:27] + items[len(KINDS) :]
+    kept = items[:21] + items[23:27] + items[len(KINDS) :]
     digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
-    assert digest == "6410d8bfb0311e61dd4fe0d0b2b26c9a5484933e7533e3860ca8f40d52401218"
+    assert digest == "fc90ec5c95f6d2b281ae0d5480d713aa3d1ef48aeeda22d260574c7a11102a77"
     assert all("constant" not in json.dumps(graph) for _, graph in kept)
 
 

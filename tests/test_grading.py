@@ -220,6 +220,37 @@ def test_a_wrong_grad_under_a_user_whose_local_grads_were_not_sent_points_at_tha
     assert cause["submitted"] is None and cause["expected"] == [0.1]
 
 
+def test_grads_only_a_products_swapped_local_grads_are_placed_at_the_product_that_made_the_wrong_grad(post):
+    """A student whose mul keeps its own data as local gradients, graded on grads alone: n1's grad is wrong
+    because n2's local gradients are. The first root cause is n2, not n1 (whose own local gradients
+    cannot make its own grad), and no message says that a mismatched grad matches."""
+    nodes = [
+        leaf("x1", 1.263),
+        leaf("x2", 0.727),
+        op("n1", "mul", "x1", "x2"),
+        leaf("x3", -0.516),
+        op("n2", "mul", "n1", "x3"),
+    ]
+    n1_grad = 0.918201  # n1's own data, as a mul without the swap passes it on
+    submitted = [
+        {"id": "x1", "grad": 1.263 * n1_grad},
+        {"id": "x2", "grad": 0.727 * n1_grad},
+        {"id": "n1", "grad": n1_grad},
+        {"id": "x3", "grad": -0.516},
+        {"id": "n2", "grad": 1.0},
+    ]
+    body = graded(post, nodes, submitted)
+    assert verdicts(body)["n1"]["grad"] == "mismatch"
+    first = body["root_causes"][0]
+    assert (first["node"], first["kind"], first["field"]) == ("n2", "local-gradient", "local_grads")
+    assert mistakes(first) == ["mul-local-grads-not-swapped"]
+    assert "n1 gets grad 0.918201 instead of -0.516 while n2's grad matches" in first["message"]
+    for cause in body["root_causes"]:
+        for node_id, verdict in verdicts(body).items():
+            if verdict["grad"] == "mismatch":
+                assert f"{node_id}'s grad matches" not in cause["message"]
+
+
 # --- accumulation -----------------------------------------------------------------------------------------
 
 

@@ -44,6 +44,36 @@ KAHN_BACKWARD = """    def backward(self):
                     ready.append(child)
 """
 
+BREADTH_FIRST_BACKWARD = """    def backward(self):
+        order, seen = [self], {self}
+        for v in order:
+            for child in v._children:
+                if child not in seen:
+                    seen.add(child)
+                    order.append(child)
+        self.grad = 1
+        for v in order:
+            for child, local_grad in zip(v._children, v._local_grads):
+                child.grad += local_grad * v.grad
+"""
+
+PRE_ORDER_BACKWARD = """    def backward(self):
+        order, seen = [], set()
+
+        def visit(v):
+            if v not in seen:
+                seen.add(v)
+                order.append(v)
+                for child in v._children:
+                    visit(child)
+
+        visit(self)
+        self.grad = 1
+        for v in order:
+            for child, local_grad in zip(v._children, v._local_grads):
+                child.grad += local_grad * v.grad
+"""
+
 SEED_BACKWARD = """    def backward(self):
         topo = build_topo(self)
         self.grad = 1
@@ -90,6 +120,8 @@ MISTAKES = {
     "no chain rule": ([("child.grad += local_grad * v.grad", "child.grad += local_grad")], {"no-chain-rule"}),
     "output grad not set": ([("        self.grad = 1\n", "")], {"output-grad-not-set"}),
     "no topological order": ([(SEED_BACKWARD, RECURSIVE_BACKWARD)], {"no-topological-order"}),
+    "a breadth-first backward": ([(SEED_BACKWARD, BREADTH_FIRST_BACKWARD)], {"breadth-first-walk", "no-topological-order"}),
+    "a pre-order backward, not reversed": ([(SEED_BACKWARD, PRE_ORDER_BACKWARD)], {"preorder-walk", "no-topological-order"}),
     "pow's derivative without parentheses": (
         [("(other * self.data ** (other - 1),)", "(other * self.data ** other - 1,)")],
         {"pow-derivative-precedence"},

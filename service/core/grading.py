@@ -62,6 +62,11 @@ MAX_SIMULATED_NODES = 1_000
 MAX_SIMULATED_EDGES = 2 * MAX_SIMULATED_NODES
 #: Contributions up to this many are tried in every order and every subset to explain a wrong sum.
 MAX_ARRANGED_CONTRIBUTIONS = 6
+#: The most combinations of its users' partial grads a wrong grad is tried against for a walk without a
+#: topological order.
+MAX_WALK_ORDER_CHOICES = 4096
+#: The mistakes of a backward pass that walks no topological order.
+WALK_ORDER_MISTAKES = frozenset({"no-topological-order", "breadth-first-walk", "preorder-walk"})
 #: Contributions listed one by one in a message; the rest are counted.
 MAX_LISTED_CONTRIBUTIONS = 10
 #: Wrong local gradients of one node named one by one in its message; the rest are counted (the root cause's
@@ -351,6 +356,8 @@ class _Grading:
                 return self.in_order(placed), len(causes) - count
             candidates = self.candidates(fits, i, field) or self.sum_candidates(i, field, simulated=bool(fits))
             where = self.common_site(candidates, i, field) or (i, field)
+            if field == "grad":
+                candidates = candidates + self.walk_order_candidates(i, candidates)
             if where not in placed:
                 placed[where] = self.cause(where[0], where[1], candidates, verdicts, origin=(i, field))
             self.checkpoint()
@@ -369,7 +376,10 @@ class _Grading:
         for prediction in predictions(self.nodes, self.kids, self.order, self.output, self.values, self.checkpoint):
             if any(self.reproduced(prediction, i, field) for i, field in wrong):
                 kept = [self.reproduced(prediction, i, field) for i, field in submitted]
-                contradicted = sum(not k and self.verdict(i, f) == MATCH for k, (i, f) in zip(kept, submitted))
+                contradicted = sum(
+                    self.verdict(i, f) == MATCH and not (k and self.keeps_local_grads(prediction, i, f))
+                    for k, (i, f) in zip(kept, submitted)
+                )
                 fits.append(Fit(prediction.mistake, prediction, sum(kept), contradicted, None))
         return fits
 
@@ -386,6 +396,17 @@ class _Grading:
             )
         predicted = (prediction.data if field == "data" else prediction.grad)[i]
         return reproduces(predicted, submitted, self.rounding_bound(i, field))
+
+    def keeps_local_grads(self, prediction, i, field):
+        """Whether the mistake leaves node i's submitted local gradients as they are, not merely within the
+        rounding bound: at a relu of a computed 0 the bound accepts both 0 and 1, and a mistake that makes
+        a right 0 a 1 there is contradicted by the student's right local gradient, not confirmed by it."""
+        if field != "local_grads":
+            return True
+        predicted = prediction.local_grads(i)
+        return predicted is not None and all(
+            p is not None and _close(p, s) for p, s in zip(predicted, self.entry[i]["local_grads"], strict=True)
+        )
 
     def changes(self, prediction, i, field):
         """Whether the mistake moves node i's `field` past the rounding bound: a mistake that leaves it
@@ -444,13 +465,19 @@ class _Grading:
 
     def common_site(self, candidates, i, field):
         """The one place every candidate shows near this root cause (the node itself, a node that uses
-        it, or a child of one), or None."""
+        it, or a child of one) that can explain it, or None. A grad is made by its users' local gradients,
+        never by the node's own or a sibling's: those cannot explain a wrong grad."""
+        users = {p for p, _ in self.users[i]}
         near = [i, *(p for p, _ in self.users[i]), *(c for p, _ in self.users[i] for c in self.kids[p])]
+
+        def explains(site):
+            return field != "grad" or site[1] != "local_grads" or site[0] in users
+
         places = set()
         for fit in candidates:
             if fit.sites is None:
                 fit.sites = self.sites(fit.prediction)
-            site = next((s for node in near for s in fit.sites if s[0] == node), None)
+            site = next((s for node in near for s in fit.sites if s[0] == node and explains(s)), None)
             if site is None:
                 return None
             places.add(site)
@@ -528,13 +555,19 @@ class _Grading:
 
     def forward_message(self, i, submitted, candidates):
         node, expected = self.nodes[i], self.values[i].data
-        head = f"{self.describe(i)}: data should be {expected!r}, {_submission_has(submitted)}"
+        head = (
+            f"{self.describe(i)}: data should be {expected!r}, {_submission_has(submitted)}"
+            if submitted is not None
+            else f"{self.describe(i)}: its data were not submitted, but the grads that depend on them show a wrong "
+            f"value (it should be {expected!r})"
+        )
         if not self.kids[i]:
             return f"{head}. A leaf's data is the graph's input: the submission holds a different value for it."
         if "op" not in node:
             return f"{head}. The node's data is recorded in the graph; the submission holds another value."
         children = ", ".join(f"{self.name(c)} = {self.values[c].data!r}" for c in self.kids[i])
-        message = f"{head}, while its children's data match ({children})."
+        agree = "while its children's data match" if submitted is not None else "from its children"
+        message = f"{head}, {agree} ({children})."
         if candidates:
             return message + self.diagnosis(i, candidates)
         message += f" The forward rule of {node['op']} is wrong here."
@@ -564,11 +597,18 @@ class _Grading:
         rule = f"the derivative rule of {node['op']}" if "op" in node else "the recorded local gradients"
         if submitted is None:
             j = origin[0]
+            own_grad = self.verdict(i, "grad")
+            while_grad = (
+                f"while {self.name(i)}'s grad matches"
+                if own_grad == MATCH
+                else f"while {self.name(i)}'s grad is wrong too"
+                if own_grad == MISMATCH
+                else f"({self.name(i)}'s grad was not submitted)"
+            )
             message = (
                 f"{self.describe(i)}: its local gradients were not submitted, but "
                 f"{self.name(j)} gets grad {_shown(self.entry[j].get('grad'))!r} instead of {self.values[j].grad!r} "
-                f"while {self.name(i)}'s grad matches: {rule} is the likely place: its local gradients should be "
-                f"{expected!r}."
+                f"{while_grad}: {rule} is the likely place: its local gradients should be {expected!r}."
             )
             return message + (self.diagnosis(i, candidates) if candidates else "")
         wrong = [k for k, ok in enumerate(self.local_accepted(i)) if not ok]
@@ -693,6 +733,45 @@ class _Grading:
             return fit("no-chain-rule", f"{submitted!r} is the sum of the local gradients alone")
         return []
 
+    def walk_order_candidates(self, i, candidates):
+        """No topological order, when the node's wrong grad is what its uses give if a user passed its grad
+        on before all of its own uses had added to it: each user's grad then one of the partial sums of its
+        contributions (a user used once is complete when reached). A backward pass can walk the nodes in
+        many orders that are not topological (breadth-first, pre-order, children in any order); only some
+        are simulated, so this one is recognised from the node's own numbers, and listed after the others."""
+        if any(fit.mistake.key in WALK_ORDER_MISTAKES for fit in candidates):
+            return []
+        submitted = (self.entry[i] or {}).get("grad")
+        if submitted is None or i == self.output or not self.users[i]:
+            return []
+        weights: dict[int, float] = {}
+        for c in self.contributions(i):
+            weights[c.user] = weights.get(c.user, 0) + c.per_unit
+        choices, combinations = [], 1
+        for p in weights:
+            uses = self.contributions(p) if len(self.users[p]) > 1 else []
+            if len(uses) > MAX_ARRANGED_CONTRIBUTIONS:
+                return []
+            partial = {
+                _sum_in_order(c.amount for c in subset)
+                for size in range(len(uses))
+                for subset in itertools.combinations(uses, size)
+            }
+            choices.append([(p, self.values[p].grad, True)] + [(p, grad, False) for grad in partial])
+            combinations *= len(choices[-1])
+            if combinations > MAX_WALK_ORDER_CHOICES:
+                return []
+        for choice in itertools.product(*choices):
+            if all(complete for _, _, complete in choice):
+                continue
+            if reproduces(
+                _sum_in_order(weights[p] * grad for p, grad, _ in choice), submitted, self.allowed(i, "grad")
+            ):
+                early = _join([self.name(p) for p, _, complete in choice if not complete])
+                detail = f"{submitted!r} is what {self.name(i)} gets when {early} passed its grad on before all of its uses had added to it"
+                return [Fit(MISTAKE_NAMED["no-topological-order"], None, 0, 0, [(i, "grad")], detail)]
+        return []
+
     def reordered(self, i, contributions, submitted):
         """When the submitted grad is the same contributions added in another order (which only a bit-exact
         tolerance refuses), say so: floating-point sums depend on the order."""
@@ -775,6 +854,11 @@ def _shown(number):
     if isinstance(number, float) and not math.isfinite(number):
         return "NaN" if math.isnan(number) else "Infinity" if number > 0 else "-Infinity"
     return number
+
+
+def _close(predicted, submitted):
+    """Equal but for rounding: far within any whole term or factor a mistake changes."""
+    return abs(predicted - submitted) <= max(1e-9 * max(abs(predicted), abs(submitted)), 1e-12)
 
 
 def _sum_in_order(amounts):

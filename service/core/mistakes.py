@@ -37,6 +37,7 @@ _RELU = "(float(self.data > 0),)"
 _NEG = "return self * -1"
 _SUB = "return self + (-other)"
 _DIV = "return self * other**-1"
+_WALK = "reversed(topological_order(root, checkpoint))"
 _LOOP = """    for k, v in enumerate(reversed(topological_order(root, checkpoint))):
         if checkpoint and not k % CHECKPOINT_EVERY:
             checkpoint()
@@ -113,8 +114,10 @@ def _mistakes() -> list[Mistake]:
         backward("assigns-instead-of-adding", "the backward pass assigns each contribution (`child.grad = local_grad * v.grad`), so a node used more than once keeps only one", "add it: `child.grad += local_grad * v.grad`", "child.grad += local_grad * v.grad", "child.grad = local_grad * v.grad"),
         backward("no-chain-rule", "the backward pass adds the local gradient alone (`child.grad += local_grad`)", "the chain rule multiplies it by the node's grad: `child.grad += local_grad * v.grad`", "child.grad += local_grad * v.grad", "child.grad += local_grad"),
         backward("output-grad-not-set", "the backward pass does not start by setting the output's grad to 1, so every grad stays 0", "set `self.grad = 1` before walking the graph", "        self.grad = 1\n", "        pass\n"),
-        backward("order-not-reversed", "the backward pass walks the topological order forward, children before the nodes that use them, so a node passes its grad on before it has received it", "walk `reversed(topo)`", "reversed(topological_order(root, checkpoint))", "topological_order(root, checkpoint)"),
-        backward("no-topological-order", "each node passes its grad on as soon as it receives a contribution, before all of its users have added theirs (a recursive backward without a topological order)", "build the topological order first and walk it in reverse, each node once", _LOOP, "    propagate_on_arrival(root, checkpoint)"),
+        backward("order-not-reversed", "the backward pass walks the topological order forward, children before the nodes that use them, so a node passes its grad on before it has received it", "walk `reversed(topo)`", _WALK, "topological_order(root, checkpoint)"),
+        backward("breadth-first-walk", "the backward pass walks the nodes breadth-first from the output, which is no topological order: a node reached by a short path passes its grad on before the contributions of longer paths have reached it", "build the topological order (each node appended after its children) and walk it in reverse", _WALK, "breadth_first(root, checkpoint)"),
+        backward("preorder-walk", "the backward pass walks the nodes in the order a depth-first search first reaches them (each appended before its children, a pre-order), which is no topological order: a node can pass its grad on before all of its users have added theirs", "append each node after its children (a post-order) and walk that list reversed", _WALK, "pre_order(root, checkpoint)"),
+        backward("no-topological-order", "the backward pass walks no topological order: a node passes its grad on before all of its users have added theirs (a recursive backward that recurses as each contribution arrives, a breadth-first walk, a pre-order)", "build the topological order first and walk it in reverse, each node once", _LOOP, "    propagate_on_arrival(root, checkpoint)"),
         Mistake("some-uses-not-added", "the backward pass", ACCUMULATION, "some uses of the node were not added to its grad", "every use adds local_grad × grad: `child.grad += local_grad * v.grad` for each child of each node"),
         backward("same-child-counted-once", "a node used twice by one op (x * x, x + x) gets only one contribution: the children are kept by identity, as in a set or a dict", "keep every listed child, repeats included", "zip(v._children, v._local_grads)", "dict(zip(v._children, v._local_grads)).items()"),
         backward("leaf-grads-not-reset-twice", "the leaves' grads were not reset to 0 between two backward passes: each is twice the expected one", "zero the grads (`p.grad = 0`) before each backward pass", "        self.grad = 1\n", "        self.grad = 1\n", passes=2, rebuilt=True),
@@ -142,6 +145,37 @@ def order_with_repeats(root: Value, checkpoint: Checkpoint | None = None) -> lis
                 raise TooManyVisits(len(order))
             if checkpoint and not len(order) % 4096:
                 checkpoint()
+    return order
+
+
+def pre_order(root: Value, checkpoint: Checkpoint | None = None) -> list[Value]:
+    """Each node once, appended when a depth-first search from root first reaches it, before its
+    children (a build_topo that appends before recursing): no topological order."""
+    order, seen, stack = [root], {id(root)}, [iter(root._children)]
+    while stack:
+        for child in stack[-1]:
+            if id(child) not in seen:
+                seen.add(id(child))
+                order.append(child)
+                stack.append(iter(child._children))
+                break
+        else:
+            stack.pop()
+        if checkpoint and not len(order) % 4096:
+            checkpoint()
+    return order
+
+
+def breadth_first(root: Value, checkpoint: Checkpoint | None = None) -> list[Value]:
+    """Each node once, breadth-first from root, children in their order: no topological order."""
+    order, seen = [root], {id(root)}
+    for v in order:
+        for child in v._children:
+            if id(child) not in seen:
+                seen.add(id(child))
+                order.append(child)
+        if checkpoint and not len(order) % 4096:
+            checkpoint()
     return order
 
 
@@ -181,6 +215,8 @@ def _with_module(mistake: Mistake, source: str) -> Mistake:
         "__name__": f"service.core.mistakes.{mistake.key}",
         "propagate_on_arrival": propagate_on_arrival,
         "order_with_repeats": order_with_repeats,
+        "pre_order": pre_order,
+        "breadth_first": breadth_first,
     }
     exec(compile(source.replace(old, new), f"<engine with the mistake {mistake.key}>", "exec"), namespace)
     changes = frozenset(OPS) if mistake.kind == ACCUMULATION else _changed_ops(namespace["Value"])

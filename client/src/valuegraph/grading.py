@@ -154,13 +154,15 @@ class GraphResult:
         return ""
 
     def to_dict(self) -> dict:
-        """The result as JSON-ready data (the service's whole answer under "answer")."""
+        """The result as JSON-ready data, under the names of its attributes (the service's whole answer
+        under "answer")."""
         return {
             "name": self.name,
             "passed": self.passed,
             "score": self.score,
             "root_causes": self.root_causes,
             "exercised": self.exercised,
+            "message": self.message,
             "error": self.error,
             "error_kind": self.error_kind,
             "answer": self.answer,
@@ -200,13 +202,13 @@ class GradeReport:
         return [result for result in self.results if not result.passed]
 
     def to_dict(self) -> dict:
-        """The report as JSON-ready data."""
+        """The report as JSON-ready data, under the names of its attributes."""
         return {
             "passed": self.passed,
             "counts": self.counts,
             "mode": self.mode,
             "fields": list(self.fields),
-            "graphs": [result.to_dict() for result in self.results],
+            "results": [result.to_dict() for result in self.results],
         }
 
 
@@ -570,12 +572,15 @@ def local_gradients(value: Any, children: Sequence[Any], graph_values: set[int] 
     through hidden Values only (`graph_values` holds the id() of every graph node's Value).
 
     None when the class records no local gradients, when a path is not one clear line, and when the
-    same Value is listed twice with different local gradients (`x - x`: nothing in the student's
-    Values says which of its two uses is the first operand, so none is sent rather than a guess)."""
+    same Value is listed twice and either its uses are not each at their own place among
+    `value._children` or their local gradients differ (`x - x`: nothing in the student's Values says
+    which of its two uses is the first operand, and with `-x` detached from x only one use reaches x at
+    all; none is sent rather than a guess)."""
     graph_values = graph_values if graph_values is not None else {id(child) for child in children} | {id(value)}
     grads = []
     for position, child in enumerate(children):
-        grad = _carried(value, position, child, graph_values)
+        repeated = sum(other is child for other in children) > 1
+        grad = _carried(value, position, child, graph_values, own_place_only=repeated)
         if grad is None:
             return None
         grads.append(grad)
@@ -585,7 +590,9 @@ def local_gradients(value: Any, children: Sequence[Any], graph_values: set[int] 
     return grads
 
 
-def _carried(value: Any, position: int, child: Any, graph_values: set[int]) -> Any:
+def _carried(value: Any, position: int, child: Any, graph_values: set[int], own_place_only: bool = False) -> Any:
+    """The local gradient carried from `value` to the child at `position`; with `own_place_only` (a child
+    listed more than once) only along the path that starts at that position, never another use's."""
     grad: Any = 1
     holder = value
     for depth in range(MAX_HIDDEN_DEPTH):
@@ -597,6 +604,8 @@ def _carried(value: Any, position: int, child: Any, graph_values: set[int]) -> A
             return None
         if depth == 0 and position < len(below) and _leads_to(below[position], child, graph_values):
             k = position
+        elif depth == 0 and own_place_only:
+            return None
         else:
             leading = [k for k, hidden in enumerate(below) if _leads_to(hidden, child, graph_values)]
             if len(leading) != 1:

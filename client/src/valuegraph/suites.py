@@ -153,20 +153,26 @@ def _used_twice(graph: _Graph) -> str:
 
 
 def _used_three_times(graph: _Graph) -> str:
-    """x used by three nodes at three depths, so that a backward out of topological order is seen."""
+    """h = x * y used by three nodes at three depths, the last listing it first: a backward pass out of
+    topological order (breadth-first, a pre-order, recursing as each contribution arrives) passes h's
+    grad on before the deeper uses have added to it. h is an op: a leaf passes nothing on, so a leaf
+    used many times shows no such mistake."""
     x, y = graph.leaf(low=0.5, high=1.5, signed=False), graph.leaf()
-    first = graph.op("mul", x, y)
-    second = graph.op("add", first, x)
-    third = graph.op("div", second, x)
-    return graph.scaled(graph.op("exp", graph.op("mul", third, graph.leaf(low=0.2, high=0.6))))
+    h = graph.op("mul", x, y)
+    first = graph.op("mul", graph.leaf(low=0.5, high=1.5), h)
+    second = graph.op("sub", first, h)
+    third = graph.op("mul", h, second)
+    return graph.scaled(third)
 
 
 def _composites(graph: _Graph) -> str:
-    """sub, div and neg over each other: (a - b) / (c - -d) - -(a / b)."""
+    """sub, div and neg over each other: (a - b) / (c - -d) - -((a - b) / b), a - b one node used at two
+    depths (a backward pass out of topological order passes its grad on too early)."""
     a, b = graph.leaf(low=1, high=2), graph.leaf(low=0.5, high=1, signed=False)
     c, d = graph.leaf(low=2, high=3, signed=False), graph.leaf(low=0.5, high=1, signed=False)
-    left = graph.op("div", graph.op("sub", a, b), graph.op("sub", c, graph.op("neg", d)))
-    right = graph.op("neg", graph.op("div", a, b))
+    difference = graph.op("sub", a, b)
+    left = graph.op("div", difference, graph.op("sub", c, graph.op("neg", d)))
+    right = graph.op("neg", graph.op("div", difference, b))
     return graph.scaled(graph.op("sub", left, right))
 
 
