@@ -10,7 +10,7 @@ import math
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from service.core import graphs as graph_module
@@ -145,6 +145,32 @@ def check_first_root_cause_is_the_broken_node(module, case):
     return True
 
 
+def one_op(name, *children, **extra):
+    """A graph of one op over a negative and a positive leaf: each mutation above shows on one of them,
+    whatever hypothesis draws besides."""
+    leaves = [{"id": "x", "op": "value", "data": -1.5}, {"id": "y", "op": "value", "data": 2.0}]
+    return [*leaves, {"id": "out", "op": name, "children": list(children), **extra}], "out"
+
+
+OPS_SHOWING_EACH_MUTATION = [
+    one_op("mul", "x", "y"),
+    one_op("log", "y"),
+    one_op("relu", "x"),
+    one_op("pow", "y", exponent=3.0),
+    one_op("exp", "x"),
+    one_op("add", "x", "y"),
+    one_op("div", "x", "y"),
+    one_op("sub", "x", "y"),
+]
+
+
+def with_each_op(test):
+    """The property test run first on OPS_SHOWING_EACH_MUTATION, then on what hypothesis draws."""
+    for case in OPS_SHOWING_EACH_MUTATION:
+        test = example(case)(test)
+    return test
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mutation", list(FORWARD_MUTATIONS) + list(LOCAL_MUTATIONS))
 def test_a_broken_rule_is_the_first_root_cause(mutation):
@@ -154,6 +180,7 @@ def test_a_broken_rule_is_the_first_root_cause(mutation):
 
     @SETTINGS
     @given(graphs(data=SIGNED, shuffle=False, max_ops=10))
+    @with_each_op
     def check(case):
         if check_first_root_cause_is_the_broken_node(module, case):
             found.append(case)

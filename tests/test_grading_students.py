@@ -7,7 +7,7 @@ default tolerance."""
 import math
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from service.core import graphs as graph_module
@@ -79,6 +79,32 @@ def check(module, keys, case, mode, passes=1):
     return True
 
 
+def one_op_used(name, *children, **extra):
+    """One op over a negative and a positive leaf, its result used once more: each op's mistakes show
+    there, whatever else hypothesis draws."""
+    nodes = [{"id": "x", "op": "value", "data": -1.5}, {"id": "y", "op": "value", "data": 2.0}]
+    nodes += [
+        {"id": "n", "op": name, "children": list(children), **extra},
+        {"id": "out", "op": "mul", "children": ["n", "y"]},
+    ]
+    return nodes, "out"
+
+
+def with_each_op(test):
+    """The property test run first on a small graph of each op, then on what hypothesis draws."""
+    for case in (
+        one_op_used("log", "y"),
+        one_op_used("relu", "x"),
+        one_op_used("mul", "x", "y"),
+        one_op_used("pow", "y", exponent=3.0),
+        one_op_used("exp", "x"),
+        one_op_used("sub", "x", "y"),
+        one_op_used("div", "x", "y"),
+    ):
+        test = example(case)(test)
+    return test
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("mistake", list(students.MISTAKES))
@@ -89,6 +115,7 @@ def test_a_broken_class_is_flagged_and_its_mistake_named(mistake, mode):
 
     @SETTINGS
     @given(st.one_of(GRAPHS, relu_graphs()))
+    @with_each_op
     def run(case):
         if check(module, keys, case, mode):
             showed.append(case)
