@@ -208,6 +208,36 @@ def test_a_softmax_shift_gets_grads_of_rounding_noise_and_a_correct_class_passes
         assert grade(nodes, output, values, submitted)["passed"], variant
 
 
+def softmax_graph(xs, shift):
+    nodes = [{"id": f"x{k}", "data": x} for k, x in enumerate(xs)]
+    for k in range(len(xs)):
+        nodes += [
+            {"id": f"d{k}", "op": "sub", "children": [f"x{k}", f"x{shift}"]},
+            {"id": f"e{k}", "op": "exp", "children": [f"d{k}"]},
+        ]
+    nodes += [
+        {"id": "s1", "op": "add", "children": ["e0", "e1"]},
+        {"id": "s2", "op": "add", "children": ["s1", "e2"]},
+        {"id": "p", "op": "div", "children": ["e0", "s2"]},
+        {"id": "l", "op": "log", "children": ["p"]},
+    ]
+    return nodes
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_mistake_outside_the_catalogue_is_not_named_where_a_known_one_coincides_with_it(mode):
+    """exp's derivative written `exp(x) * x` is no known mistake, but at x = 0 (a softmax's shifted
+    largest input) it gives what `exp-derivative-of-input` gives: named there alone, it would send the
+    student to the wrong fix, though the other exps of the same graph show it is not that."""
+    student = students.student([("(math.exp(self.data),))", "(math.exp(self.data) * self.data,))")])
+    nodes = softmax_graph([0.3, 1.7, -0.4], shift=1)
+    output, values = graph_module.evaluate(nodes, "l")
+    body = grade(nodes, output, values, students.submission(student, nodes, "l", MODES[mode]))
+    assert not body["passed"]
+    named = [[c["mistake"] for c in cause["candidates"]] for cause in body["root_causes"]]
+    assert ["exp-derivative-of-input"] not in named, body["root_causes"]
+
+
 def test_subnormal_grads_of_a_class_that_divides_at_once_pass():
     """Next to zero a rounding error is absolute, not relative: a quotient scaled by a subnormal rounds
     differently when div is computed at once than as a * b**-1, and a correct class still passes."""

@@ -350,18 +350,36 @@ class _Grading:
         """The first MAX_ROOT_CAUSES structural root causes, each with its message and the known mistakes
         that fit it, moved to where those mistakes all point; children first. And how many more there are."""
         fits = self.fits() if causes else []
-        placed = {}
+        found, not_listed = {}, 0
         for count, (i, field) in enumerate(causes):
-            if len(placed) == MAX_ROOT_CAUSES:
-                return self.in_order(placed), len(causes) - count
+            if len(found) == MAX_ROOT_CAUSES:
+                not_listed = len(causes) - count
+                break
             candidates = self.candidates(fits, i, field) or self.sum_candidates(i, field, simulated=bool(fits))
             where = self.common_site(candidates, i, field) or (i, field)
             if field == "grad":
                 candidates = candidates + self.walk_order_candidates(i, candidates)
-            if where not in placed:
-                placed[where] = self.cause(where[0], where[1], candidates, verdicts, origin=(i, field))
+            found.setdefault(where, (candidates, (i, field)))
             self.checkpoint()
-        return self.in_order(placed), 0
+        placed = {
+            where: self.cause(*where, self.consistent(candidates, where, found), verdicts, origin)
+            for where, (candidates, origin) in found.items()
+        }
+        return self.in_order(placed), not_listed
+
+    def consistent(self, candidates, where, found):
+        """The candidates less a rule's mistake that another root cause, one no known mistake explains,
+        involves (its node's op, or for a grad its users' ops): a student's rule is wrong the same way at
+        every use of it, so a known mistake that fits one place only where it coincides with the
+        student's (exp's derivative written `exp(x) * x` is `x` at 0) is not the student's mistake."""
+        unexplained = set()
+        for (node, field), (others, _) in found.items():
+            if (node, field) != where and not others:
+                involved = self.users[node] if field == "grad" else [(node, None)]
+                unexplained |= {self.nodes[user].get("op") for user, _ in involved}
+        return [
+            fit for fit in candidates if fit.mistake.kind == ACCUMULATION or not (fit.mistake.changes & unexplained)
+        ]
 
     def in_order(self, placed):
         return [placed[key] for key in sorted(placed, key=lambda key: (self.rank[key[0]], FIELD_RANK[key[1]]))]
