@@ -70,20 +70,22 @@ exponents = st.one_of(
     st.integers(-6, 6),
     st.floats(-4, 4),
 )
+#: Integers as JSON writers send them: orjson writes -2**63 up to 2**64 - 1.
+json_integers = st.integers(-(2**63), 2**64 - 1)
 ids = st.one_of(
-    st.integers(-(2**63), 2**64 - 1),
+    json_integers,
     st.integers(0, 30),
     st.text(min_size=1, max_size=4),
     st.sampled_from(['"', "\\", "\x00", "\x1f", "\x7f", "é", "\u2028", "🙂", "a/b", "\t\n\r\b\f"]),
 )
 BROKEN_FIELDS = {
     "id": st.one_of(st.none(), st.booleans(), st.floats(), st.just(""), st.just("x" * 257)),
-    "op": st.one_of(st.sampled_from(["Add", "sqrt", "", "value"]), st.integers(-(2**63), 2**64 - 1), st.none()),
+    "op": st.one_of(st.sampled_from(["Add", "sqrt", "", "value"]), json_integers, st.none()),
     "data": st.one_of(st.none(), st.booleans(), st.just("2.0"), st.just([1.0])),
     "children": st.one_of(st.none(), st.just([]), st.lists(st.integers(0, 40), max_size=3), st.just("a")),
     "exponent": st.one_of(st.none(), st.booleans(), st.floats(-3, 3)),
     "local_grads": st.one_of(st.none(), st.lists(st.floats(-2, 2), max_size=3)),
-    "label": st.one_of(st.none(), st.just(""), st.just("x" * 257), st.integers(), st.just(["a"])),
+    "label": st.one_of(st.none(), st.just(""), st.just("x" * 257), json_integers, st.just(["a"])),
     "extra": st.integers(-5, 5),
 }
 labels = st.one_of(
@@ -477,7 +479,7 @@ def batches(draw):
     """A batch of requests (valid, refused or not graphs at all), its JSON written any way."""
     items = draw(
         st.lists(
-            st.one_of(documents(max_ops=6), documents(max_ops=6), st.just(SEED_GRAPH), st.integers(), st.just({})),
+            st.one_of(documents(max_ops=6), documents(max_ops=6), st.just(SEED_GRAPH), json_integers, st.just({})),
             min_size=1,
             max_size=6,
         )
