@@ -98,9 +98,21 @@ static bool read_arguments(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t e
     return true;
 }
 
-static PyObject *raise_past_deadline(void) {
-    PyErr_SetNone(PastDeadline);
-    return NULL;
+/* A call's end, `w` freed: PastDeadline raised once the deadline has passed, whatever was answered; None
+ * where the reference path must answer (any error set on the way forgotten); else `result`. */
+static PyObject *finish(work *w, PyObject *result) {
+    bool past_deadline = w->g.past_deadline;
+    work_free(w);
+    if (past_deadline) {
+        Py_XDECREF(result);
+        PyErr_SetNone(PastDeadline);
+        return NULL;
+    }
+    if (result == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return result;
 }
 
 static PyObject *fastpath_evaluate(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -128,17 +140,7 @@ static PyObject *fastpath_evaluate(PyObject *module, PyObject *const *args, Py_s
             result = Py_BuildValue("(Nn)", answer, (Py_ssize_t)w.g.n);
     }
     answer_buffer_drop(&b);
-    bool past_deadline = w.g.past_deadline;
-    work_free(&w);
-    if (past_deadline) {
-        Py_XDECREF(result);
-        return raise_past_deadline();
-    }
-    if (result == NULL) {
-        PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    return result;
+    return finish(&w, result);
 }
 
 /* Appends the answered items written so far, one bytes object, to `parts`; the buffer is emptied. */
@@ -239,17 +241,7 @@ static PyObject *fastpath_evaluate_batch(PyObject *module, PyObject *const *args
                      &answered_nodes))
         result = Py_BuildValue("(On)", parts, (Py_ssize_t)answered_nodes);
     Py_XDECREF(parts);
-    bool past_deadline = w.g.past_deadline;
-    work_free(&w);
-    if (past_deadline) {
-        Py_XDECREF(result);
-        return raise_past_deadline();
-    }
-    if (result == NULL) {
-        PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    return result;
+    return finish(&w, result);
 }
 
 static PyMethodDef methods[] = {
