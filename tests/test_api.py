@@ -63,6 +63,17 @@ def test_recorded_nodes_are_differentiated_as_recorded(post):
     assert body["nodes"] == [{"id": "x", "data": 0.5, "grad": 5.0}, {"id": "y", "data": 100.0, "grad": 1}]
 
 
+def test_a_key_repeated_in_one_object_counts_as_its_last(post):
+    """As docs/contract.md says: RFC 8259 leaves repeated keys to the receiver; the last one counts."""
+    body = (
+        b'{"nodes": [{"id": "x", "data": 1.0, "data": 2.5}, {"id": "y", "op": "exp", "op": "neg", "children": ["x"]}]}'
+    )
+    assert post(body).get_json()["nodes"] == [
+        {"id": "x", "data": 2.5, "grad": -1.0},
+        {"id": "y", "data": -2.5, "grad": 1},
+    ]
+
+
 def test_default_output_is_the_one_node_nobody_uses(post):
     nodes = [leaf("a", 1.0), op("b", "neg", "a"), op("c", "relu", "b")]
     assert post({"nodes": nodes}).get_json()["output"] == "c"

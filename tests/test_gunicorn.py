@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from bench.slow_clients import held_by_server
+from service.runtime.memory import RESERVES
 from tests.support import SEED_GRAPH
 from tools.reference_value import evaluate_with_seed
 from tools.server import gunicorn_server, worker_pids
@@ -186,6 +187,18 @@ def test_malformed_chunked_framing_is_a_400_problem(server, chunks):
     assert "Traceback" not in server.stderr.read_text()
 
 
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"], ids=["bare-LF-lines", "CRLF-lines-bare-LF-end"])
+def test_a_head_with_bare_lf_line_endings_is_a_400_at_once(server, ending):
+    """Not a 408 once the grace (10 s) has run out, waiting for a CRLF that will not come."""
+    head = ending.join([b"POST /v1/evaluate HTTP/1.1", b"Host: x", b"Content-Length: %d" % len(BODY), b""]) + b"\n"
+    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) as sock:
+        sock.sendall(head + BODY)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert "CRLF" in assert_problem(answer, 400)["detail"]
+
+
 def test_a_chunk_declared_larger_than_the_limit_is_a_413_at_once(server):
     """Not a 408 once the client stalls (or a 400 for the body it cut short): the size line says it all."""
     problem = assert_problem(exchange(port_of(server), post_head() + b"ffffffffffffffffffff\r\n{}"), 413)
@@ -333,6 +346,45 @@ def peak_memory_mib(pid):
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
+def send_chunks_until_answered(port, chunk_bytes, most_bytes):
+    """Send a chunked body of chunks of `chunk_bytes` spaces until an answer comes or `most_bytes` are sent
+    (60 s at most): the bytes sent and the answer."""
+    piece = memoryview(b"%x\r\n%b\r\n" % (chunk_bytes, b" " * chunk_bytes))
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(post_head())
+        sock.setblocking(False)
+        sent, answer, started = 0, b"", time.monotonic()
+        while not answer and sent < most_bytes and time.monotonic() - started < 60:
+            with contextlib.suppress(BlockingIOError):
+                answer += sock.recv(65536)
+            try:
+                sent += sock.send(piece[sent % len(piece) :])
+            except BlockingIOError:
+                time.sleep(0.001)
+        sock.setblocking(True)
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return sent, answer
+
+
+def test_a_chunked_body_that_could_never_fit_the_memory_budget_is_a_413_once_it_is_that_large(tmp_path):
+    """As a Content-Length that could never fit is a 413 before the body is read: a 600 MB budget fits an
+    evaluate body of at most 20 MB (30 B per body byte), under the 64 MiB body limit; a chunked one is
+    refused 413, not 503 (retry later), once that much has arrived."""
+    budget = 600_000_000
+    with gunicorn_server(
+        tmp_path, VALUEGRAPH_MEMORY_BUDGET_BYTES=str(budget), VALUEGRAPH_MAX_BODY_BYTES=str(64 << 20)
+    ) as server:
+        sent, answer = send_chunks_until_answered(port_of(server), 64 << 10, 128 << 20)
+        problem = assert_problem(answer, 413)
+        assert (
+            problem["type"] == "/problems/over-memory-budget" and "VALUEGRAPH_MEMORY_BUDGET_BYTES" in problem["detail"]
+        )
+        assert sent < 2 * budget // RESERVES[EVALUATE].per_body_byte, f"{sent >> 20} MiB sent before the 413"
+        assert requests.post(server.base + EVALUATE, data=BODY, headers=JSON, timeout=10).status_code == 200
+
+
 def test_a_chunked_body_is_cut_off_once_past_the_limit_holding_no_more(tmp_path):
     """A chunked body of up to 512 MiB against a 32 MiB limit: the 413 comes while the client is still
     sending, long before the end, and the worker's peak memory grows by about the limit, not twice it
@@ -342,22 +394,7 @@ def test_a_chunked_body_is_cut_off_once_past_the_limit_holding_no_more(tmp_path)
         (worker,) = worker_pids(server.process.pid)
         assert requests.post(server.base + EVALUATE, data=BODY, headers=JSON, timeout=10).status_code == 200
         before = peak_memory_mib(worker)
-        piece = memoryview(b"%x\r\n%b\r\n" % (1 << 20, b" " * (1 << 20)))
-        with socket.create_connection(("127.0.0.1", port_of(server)), timeout=30) as sock:
-            sock.sendall(post_head())
-            sock.setblocking(False)
-            sent, answer, started = 0, b"", time.monotonic()
-            while not answer and sent < 512 << 20 and time.monotonic() - started < 60:
-                with contextlib.suppress(BlockingIOError):
-                    answer += sock.recv(65536)
-                try:
-                    sent += sock.send(piece[sent % len(piece) :])
-                except BlockingIOError:
-                    time.sleep(0.001)
-            sock.setblocking(True)
-            with contextlib.suppress(OSError):
-                while chunk := sock.recv(65536):
-                    answer += chunk
+        sent, answer = send_chunks_until_answered(port_of(server), 1 << 20, 512 << 20)
         problem = assert_problem(answer, 413)
         assert "VALUEGRAPH_MAX_BODY_BYTES" in problem["detail"]
         assert parse(answer)[1]["connection"] == "close"

@@ -7,13 +7,15 @@ and the frames' callers hold the body and the document).
 """
 
 import gc
+import subprocess
+import sys
 import types
 
 import orjson
 import pytest
 
 from service.runtime.memory import LEAST_RESERVE, RESERVES, MemoryBudget, OverBudget, Reserve, reserve_for
-from tests.support import SEED_GRAPH
+from tests.support import ROOT, SEED_GRAPH
 
 LEAF = {"id": "a", "data": 1.0}
 INVALID_LOCAL_GRADS = {"nodes": [LEAF, {"id": "r", "data": 0.0, "children": ["a"] * 50, "local_grads": ["x"] * 50}]}
@@ -109,3 +111,37 @@ def test_the_gc_pause_starts_only_once_the_request_is_admitted(make_app):
     response = app.test_client().post("/v1/evaluate", data=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 200
     assert held_when_paused == [RESERVES["/v1/evaluate"].bytes_for(len(body))]
+
+
+RETAINED_AFTER_FREEING = """
+import sys
+from service.runtime.memory import give_freed_blocks_back
+
+if sys.argv[1] == "fixed":
+    assert give_freed_blocks_back()
+
+def resident():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+before = resident()
+for _ in range(3):
+    block = bytearray(24 * 2**20)
+    del block
+print(resident() - before)
+"""
+
+
+@pytest.mark.parametrize("mode, keeps_more_than", [("fixed", None), ("glibc's default", 16 * 2**20)])
+def test_a_freed_large_block_goes_back_to_the_system(mode, keeps_more_than):
+    """What the worker calls as it starts: a large block freed is given back, not kept in the heap. Left to
+    glibc's default, the second block of 24 MiB comes from the heap, and stays there once freed."""
+    kept = int(
+        subprocess.run(
+            [sys.executable, "-c", RETAINED_AFTER_FREEING, mode], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    if keeps_more_than is None:
+        assert kept < 4 * 2**20
+    else:
+        assert kept > keeps_more_than

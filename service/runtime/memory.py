@@ -7,6 +7,7 @@ slow clients hold little; once read, a body is admitted for the worst memory a b
 measured to cost at its endpoint (bench/memory.py).
 """
 
+import ctypes
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -117,6 +118,27 @@ class MemoryBudget:
         with self._freed:
             self.admitted -= count
             self._freed.notify_all()
+
+
+#: glibc's mallopt parameter for the size from which a block is mapped on its own, and unmapped when freed.
+M_MMAP_THRESHOLD = -3
+#: glibc's initial mmap threshold.
+MMAP_THRESHOLD_BYTES = 128 * 1024
+
+
+def give_freed_blocks_back() -> bool:
+    """Fix glibc's mmap threshold at its initial 128 KiB, so that every block larger than that goes back to
+    the system when freed. Left alone, glibc raises the threshold to the size of each large block freed
+    (up to 32 MiB) and keeps such blocks in its heap afterwards: a worker that had answered a few large
+    bodies held hundreds of MiB that no request used, which the memory budget (counted from the worker's
+    baseline) knew nothing of, and workers were killed for lack of memory. False where the C library is
+    not glibc."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
 
 
 def default_memory_budget(workers: int) -> int:

@@ -31,7 +31,7 @@ from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 from service.runtime import lifecycle
 from service.runtime.chunked import ChunkedBody
 from service.runtime.config import ConfigError, from_environment, server_from_environment
-from service.runtime.memory import MemoryBudget, OverBudget
+from service.runtime.memory import MemoryBudget, OverBudget, give_freed_blocks_back
 
 #: How long a connection that is being closed is still read from, what arrives dropped: closing with a
 #: request's rest unread would reset the connection and could destroy the answer before it is read.
@@ -52,6 +52,7 @@ SEND_BUFFERS = 64
 TRANSFER_CODING_DETAIL = (
     "Transfer-Encoding is not supported, except chunked alone: send the body with a Content-Length, or chunked."
 )
+BARE_LF_DETAIL = "The request's head is malformed: each of its lines must end with CRLF (\\r\\n), not a bare LF."
 #: gunicorn names these two statuses wrongly ("Bad Request").
 REASONS = {500: "Internal Server Error", 501: "Not Implemented"}
 
@@ -280,6 +281,11 @@ class PacedThreadWorker(ThreadWorker):
         if cfg.is_ssl:
             raise ConfigError("TLS is ended in front of the service (nginx, the Ingress), not by gunicorn: no certfile")
 
+    def init_process(self):
+        if not give_freed_blocks_back():
+            self.log.warning("Freed memory may stay in this worker: the C library is not glibc (no mallopt)")
+        super().init_process()
+
     def load_wsgi(self):
         """The app's body limit and memory budget, which the loop applies while a body arrives."""
         super().load_wsgi()
@@ -451,10 +457,15 @@ class PacedThreadWorker(ThreadWorker):
         self._head_arrived(conn)
 
     def _head_arrived(self, conn: LoopConn) -> None:
-        end = conn.received.find(b"\r\n\r\n", max(0, conn.searched - 3), self.max_head)
+        """Parse the head once its end has arrived. A blank line of bare LFs ends no head, and no header may
+        hold an LF: such a head is refused at once, not waited for until the grace runs out."""
+        start = max(0, conn.searched - 3)
+        end = conn.received.find(b"\r\n\r\n", start, self.max_head)
         conn.searched = len(conn.received)
         if end >= 0:
             self._parse(conn, end + 4)
+        elif conn.received.find(b"\n\n", start, self.max_head) >= 0:
+            self._refuse(conn, 400, "Bad Request", BARE_LF_DETAIL)
         elif len(conn.received) >= self.max_head:
             self._parse(conn, self.max_head)
 
@@ -563,8 +574,9 @@ class PacedThreadWorker(ThreadWorker):
             self.chunk_allowance -= conn.chunked.chunks - chunks
             if conn.chunked.paused:
                 self.paused_chunked.add(conn)
-            if len(conn.body) + conn.chunked.data_left > self.max_body:
-                self._cut_off(conn)
+            arriving = len(conn.body) + conn.chunked.data_left
+            if arriving > self.max_body or self.memory_budget.never_fits(arriving, conn.request.path):
+                self._cut_off(conn, arriving)
                 return True
             if not ended:
                 return False
@@ -587,13 +599,14 @@ class PacedThreadWorker(ThreadWorker):
             self.memory_budget.hold(count - conn.held)
         conn.held = count
 
-    def _cut_off(self, conn: LoopConn) -> None:
-        """A chunked body past the limit, or a chunk whose declared size would take it past: dropped, and the
-        request handed over as one that declares a body over the limit, which the app refuses (413) from its
-        length."""
+    def _cut_off(self, conn: LoopConn, arriving: int) -> None:
+        """A chunked body past the limit, or past what its endpoint could ever fit in the memory budget (or a
+        chunk whose declared size would take it past): dropped, and the request handed over as one that
+        declares a body of the size that arrived, or one byte over the limit, which the app refuses (413)
+        from its length, as it refuses such a Content-Length."""
         request = conn.request
         request.headers = [(name, value) for name, value in request.headers if name != "TRANSFER-ENCODING"]
-        request.headers.append(("CONTENT-LENGTH", str(self.max_body + 1)))
+        request.headers.append(("CONTENT-LENGTH", str(min(arriving, self.max_body + 1))))
         request.must_close = True
         self._hand_over(conn, ReceivedBody())
 
