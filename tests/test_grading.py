@@ -387,6 +387,26 @@ def test_an_invalid_graph_is_refused_as_evaluate_refuses_it(post, client):
     assert response.status_code == 422 and response.get_json()["type"] == "/problems/numeric-error"
 
 
+def test_a_local_gradient_beyond_the_doubles_is_refused_though_evaluation_answers(post, client):
+    """log at a subnormal x: its data is finite, its derivative 1/x is not. The output does not depend on
+    it, so evaluation never differentiates it and answers; grading would have to send that local gradient
+    and refuses, naming the node and why (docs/grading.md)."""
+    graph = {
+        "nodes": [
+            leaf("tiny", 4.450147717014407e-309),
+            op("l", "log", "tiny"),
+            leaf("x", 2.0),
+            op("y", "exp", "x"),
+        ],
+        "output": "y",
+    }
+    assert client.post("/v1/evaluate", json=graph).status_code == 200
+    response = post({**graph, "submitted": [{"id": "y", "grad": 1.0}]})
+    assert response.status_code == 422 and response.get_json()["type"] == "/problems/numeric-error"
+    (error,) = response.get_json()["errors"]
+    assert error["node"] == "l" and error["op"] == "log" and "overflows" in error["message"]
+
+
 def test_submitted_is_required_and_graph_and_submission_problems_come_together(post):
     assert [e["field"] for e in refused(post, EXAMPLE_GRAPH)] == ["submitted"]
     errors = refused(post, {"nodes": [{"id": "x", "data": "1"}], "submitted": [{"id": "x", "data": "1"}]})

@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from service.core import graphs as graph_module
-from service.core.grading import Tolerance, grade
+from service.core.grading import Tolerance
 from service.core.ops import OPS
 from tests.strategies import graphs
+from tests.support import grade_or_reject
 from tools import reference_value as seed_value
 
 EXACT = Tolerance(rtol=0.0, atol=0.0)
@@ -109,7 +110,7 @@ def graded(module, nodes, output):
     submitted = submission(module, nodes, output)
     assume(submitted is not None)
     output, values = evaluated
-    return grade(nodes, output, values, submitted, EXACT), values
+    return grade_or_reject(nodes, output, values, submitted, EXACT), values
 
 
 def first_broken_node(module, nodes, values, body):
@@ -273,7 +274,7 @@ def test_any_mismatch_has_a_root_cause_at_a_mismatched_or_unsent_field(case, dat
         for field in data.draw(st.sets(st.sampled_from(["data", "grad"]))):
             entry[field] = getattr(value, field) + data.draw(st.sampled_from([0.0, 0.0, 1.0, -0.5]))
         submitted.append(entry)
-    body = grade(nodes, output, values, submitted, Tolerance())
+    body = grade_or_reject(nodes, output, values, submitted, Tolerance())
     mismatched = {(n["id"], f) for n in body["nodes"] for f, v in n["verdict"].items() if v == "mismatch"}
     assert body["passed"] == (body["score"]["checked"] > 0 and not mismatched)
     assert (not mismatched) == (not body["root_causes"])

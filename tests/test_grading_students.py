@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from service.core import graphs as graph_module
 from service.core.grading import grade
 from tests.strategies import graphs
+from tests.support import grade_or_reject
 from tools import students
 
 #: Leaves away from 0, both signs (log needs positive inputs, relu's mistakes negative ones), and 0.
@@ -45,7 +46,7 @@ def graded(module, nodes, output, fields, passes=1):
     submitted = students.submission(module, nodes, output, fields, passes)
     assume(submitted is not None)
     output, values = evaluated
-    return grade(nodes, output, values, submitted), submitted, values
+    return grade_or_reject(nodes, output, values, submitted), submitted, values
 
 
 def mistakes_of(cause):
