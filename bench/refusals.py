@@ -1,10 +1,14 @@
-"""What a batch of invalid graphs costs beside the same invalid nodes in one graph: `python -m bench.refusals`.
+"""What refusals cost beside answers: `python -m bench.refusals`.
 
-A refusal must cost no more than the answer would: a batch explains its items' problems only until its
-answer lists MAX_BATCH_ENTRIES entries, across items, and past that refuses each invalid item without
-explaining it. Sent to one gunicorn worker per path (its deadline and memory budget lifted), each body
-three times; the service's own time (its request log's `duration_ms`) and the answer's size are reported,
-the batch's as a ratio to the one graph's measured in the same run.
+A refusal must cost no more than the answer would. Two comparisons, each on both paths:
+- a batch of invalid graphs beside the same invalid nodes in one graph: a batch explains its items'
+  problems only until its answer lists MAX_BATCH_ENTRIES entries, across items, and past that refuses each
+  invalid item without explaining it;
+- a large valid graph (a chain of adds) beside the same graph with one flaw: a refusal of the one graph
+  beside its answer.
+Sent to one gunicorn worker per path (its deadline and memory budget lifted), each body `--repeat` times;
+the service's own time (its request log's `duration_ms`) and the answer's size are reported, each as a
+ratio to its peer measured in the same run.
 """
 
 import argparse
@@ -35,21 +39,51 @@ def bodies(megabytes: float) -> tuple[bytes, bytes, int]:
     return batch, one_graph, per_graph * GRAPHS
 
 
+def chain(nodes: int) -> list[dict]:
+    """A chain of adds, each node adding the leaf to the one before: the graph every flaw is made in."""
+    return [{"id": 0, "data": 1.5}] + [{"id": k, "op": "add", "children": [k - 1, 0]} for k in range(1, nodes)]
+
+
+#: One flaw each, in a graph otherwise valid; what each costs to find is what the reference path pays.
+FLAWS = {
+    "the last node names a child no node has": lambda g: g[-1].update(children=[len(g) + 5, 0]),
+    "the last node has an unknown op": lambda g: g[-1].update(op="nope"),
+    "the last node repeats the fourth's id": lambda g: g[-1].update(id=3),
+    "the first add's child is the last node (a cycle through every node)": lambda g: g[1].update(
+        children=[len(g) - 1, 0]
+    ),
+    "a leaf no node uses beside the output (no one output)": lambda g: g.append({"id": len(g), "data": 2.0}),
+}
+
+
+def flawed_bodies(nodes: int) -> dict[str, bytes]:
+    """The valid chain's body ("valid"), and one body per flaw."""
+    bodies = {"valid": orjson.dumps({"nodes": chain(nodes)})}
+    for flaw, make in FLAWS.items():
+        graph = chain(nodes)
+        make(graph)
+        bodies[flaw] = orjson.dumps({"nodes": graph})
+    return bodies
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.refusals", description=__doc__)
     parser.add_argument("--megabytes", type=float, default=10.0, help="size of the batch")
+    parser.add_argument("--nodes", type=int, default=1_000_000, help="size of the graph a flaw is made in")
     parser.add_argument("--repeat", type=int, default=3, help="times each body is sent")
     args = parser.parse_args(argv)
     batch, one_graph, nodes = bodies(args.megabytes)
-    cases = {
-        "/v1/evaluate/batch": (f"{GRAPHS:,} graphs of {nodes // GRAPHS} invalid nodes", batch),
-        "/v1/evaluate": (f"one graph of the same {nodes:,} invalid nodes", one_graph),
-    }
+    cases = [
+        ("/v1/evaluate/batch", f"{GRAPHS:,} graphs of {nodes // GRAPHS} invalid nodes", batch),
+        ("/v1/evaluate", f"one graph of the same {nodes:,} invalid nodes", one_graph),
+    ]
+    flawed = flawed_bodies(args.nodes)
+    cases += [("/v1/evaluate", f"{args.nodes:,} nodes: {flaw}", body) for flaw, body in flawed.items()]
     rows = []
     with tempfile.TemporaryDirectory(prefix="valuegraph-refusals-") as log_dir:
         for path, path_env in PATHS.items():
             with BenchGunicorn(log_dir, workers=1, env={**UNBOUNDED, **path_env}) as server:
-                for endpoint, (shape, body) in cases.items():
+                for endpoint, shape, body in cases:
                     times, answer = [], b""
                     for _ in range(args.repeat):
                         tag = uuid.uuid4().hex
@@ -76,15 +110,28 @@ def main(argv: list[str] | None = None) -> None:
                         f"{row['answer_bytes'] / 1e3:,.1f} kB (load {load_average()})",
                         file=sys.stderr,
                     )
+    one_graph_rows = [r for r in rows if " nodes: " not in r["shape"]]
+    print("A batch of invalid graphs beside the same invalid nodes in one graph:\n")
     print("| endpoint | body | path | size | status | answer | time (median) | batch ÷ one graph |")
     print("|---|---|---|---|---|---|---|---|")
+    for r in one_graph_rows:
+        peer = next(p for p in one_graph_rows if p["path"] == r["path"] and p["endpoint"] == "/v1/evaluate")
+        print(_row(r, peer))
+    valid = f"{args.nodes:,} nodes: valid"
+    print("\nA large graph with one flaw beside the same graph valid (a chain of adds):\n")
+    print("| endpoint | body | path | size | status | answer | time (median) | ÷ the valid graph's answer |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        peer = next(p for p in rows if p["path"] == r["path"] and p["endpoint"] == "/v1/evaluate")
-        print(
-            f"| `{r['endpoint']}` | {r['shape']} | {r['path']} | {r['body_bytes'] / 1e6:.1f} MB | {r['status']} "
-            f"| {r['answer_bytes'] / 1e3:,.1f} kB | {r['seconds']:.2f} s | {r['seconds'] / peer['seconds']:.2f}× |"
-        )
+        if " nodes: " in r["shape"]:
+            print(_row(r, next(p for p in rows if p["path"] == r["path"] and p["shape"] == valid)))
     print(f"\nLoad average {load_average()}.")
+
+
+def _row(r: dict, peer: dict) -> str:
+    return (
+        f"| `{r['endpoint']}` | {r['shape']} | {r['path']} | {r['body_bytes'] / 1e6:.1f} MB | {r['status']} "
+        f"| {r['answer_bytes'] / 1e3:,.1f} kB | {r['seconds']:.2f} s | {r['seconds'] / peer['seconds']:.2f}× |"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import sys
 import orjson
 import pytest
 
+from bench import refusals
 from service.core import fastpath
 from tests.support import ROOT
 
@@ -124,7 +125,13 @@ def test_the_deadline_bench_times_each_slowest_shape_on_both_paths():
     assert "| fast |" in table and "| reference |" in table and "Longest: " in table
 
 
-def test_the_refusals_bench_compares_a_batch_with_one_graph():
-    table = run_bench("bench.refusals", "--megabytes", "0.2", "--repeat", "1")
+def test_the_refusals_bench_compares_a_batch_with_one_graph_and_a_flaw_with_the_valid_graph():
+    table = run_bench("bench.refusals", "--megabytes", "0.2", "--nodes", "2000", "--repeat", "1")
     assert table.count("| `/v1/evaluate/batch` | 10,000 graphs of ") == 2
     assert table.count("| `/v1/evaluate` | one graph of the same ") == 2
+    assert table.count("| `/v1/evaluate` | 2,000 nodes: valid | ") == 2
+    for path in ("fast", "reference"):
+        assert f"| 2,000 nodes: valid | {path} | " in table
+        assert table.count(f"| {path} | ") == 2 + 1 + len(refusals.FLAWS)
+    flawed = [line for line in table.splitlines() if "2,000 nodes: " in line and "nodes: valid" not in line]
+    assert len(flawed) == 2 * len(refusals.FLAWS) and all("| 422 |" in line for line in flawed)
