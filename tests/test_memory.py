@@ -7,6 +7,7 @@ and the frames' callers hold the body and the document).
 """
 
 import gc
+import platform
 import subprocess
 import sys
 import types
@@ -132,6 +133,7 @@ print(resident() - before)
 """
 
 
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator and its mmap threshold")
 @pytest.mark.parametrize("mode, keeps_more_than", [("fixed", None), ("glibc's default", 16 * 2**20)])
 def test_a_freed_large_block_goes_back_to_the_system(mode, keeps_more_than):
     """What the worker calls as it starts: a large block freed is given back, not kept in the heap. Left to

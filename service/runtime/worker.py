@@ -283,7 +283,9 @@ class PacedThreadWorker(ThreadWorker):
 
     def init_process(self):
         if not give_freed_blocks_back():
-            self.log.warning("Freed memory may stay in this worker: the C library is not glibc (no mallopt)")
+            self.log.warning(
+                "Freed memory may stay in this worker: glibc's mallopt is missing or refused the mmap threshold"
+            )
         super().init_process()
 
     def load_wsgi(self):
