@@ -56,6 +56,14 @@ FLAWS = {
 }
 
 
+#: Each table's title and the name of its last column, the ratio to its peer.
+BATCH_TABLE = ("A batch of invalid graphs beside the same invalid nodes in one graph:", "batch ÷ one graph")
+FLAW_TABLE = (
+    "A large graph with one flaw beside the same graph valid (a chain of adds):",
+    "÷ the valid graph's answer",
+)
+
+
 def flawed_bodies(nodes: int) -> dict[str, bytes]:
     """The valid chain's body ("valid"), and one body per flaw."""
     bodies = {"valid": orjson.dumps({"nodes": chain(nodes)})}
@@ -73,17 +81,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="times each body is sent")
     args = parser.parse_args(argv)
     batch, one_graph, nodes = bodies(args.megabytes)
+    one = f"one graph of the same {nodes:,} invalid nodes"
+    valid = f"{args.nodes:,} nodes: valid"
+    # (table, endpoint, shape, body, the shape of the peer its time is divided by)
     cases = [
-        ("/v1/evaluate/batch", f"{GRAPHS:,} graphs of {nodes // GRAPHS} invalid nodes", batch),
-        ("/v1/evaluate", f"one graph of the same {nodes:,} invalid nodes", one_graph),
+        (BATCH_TABLE, "/v1/evaluate/batch", f"{GRAPHS:,} graphs of {nodes // GRAPHS} invalid nodes", batch, one),
+        (BATCH_TABLE, "/v1/evaluate", one, one_graph, one),
     ]
-    flawed = flawed_bodies(args.nodes)
-    cases += [("/v1/evaluate", f"{args.nodes:,} nodes: {flaw}", body) for flaw, body in flawed.items()]
+    cases += [
+        (FLAW_TABLE, "/v1/evaluate", f"{args.nodes:,} nodes: {flaw}", body, valid)
+        for flaw, body in flawed_bodies(args.nodes).items()
+    ]
     rows = []
     with tempfile.TemporaryDirectory(prefix="valuegraph-refusals-") as log_dir:
         for path, path_env in PATHS.items():
             with BenchGunicorn(log_dir, workers=1, env={**UNBOUNDED, **path_env}) as server:
-                for endpoint, shape, body in cases:
+                for table, endpoint, shape, body, peer in cases:
                     times, answer = [], b""
                     for _ in range(args.repeat):
                         tag = uuid.uuid4().hex
@@ -96,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
                         times.append(server.request_seconds(tag))
                         answer = response.content
                     row = {
+                        "table": table,
+                        "peer": peer,
                         "endpoint": endpoint,
                         "shape": shape,
                         "path": path,
@@ -110,20 +125,13 @@ def main(argv: list[str] | None = None) -> None:
                         f"{row['answer_bytes'] / 1e3:,.1f} kB (load {load_average()})",
                         file=sys.stderr,
                     )
-    one_graph_rows = [r for r in rows if " nodes: " not in r["shape"]]
-    print("A batch of invalid graphs beside the same invalid nodes in one graph:\n")
-    print("| endpoint | body | path | size | status | answer | time (median) | batch ÷ one graph |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in one_graph_rows:
-        peer = next(p for p in one_graph_rows if p["path"] == r["path"] and p["endpoint"] == "/v1/evaluate")
-        print(_row(r, peer))
-    valid = f"{args.nodes:,} nodes: valid"
-    print("\nA large graph with one flaw beside the same graph valid (a chain of adds):\n")
-    print("| endpoint | body | path | size | status | answer | time (median) | ÷ the valid graph's answer |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        if " nodes: " in r["shape"]:
-            print(_row(r, next(p for p in rows if p["path"] == r["path"] and p["shape"] == valid)))
+    for k, (title, ratio) in enumerate((BATCH_TABLE, FLAW_TABLE)):
+        print(("\n" if k else "") + title + "\n")
+        print(f"| endpoint | body | path | size | status | answer | time (median) | {ratio} |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            if r["table"] == (title, ratio):
+                print(_row(r, next(p for p in rows if p["path"] == r["path"] and p["shape"] == r["peer"])))
     print(f"\nLoad average {load_average()}.")
 
 
